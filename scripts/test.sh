@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up, build (normal + sanitizer) and run every test under prove.
+#   scripts/test.sh            # setup + build + all tests, both builds
+#   scripts/test.sh --quick    # no setup, normal build only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0; [ "${1:-}" = "--quick" ] && quick=1
+if [ $quick -eq 0 ]; then scripts/setup.sh; scripts/build.sh --asan; else scripts/build.sh; fi
+status=0
+run() {
+  local b=$1
+  echo "== tests against $b"
+  DAM_BUILD="$PWD/$b" DAMC="$PWD/$b/damc" prove -j2 --exec '' "$b"/tests/t_* tests/*.t || status=1
+}
+run build
+if [ $quick -eq 0 ]; then
+  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 run build-asan
+fi
+exit $status

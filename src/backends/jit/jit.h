@@ -1,0 +1,60 @@
+/* jit.h - native code for a Model through the LLVM C API (ORC LLJIT).
+ *
+ * This header is deliberately free of llvm-c types: only the .c files in this
+ * directory include llvm-c.  jit_compile() emits one LLVM module specialised
+ * on the model's sizes and static weights, runs LLVM's optimisation pipeline
+ * and returns native entry points.
+ *
+ * Workspace: every compiled entry point takes `double *ws`, a per-run buffer
+ * of ws_size doubles laid out by the JIT (inputs, dynamic tensors,
+ * activations, scratch).  Inputs are written at input_off[i] (token indices as
+ * doubles); the flat state x (model_state_size doubles, layers in order) is
+ * passed separately.  Different ws buffers may be used from different threads
+ * at the same time.
+ */
+#ifndef DAM_JIT_H
+#define DAM_JIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "model.h"
+
+typedef struct JitKernels {
+	size_t ws_size;                /* doubles */
+	size_t nstate;                 /* model_state_size */
+	size_t noutput;                /* sum of output sizes */
+	size_t nact;                   /* == nstate: activations, flat, layers in order */
+	const size_t *input_off;       /* ws offset of each input (model->inputs order) */
+	const size_t *output_off;      /* offset of each output inside the out[] array */
+	/* After the inputs are in ws: compute dynamic tensors and biases. */
+	void (*setup)(double *ws);
+	/* Initial state (init segments, then clamps). Call after setup. */
+	void (*init_state)(double *ws, double *x);
+	/* dx/dt for all layers (rhs/tau; 0 for clamped neurons). */
+	void (*rhs)(double *ws, const double *x, double *dxdt);
+	/* Global energy at x. */
+	double (*energy)(double *ws, const double *x);
+	/* Activations g of all layers at x, flat. */
+	void (*acts)(double *ws, const double *x, double *g);
+	/* All outputs at x, concatenated in declaration order. */
+	void (*outputs)(double *ws, const double *x, double *out);
+	/* nsteps forward-Euler steps of size dt in place (fused loop). */
+	void (*euler)(double *ws, double *x, double dt, int64_t nsteps);
+} JitKernels;
+
+typedef struct JitOptions {
+	int opt_level;                 /* 0..3, default 3 */
+	FILE *dump_ir;                 /* non-NULL: print the optimised LLVM IR here */
+	FILE *dump_ir_unopt;           /* non-NULL: print the IR before optimisation */
+} JitOptions;
+
+typedef struct Jit Jit;
+
+/* Returns NULL on failure with a message in err. */
+Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen);
+const JitKernels *jit_kernels(const Jit *j);
+void jit_free(Jit *j);
+
+#endif

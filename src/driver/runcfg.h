@@ -1,0 +1,44 @@
+/* runcfg.h - a run configuration: what `damc run` does, from flags and Lua.
+ *
+ * The command line and a Lua file (-c RUN.lua) fill the same RunConfig; flags
+ * given on the command line override the file.  Lua configures runs (solver,
+ * time span, tolerances, inputs, datasets, parameter overrides, outputs); it
+ * never defines models.
+ */
+#ifndef DAM_RUNCFG_H
+#define DAM_RUNCFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+
+typedef struct CfgValues {
+	char *name;            /* input name (malloc'd) */
+	double *v;             /* values (malloc'd) */
+	size_t n;
+} CfgValues;
+
+typedef struct RunConfig {
+	/* NULL / negative / false means "not set" (the defaults apply later). */
+	char *solver;          /* "euler", "rk4", "dopri5", "expeuler" */
+	double dt, t_end, rtol, atol, steady_tol;     /* < 0: not set */
+	char **defines; size_t ndefines;              /* "name=value" parameter overrides */
+	CfgValues *inputs; size_t ninputs;            /* named inputs */
+	char *dataset_path;                           /* dataset file (rows of input values) */
+	double *dataset; size_t dataset_rows, dataset_cols;   /* rows given inline / by a Lua function */
+	char **outputs; size_t noutputs;              /* outputs to report (all when 0) */
+	char *trace_path, *plot_path;
+	bool json;
+	int threads;                                  /* 0: all cores */
+} RunConfig;
+
+void runcfg_init(RunConfig *rc);
+void runcfg_free(RunConfig *rc);
+
+/* Run the Lua file `path` in a sandbox and merge what it sets into rc.
+ * Errors (syntax, runtime, wrong types, instruction limit) are reported to d
+ * located at the config file and line; returns 0 on success, -1 on error. */
+int cfg_load_lua(const char *path, RunConfig *rc, Diags *d);
+
+#endif

@@ -1,0 +1,103 @@
+/* ast.h - the syntax tree the parser builds (grammar/dam.y) and sema reads.
+ *
+ * The grammar is deliberately a little lax (STYLE.md): e.g. the bracket list
+ * after a declared name is a list of expressions, and sema decides whether
+ * `[D]` is a size, `[mu]` a fresh index or `[k: 2]` an index with an extent.
+ * All nodes live in the compilation arena; names are interned (pointer
+ * equality means name equality).
+ */
+#ifndef DAM_AST_H
+#define DAM_AST_H
+
+#include <stdbool.h>
+
+#include "diag.h"
+
+typedef enum {
+	E_NUM,     /* num */
+	E_STR,     /* str (unescaped) */
+	E_IDENT,   /* str: name, may be qualified "inst.name" */
+	E_BINOP,   /* op in "+-*/^", a op b */
+	E_NEG,     /* -a */
+	E_CALL,    /* str(args[0..nargs)); args before nsemi are positional, after ';' the rest
+	              (nsemi == -1: no ';' was written) */
+	E_INDEX,   /* a[args] */
+	E_LIST,    /* [args] literal */
+	E_RANGE,   /* a : b   (slice lo:hi, or index-with-extent name:extent); a or b may be NULL */
+} ExprKind;
+
+typedef struct Expr Expr;
+struct Expr {
+	ExprKind kind;
+	Loc loc;
+	double num;
+	const char *str;
+	int op;
+	Expr *a, *b;
+	Expr **args;
+	int nargs;
+	int nsemi;
+};
+
+typedef enum {
+	S_IMPORT,      /* import "path"                       str */
+	S_PARAM,       /* param name = value                  name, value */
+	S_TENSOR,      /* tensor name[dims] = value           name, dims, value */
+	S_LEARN,       /* learn name[dims] (= value)?         name, dims, value (may be NULL) */
+	S_LAGRANGIAN,  /* lagrangian name(params) = value     name, params (nsemi splits arg/params), value */
+	S_LAYER,       /* layer name[dims] : type attrs       name, dims, type, attrs */
+	S_WEIGHTS,     /* weights name : lhs -- rhs = value   name, lhs, rhs, value, attrs */
+	S_BIAS,        /* bias target = value                 target, value */
+	S_INIT,        /* init target = value                 target, value */
+	S_CLAMP,       /* clamp target = value                target, value */
+	S_INPUT,       /* input name[dims] (: type)?          name, dims, type (may be NULL) */
+	S_OUTPUT,      /* output name[dims]? = value          name, dims, value */
+	S_BLOCK,       /* block name(params) { body }         name, params, body */
+	S_USE,         /* use inst = block(args)              name (instance), value (E_CALL) */
+} StmtKind;
+
+typedef struct Attr {
+	const char *name;
+	Loc loc;
+	Expr *value;
+} Attr;
+
+typedef struct Stmt Stmt;
+struct Stmt {
+	StmtKind kind;
+	Loc loc;               /* of the keyword */
+	const char *name;      /* declared name (interned) */
+	Loc name_loc;
+	const char *str;       /* S_IMPORT: path */
+	Expr **dims; int ndims;  /* bracket list after the name; ndims = -1 when absent */
+	Expr *value;           /* right-hand side after '=' (NULL when absent) */
+	Expr *type;            /* S_LAYER: Lagrangian (ident or call); S_INPUT: e.g. index(V) */
+	Expr *target;          /* S_BIAS/S_INIT/S_CLAMP: ident or index expression */
+	Expr *lhs, *rhs;       /* S_WEIGHTS: the two layer references (ident or ident[idx]) */
+	const char **params; Loc *param_locs; int nparams;
+	int nsemi;             /* S_LAGRANGIAN/S_BLOCK: params before ';' (-1: no ';') */
+	Attr *attrs; int nattrs;
+	Stmt **body; int nbody;  /* S_BLOCK */
+	uint32_t file;         /* source file id of this statement */
+};
+
+typedef struct Module {
+	uint32_t file;
+	Stmt **stmts;
+	int nstmts;
+} Module;
+
+/* Interning: same bytes -> same pointer, for the lifetime of the arena. */
+typedef struct Interner Interner;
+Interner   *intern_new(Arena *a);
+const char *intern(Interner *in, const char *s, size_t n);
+
+/* Parse a registered source file (diag_add_file) into a Module.  Syntax
+ * errors are reported to d; the parser recovers at statement boundaries and
+ * returns the statements it could build (never NULL). */
+Module *parse_module(Diags *d, Interner *in, uint32_t file);
+
+/* Debug: print the AST in an S-expression form (golden tests of the parser). */
+void ast_print(const Module *m, FILE *out);
+
+#endif
