@@ -392,6 +392,30 @@ static void test_trace(void)
 	   "trace at t = 0, at each of 11 checks and once at the end");
 }
 
+/* ---- step budgets ----------------------------------------------------- */
+
+static void test_limits(void)
+{
+	Leak L;
+	DamSystem s = leak_system(&L);
+	DamRunOpts o;
+	DamRunResult r;
+	dam_run_opts_default(&o);
+	o.max_steps = 10;
+	double x[2] = {0.0, 3.0};
+	dam_integrate(&s, x, &o, &r);
+	ok(r.status == DAM_STEP_FAIL && r.steps == 10 && fabs(r.t - 0.01) < 1e-15,
+	   "euler with max_steps 10 of 1000: DAM_STEP_FAIL at t = 0.01 (t %.17g)", r.t);
+	o.solver = DAM_DOPRI5;
+	o.rtol = 1e-12;
+	o.atol = 1e-14;
+	o.max_steps = 3;
+	x[0] = 0.0;
+	x[1] = 3.0;
+	dam_integrate(&s, x, &o, &r);
+	ok(r.status == DAM_STEP_FAIL && r.t < 1.0, "dopri5 with max_steps 3 at rtol 1e-12: DAM_STEP_FAIL before t_end");
+}
+
 /* ---- names and the batch runner ---------------------------------------- */
 
 static void test_names(void)
@@ -430,7 +454,7 @@ static void test_parallel(void)
 
 int main(void)
 {
-	plan(42);
+	plan(44);
 	test_leak_accuracy();
 	test_nonlinear();
 	test_steady();
@@ -440,6 +464,7 @@ int main(void)
 	test_clamped();
 	test_fused();
 	test_trace();
+	test_limits();
 	test_names();
 	test_parallel();
 	return done_testing();
