@@ -23,6 +23,7 @@
 #include "sym_impl.h"
 
 #include <assert.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,68 @@ bool sym_is_fn(const SymCtx *c, SymId e, SymFn f)
 	return n->kind == SYM_FN && n->fn == f;
 }
 
+/* ---- alpha-equivalence ------------------------------------------------- */
+
+typedef struct SymAlpha {
+	IdxId a[SYM_MAX_FREE], b[SYM_MAX_FREE];   /* bound index pairs, innermost last */
+	int n;
+} SymAlpha;
+
+/* Does the pairing rename an index free in x (or y)? */
+static bool sym_alpha_renames(const SymCtx *c, const SymAlpha *m, SymId x, SymId y)
+{
+	for (int r = 0; r < m->n; r++)
+		if (m->a[r] != m->b[r] && (sym_has_free(c, x, m->a[r]) || sym_has_free(c, y, m->b[r])))
+			return true;
+	return false;
+}
+
+static bool sym_alpha_idx(const SymAlpha *m, IdxId x, IdxId y)
+{
+	for (int r = m->n - 1; r >= 0; r--)
+		if (m->a[r] == x || m->b[r] == y)
+			return m->a[r] == x && m->b[r] == y;
+	return x == y;
+}
+
+static bool sym_alpha_rec(const SymCtx *c, SymAlpha *m, SymId x, SymId y)
+{
+	if (x == y && !sym_alpha_renames(c, m, x, y))
+		return true;
+	const SymNode *p = sym_node(c, x), *q = sym_node(c, y);
+	if (p->kind != q->kind || p->fn != q->fn || p->nkids != q->nkids ||
+	    memcmp(&p->val, &q->val, sizeof p->val) != 0)
+		return false;
+	bool binder = p->kind == SYM_SUM || p->kind == SYM_LSE || p->kind == SYM_MAX;
+	if (p->kind == SYM_IDX)
+		return sym_alpha_idx(m, p->aux, q->aux);
+	if (binder) {
+		if (c->idx[p->aux].extent != c->idx[q->aux].extent || m->n == SYM_MAX_FREE)
+			return false;
+		m->a[m->n] = p->aux, m->b[m->n] = q->aux, m->n++;
+	} else if (p->aux != q->aux)
+		return false;
+	bool same = true;
+	for (int i = 0; i < p->nkids && same; i++)
+		same = sym_alpha_rec(c, m, p->kids[i], q->kids[i]);
+	if (binder)
+		m->n--;
+	return same;
+}
+
+/* Equal up to the names of bound indices (kids compared in stored order, so
+ * this may miss some equivalences; it never reports a false one). */
+bool sym_alpha_eq(const SymCtx *c, SymId x, SymId y)
+{
+	if (x == y)
+		return true;
+	const SymNode *p = sym_node(c, x), *q = sym_node(c, y);
+	if (p->kind != q->kind || p->nfree != q->nfree)
+		return false;
+	SymAlpha m = {.n = 0};
+	return sym_alpha_rec(c, &m, x, y);
+}
+
 /* ---- scalar functions (shared with the evaluator) ---------------------- */
 
 double sym_apply_fn(SymFn f, double x)
@@ -404,7 +467,7 @@ SymId sym_coef_rest(SymCtx *c, SymId e, double *coef)
 
 /* ---- ADD --------------------------------------------------------------- */
 
-typedef struct { SymId rest; double coef; } SymTerm;
+typedef struct { SymId rest; double coef, mag; } SymTerm;
 
 static int sym_cmp_term(const void *a, const void *b)
 {
@@ -412,17 +475,33 @@ static int sym_cmp_term(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Combine like terms of terms[0..n), sorted by rest; returns the new count. */
-static int sym_merge_terms(SymTerm *t, int n)
+/* A sum of coefficients that cancels to within rounding is exactly 0
+ * (0.4*0.2 - 0.08 must not leave 1e-17*t behind). */
+static double sym_snap(double sum, double mag)
+{
+	return fabs(sum) <= 8 * DBL_EPSILON * mag ? 0 : sum;
+}
+
+/* Combine like terms of terms[0..n): equal rests, or rests equal up to the
+ * names of bound indices (sum(i, x[i]) and sum(l, x[l])).  Returns the new
+ * count; the first (smallest id) rest represents its class. */
+static int sym_merge_terms(const SymCtx *c, SymTerm *t, int n)
 {
 	qsort(t, (size_t)n, sizeof *t, sym_cmp_term);
 	int m = 0;
 	for (int i = 0; i < n; i++) {
-		if (m && t[m - 1].rest == t[i].rest)
-			t[m - 1].coef += t[i].coef;
-		else
+		int q = m - 1;
+		if (!(m && t[q].rest == t[i].rest))
+			for (q = 0; q < m && !sym_alpha_eq(c, t[q].rest, t[i].rest); q++)
+				;
+		if (q >= 0 && q < m) {
+			t[q].coef += t[i].coef;
+			t[q].mag = fmax(t[q].mag, fabs(t[i].coef));
+		} else
 			t[m++] = t[i];
 	}
+	for (int i = 0; i < m; i++)
+		t[i].coef = sym_snap(t[i].coef, t[i].mag);
 	return m;
 }
 
@@ -442,18 +521,19 @@ SymId sym_addn(SymCtx *c, int n, const SymId *a)
 	for (int i = 0; i < n; i++)
 		sym_flatten(c, &v, a[i], SYM_ADD);
 	SymTerm *t = dam_xrealloc(NULL, (v.n + 1) * sizeof *t);
-	double k = 0;
+	double k = 0, kmag = 0;
 	int m = 0;
 	for (size_t i = 0; i < v.n; i++) {
 		double coef;
 		SymId rest = sym_split_coef(c, v.v[i], &coef);
 		if (rest)
-			t[m++] = (SymTerm){rest, coef};
+			t[m++] = (SymTerm){rest, coef, fabs(coef)};
 		else
-			k += coef;
+			k += coef, kmag = fmax(kmag, fabs(coef));
 	}
 	vec_free(&v);
-	m = sym_merge_terms(t, m);
+	k = sym_snap(k, kmag);
+	m = sym_merge_terms(c, t, m);
 	SymId *out = dam_xrealloc(NULL, ((size_t)m + 1) * sizeof *out);
 	int no = 0;
 	for (int i = 0; i < m; i++) {

@@ -42,6 +42,7 @@ void   sym_sort_ids(SymId *a, int n);
 bool   sym_is_fn(const SymCtx *c, SymId e, SymFn f);
 SymId  sym_coef_rest(SymCtx *c, SymId e, double *coef);
 SymId  sym_distribute(SymCtx *c, SymId f, SymId sum);
+bool   sym_alpha_eq(const SymCtx *c, SymId x, SymId y);
 SymId  sym_rebuild(SymCtx *c, const SymNode *n, const SymId *kids);
 SymId  sym_subst_idxn(SymCtx *c, SymId e, int n, const IdxId *from, const SymId *to);
 
