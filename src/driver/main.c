@@ -1,0 +1,55 @@
+/* main.c - the damc command line: dispatch to the subcommands.
+ *
+ *   damc check  FILE [-D name=value]...     parse, check, derive; diagnostics only
+ *   damc derive FILE [--latex] [-D ...]     print activations, energy, ODEs
+ *   damc run    FILE [options]              JIT-compile and simulate
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static void usage(FILE *out)
+{
+	fputs("usage: damc COMMAND [options] FILE.dam\n"
+	      "\n"
+	      "Compile energy-based analog circuit models (Dense Associative Memories).\n"
+	      "\n"
+	      "commands:\n"
+	      "  check    parse and check a model, derive its equations, report diagnostics\n"
+	      "  derive   print the derived activations, Hessians, energy and ODEs\n"
+	      "  run      compile the model to native code (LLVM) and simulate it\n"
+	      "\n"
+	      "options:\n"
+	      "  -h, --help     show this help (damc COMMAND --help for a command)\n"
+	      "  --version      print the version\n"
+	      "\n"
+	      "exit status: 0 success, 1 errors in the input, 2 usage errors, 3 a simulation diverged\n",
+	      out);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+		printf("damc %s\n", DAM_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "check"))
+		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(cmd, "derive"))
+		return cmd_derive(argc - 1, argv + 1);
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	fprintf(stderr, "damc: error: unknown command '%s'\n\n", cmd);
+	usage(stderr);
+	return 2;
+}
