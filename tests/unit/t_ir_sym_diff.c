@@ -240,6 +240,32 @@ static void check_forms(void)
 	arena_free(&b.arena);
 }
 
+/* max (subgradient through eq) and a general power a^b, checked numerically */
+static void check_max_pow(void)
+{
+	Lab b;
+	lab_init(&b, N);
+	SymCtx *c = b.c;
+	SymId mx = sym_reduce(c, SYM_MAX, b.i, xi(&b, b.i));
+	SymId gm = sym_diff(c, mx, b.x, b.j);
+	is_str(sym_to_string(c, gm, SYM_TEXT, &b.arena), "eq(max(i, x[i]), x[j])", "d max / dx[j] (kids of eq in id order)");
+	SymId base = sym_add(c, num(&b, 2), sym_pow(c, xi(&b, b.i), num(&b, 2)));
+	SymId L = sym_reduce(c, SYM_SUM, b.i, sym_pow(c, base, sym_fn(c, SYMFN_SIGMOID, xi(&b, b.i))));
+	SymId g = sym_diff(c, L, b.x, b.j);
+	double em = 0, ep = 0;
+	for (int s = 0; s < NSTATES; s++) {
+		for (int a = 0; a < N; a++)
+			xv[a] = 4 * uniform() - 2;
+		for (int j = 0; j < N; j++) {
+			em = fmax(em, rel_err(eval_at(&b, gm, j, 0), fd(&b, mx, 0, j, 1e-5)));
+			ep = fmax(ep, rel_err(eval_at(&b, g, j, 0), fd(&b, L, 0, j, 1e-5)));
+		}
+	}
+	ok(em <= 1e-7, "max: derivative vs finite difference (max err %.3g, tol 1e-7)", em);
+	ok(ep <= 1e-7, "a^b: derivative vs finite difference (max err %.3g, tol 1e-7)", ep);
+	arena_free(&b.arena);
+}
+
 static uint32_t softmax_hessian_size(int64_t n)
 {
 	Lab b;
@@ -258,6 +284,7 @@ int main(void)
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
 		check_case(&cases[i]);
 	check_forms();
+	check_max_pow();
 	uint32_t s4 = softmax_hessian_size(4), s4000 = softmax_hessian_size(4000);
 	ok(s4 == s4000, "softmax Hessian DAG size does not depend on the extent (%u vs %u nodes)", s4, s4000);
 	return done_testing();
