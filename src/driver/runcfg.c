@@ -1,0 +1,800 @@
+/* runcfg.c - run configurations written in Lua 5.4, run in a sandbox.
+ *
+ * A config file (-c RUN.lua) is an ordinary Lua chunk that sets globals
+ * (solver, dt, t_end, params, inputs, dataset, ...).  It runs in a fresh
+ * lua_State with only the base (minus dofile/loadfile, and with a load that
+ * accepts text chunks only), string, table and math libraries; io, os,
+ * package and debug are absent.  Run time is bounded by an instruction-count
+ * hook and memory by a custom lua_Alloc, so a config can neither touch the
+ * system nor hang the compiler.  The chunk's _ENV is a proxy table whose
+ * __newindex remembers the line of each global assignment, so a type error
+ * is reported where the value was set ("run.lua:3: 'dt' must be a number,
+ * got string").  Lua's own errors carry "config:LINE:" prefixes (the chunk
+ * is named "=config"), which are turned into diagnostics located in the
+ * config file.  Every call into Lua goes through lua_pcall with a message
+ * handler.
+ */
+#include "runcfg.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#define CFG_MEM_LIMIT   ((size_t)64 << 20)     /* bytes */
+#define CFG_INSN_LIMIT  10000000L              /* VM instructions */
+#define CFG_HOOK_EVERY  1000
+#define CFG_CHUNK       "config"
+#define CFG_MAX_ROWS    10000000u
+
+typedef struct CfgState {
+	size_t used, limit;
+	long insns;
+	const char *path;      /* config file as given */
+	char *dir;             /* its directory ("" for the current one) */
+	uint32_t file;         /* diagnostics source id */
+	Diags *d;
+	int store, lines;      /* registry refs: global values, assignment lines */
+} CfgState;
+
+/* ---- RunConfig ----------------------------------------------------------- */
+
+void runcfg_init(RunConfig *rc)
+{
+	memset(rc, 0, sizeof *rc);
+	rc->dt = rc->t_end = rc->rtol = rc->atol = rc->steady_tol = -1;
+	rc->threads = -1;
+}
+
+static void cfg_free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void runcfg_free(RunConfig *rc)
+{
+	free(rc->solver);
+	cfg_free_strv(rc->defines, rc->ndefines);
+	for (size_t i = 0; i < rc->ninputs; i++) {
+		free(rc->inputs[i].name);
+		free(rc->inputs[i].v);
+	}
+	free(rc->inputs);
+	free(rc->dataset_path);
+	free(rc->dataset);
+	cfg_free_strv(rc->outputs, rc->noutputs);
+	free(rc->trace_path);
+	free(rc->plot_path);
+	runcfg_init(rc);
+}
+
+static void *cfg_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p) {
+		fputs("damc: out of memory\n", stderr);
+		exit(3);
+	}
+	return p;
+}
+
+static char *cfg_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	return memcpy(cfg_xmalloc(n), s, n);
+}
+
+/* ---- the sandbox ----------------------------------------------------------- */
+
+static void *cfg_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	CfgState *cs = ud;
+	size_t old = ptr ? osize : 0;
+	if (nsize == 0) {
+		free(ptr);
+		cs->used -= old;
+		return NULL;
+	}
+	if (nsize > old && cs->used - old + nsize > cs->limit)
+		return NULL;                       /* Lua raises "not enough memory" */
+	void *p = realloc(ptr, nsize);
+	if (p)
+		cs->used = cs->used - old + nsize;
+	return p;
+}
+
+static CfgState *cfg_state(lua_State *L)
+{
+	void *ud;
+	lua_getallocf(L, &ud);
+	return ud;
+}
+
+static void cfg_hook(lua_State *L, lua_Debug *ar)
+{
+	CfgState *cs = cfg_state(L);
+	(void)ar;
+	cs->insns += CFG_HOOK_EVERY;
+	if (cs->insns <= CFG_INSN_LIMIT)
+		return;
+	lua_Debug here;
+	if (lua_getstack(L, 0, &here) && lua_getinfo(L, "Sl", &here) && here.currentline > 0)
+		lua_pushfstring(L, "%s:%d: instruction limit exceeded (%d)", here.short_src,
+		                here.currentline, (int)CFG_INSN_LIMIT);
+	else
+		lua_pushfstring(L, "instruction limit exceeded (%d)", (int)CFG_INSN_LIMIT);
+	lua_error(L);
+}
+
+/* Message handler for every lua_pcall: make sure the error is a string. */
+static int cfg_msgh(lua_State *L)
+{
+	if (lua_type(L, 1) == LUA_TSTRING)
+		return 1;
+	if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+		return 1;
+	lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	return 1;
+}
+
+/* load() restricted to text chunks (binary chunks can crash the VM). */
+static int cfg_safe_load(lua_State *L)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	const char *name = luaL_optstring(L, 2, "=(load)");
+	int has_env = !lua_isnone(L, 4);
+	if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
+		luaL_pushfail(L);
+		lua_insert(L, -2);
+		return 2;
+	}
+	if (has_env) {
+		lua_pushvalue(L, 4);
+		if (!lua_setupvalue(L, -2, 1))
+			lua_pop(L, 1);
+	}
+	return 1;
+}
+
+/* print() goes to stderr: stdout belongs to the results (--json). */
+static int cfg_print(lua_State *L)
+{
+	int n = lua_gettop(L);
+	for (int i = 1; i <= n; i++) {
+		size_t len;
+		const char *s = luaL_tolstring(L, i, &len);
+		if (i > 1)
+			fputc('\t', stderr);
+		fwrite(s, 1, len, stderr);
+		lua_pop(L, 1);
+	}
+	fputc('\n', stderr);
+	return 0;
+}
+
+/* _ENV.__index: configuration globals first, then the libraries. */
+static int cfg_env_index(lua_State *L)
+{
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+		return 1;
+	lua_pop(L, 1);
+	lua_pushvalue(L, 2);
+	lua_rawget(L, lua_upvalueindex(2));
+	return 1;
+}
+
+/* _ENV.__newindex: store the value and remember the line of the assignment. */
+static int cfg_env_newindex(lua_State *L)
+{
+	lua_Debug ar;
+	int line = 0;
+	if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar))
+		line = ar.currentline;
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, lua_upvalueindex(1));
+	if (lua_type(L, 2) == LUA_TSTRING && line > 0) {
+		lua_pushvalue(L, 2);
+		lua_pushinteger(L, line);
+		lua_rawset(L, lua_upvalueindex(2));
+	}
+	return 0;
+}
+
+static void cfg_open_libs(lua_State *L)
+{
+	static const luaL_Reg libs[] = {
+		{ LUA_GNAME, luaopen_base }, { LUA_STRLIBNAME, luaopen_string },
+		{ LUA_TABLIBNAME, luaopen_table }, { LUA_MATHLIBNAME, luaopen_math },
+		{ NULL, NULL },
+	};
+	for (const luaL_Reg *l = libs; l->func; l++) {
+		luaL_requiref(L, l->name, l->func, 1);
+		lua_pop(L, 1);
+	}
+	static const char *const drop[] = { "dofile", "loadfile", "require", NULL };
+	for (const char *const *k = drop; *k; k++) {
+		lua_pushnil(L);
+		lua_setglobal(L, *k);
+	}
+	lua_pushcfunction(L, cfg_safe_load);
+	lua_setglobal(L, "load");
+	lua_pushcfunction(L, cfg_print);
+	lua_setglobal(L, "print");
+	lua_getglobal(L, LUA_STRLIBNAME);
+	lua_pushnil(L);
+	lua_setfield(L, -2, "dump");
+	lua_pop(L, 1);
+}
+
+/* Build the proxy _ENV; leaves it on the stack and records the refs. */
+static void cfg_push_env(lua_State *L, CfgState *cs)
+{
+	lua_newtable(L);                       /* store */
+	lua_pushvalue(L, -1);
+	cs->store = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_newtable(L);                       /* lines */
+	lua_pushvalue(L, -1);
+	cs->lines = luaL_ref(L, LUA_REGISTRYINDEX);
+	int store = lua_gettop(L) - 1, lines = lua_gettop(L);
+
+	lua_newtable(L);                       /* env (stays empty) */
+	lua_newtable(L);                       /* its metatable */
+	lua_pushvalue(L, store);
+	lua_pushglobaltable(L);
+	lua_pushcclosure(L, cfg_env_index, 2);
+	lua_setfield(L, -2, "__index");
+	lua_pushvalue(L, store);
+	lua_pushvalue(L, lines);
+	lua_pushcclosure(L, cfg_env_newindex, 2);
+	lua_setfield(L, -2, "__newindex");
+	lua_setmetatable(L, -2);
+	lua_remove(L, lines);
+	lua_remove(L, store);
+}
+
+/* ---- diagnostics ----------------------------------------------------------- */
+
+/* Column of the first non-blank character of a line of the config. */
+static uint32_t cfg_first_col(const CfgState *cs, uint32_t line)
+{
+	const Source *src = diag_source(cs->d, cs->file);
+	const char *p = src->text, *end = src->text + src->len;
+	for (uint32_t l = 1; l < line && p < end; p++)
+		if (*p == '\n')
+			l++;
+	uint32_t col = 1;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++, col++;
+	return p < end && *p != '\n' ? col : 1;
+}
+
+/* Report at a line of the config; without one, name the file in the text. */
+static void cfg_vreport(CfgState *cs, DiagSeverity sev, uint32_t line, const char *fmt, va_list ap)
+{
+	char msg[1024];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	Loc loc = { cs->file, line, line ? cfg_first_col(cs, line) : 0 };
+	if (!line)
+		loc.file = 0;
+	if (sev == DIAG_WARNING)
+		diag_warning(cs->d, loc, "%s%s%s", line ? "" : cs->path, line ? "" : ": ", msg);
+	else
+		diag_error(cs->d, loc, "%s%s%s", line ? "" : cs->path, line ? "" : ": ", msg);
+}
+
+static void cfg_report(CfgState *cs, uint32_t line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void cfg_report(CfgState *cs, uint32_t line, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cfg_vreport(cs, DIAG_ERROR, line, fmt, ap);
+	va_end(ap);
+}
+
+/* Turn "config:12: message" into a diagnostic at line 12 of the file. */
+static void cfg_report_lua_error(CfgState *cs, const char *msg)
+{
+	const char *p = msg;
+	size_t pre = strlen(CFG_CHUNK);
+	uint32_t line = 0;
+	if (strncmp(p, CFG_CHUNK ":", pre + 1) == 0) {
+		char *end;
+		long l = strtol(p + pre + 1, &end, 10);
+		if (end != p + pre + 1 && *end == ':' && l > 0 && l < INT32_MAX) {
+			line = (uint32_t)l;
+			p = end + 1;
+			while (*p == ' ')
+				p++;
+		}
+	}
+	cfg_report(cs, line, "%s", p);
+}
+
+/* The line where the global `key` was last assigned (0: unknown). */
+static uint32_t cfg_line_of(lua_State *L, CfgState *cs, const char *key)
+{
+	uint32_t line = 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, cs->lines);
+	lua_getfield(L, -1, key);
+	if (lua_isinteger(L, -1))
+		line = (uint32_t)lua_tointeger(L, -1);
+	lua_pop(L, 2);
+	return line;
+}
+
+static void cfg_error(lua_State *L, CfgState *cs, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void cfg_error(lua_State *L, CfgState *cs, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cfg_vreport(cs, DIAG_ERROR, cfg_line_of(L, cs, key), fmt, ap);
+	va_end(ap);
+}
+
+static void cfg_warning(lua_State *L, CfgState *cs, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void cfg_warning(lua_State *L, CfgState *cs, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cfg_vreport(cs, DIAG_WARNING, cfg_line_of(L, cs, key), fmt, ap);
+	va_end(ap);
+}
+
+static int cfg_type_error(lua_State *L, CfgState *cs, const char *key, const char *want, int idx)
+{
+	cfg_error(L, cs, key, "'%s' must be %s, got %s", key, want,
+	           luaL_typename(L, idx));
+	return -1;
+}
+
+/* ---- reading settings -------------------------------------------------------- */
+
+static char *cfg_resolve(const CfgState *cs, const char *p)
+{
+	if (p[0] == '/' || cs->dir[0] == '\0')
+		return cfg_strdup(p);
+	size_t n = strlen(cs->dir) + strlen(p) + 2;
+	char *s = cfg_xmalloc(n);
+	snprintf(s, n, "%s/%s", cs->dir, p);
+	return s;
+}
+
+/* Push store[key]; returns its Lua type. */
+static int cfg_get(lua_State *L, CfgState *cs, const char *key)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, cs->store);
+	int t = lua_getfield(L, -1, key);
+	lua_remove(L, -2);
+	return t;
+}
+
+static int cfg_read_number(lua_State *L, CfgState *cs, const char *key, double *out)
+{
+	int t = cfg_get(L, cs, key), rc = 0;
+	if (t == LUA_TNUMBER)
+		*out = lua_tonumber(L, -1);
+	else if (t != LUA_TNIL)
+		rc = cfg_type_error(L, cs, key, "a number", -1);
+	if (rc == 0 && t == LUA_TNUMBER && !(*out >= 0)) {
+		cfg_error(L, cs, key, "'%s' must be a non-negative number", key);
+		rc = -1;
+	}
+	lua_pop(L, 1);
+	return rc;
+}
+
+static int cfg_read_string(lua_State *L, CfgState *cs, const char *key, char **out, bool path)
+{
+	int t = cfg_get(L, cs, key), rc = 0;
+	if (t == LUA_TSTRING) {
+		free(*out);
+		*out = path ? cfg_resolve(cs, lua_tostring(L, -1)) : cfg_strdup(lua_tostring(L, -1));
+	} else if (t != LUA_TNIL) {
+		rc = cfg_type_error(L, cs, key, "a string", -1);
+	}
+	lua_pop(L, 1);
+	return rc;
+}
+
+static int cfg_read_threads(lua_State *L, CfgState *cs, RunConfig *rc)
+{
+	int t = cfg_get(L, cs, "threads"), r = 0;
+	if (t == LUA_TNUMBER && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 0 &&
+	    lua_tointeger(L, -1) <= 1024)
+		rc->threads = (int)lua_tointeger(L, -1);
+	else if (t != LUA_TNIL)
+		r = cfg_type_error(L, cs, "threads", "an integer in 0..1024", -1);
+	lua_pop(L, 1);
+	return r;
+}
+
+static int cfg_read_bool(lua_State *L, CfgState *cs, const char *key, bool *out)
+{
+	int t = cfg_get(L, cs, key), r = 0;
+	if (t == LUA_TBOOLEAN)
+		*out = lua_toboolean(L, -1);
+	else if (t != LUA_TNIL)
+		r = cfg_type_error(L, cs, key, "a boolean", -1);
+	lua_pop(L, 1);
+	return r;
+}
+
+/* Read the array at idx into a malloc'd vector of numbers.  On a bad element
+ * report "'what' element N must be a number, got T" at key's line. */
+static int cfg_read_numbers(lua_State *L, CfgState *cs, int idx, const char *key,
+                            const char *what, double **out, size_t *n)
+{
+	idx = lua_absindex(L, idx);
+	lua_Integer len = luaL_len(L, idx);
+	double *v = cfg_xmalloc((size_t)(len > 0 ? len : 1) * sizeof *v);
+	for (lua_Integer i = 1; i <= len; i++) {
+		if (lua_geti(L, idx, i) != LUA_TNUMBER) {
+			cfg_error(L, cs, key, "%s element %lld must be a number, got %s",
+			           what, (long long)i, luaL_typename(L, -1));
+			lua_pop(L, 1);
+			free(v);
+			return -1;
+		}
+		v[i - 1] = lua_tonumber(L, -1);
+		lua_pop(L, 1);
+	}
+	*out = v;
+	*n = (size_t)len;
+	return 0;
+}
+
+/* Collect the string keys of the table at idx, sorted (deterministic order). */
+static int cfg_cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char **cfg_sorted_keys(lua_State *L, CfgState *cs, int idx, const char *key, size_t *n)
+{
+	idx = lua_absindex(L, idx);
+	size_t cap = 8, k = 0;
+	char **v = cfg_xmalloc(cap * sizeof *v);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (lua_type(L, -2) != LUA_TSTRING) {
+			cfg_error(L, cs, key, "'%s' keys must be names, got %s", key,
+			           luaL_typename(L, -2));
+			lua_pop(L, 2);
+			cfg_free_strv(v, k);
+			return NULL;
+		}
+		if (k == cap)
+			v = realloc(v, (cap *= 2) * sizeof *v);
+		if (!v)
+			exit(3);
+		v[k++] = cfg_strdup(lua_tostring(L, -2));
+		lua_pop(L, 1);
+	}
+	qsort(v, k, sizeof *v, cfg_cmp_str);
+	*n = k;
+	return v;
+}
+
+static void cfg_add_define(RunConfig *rc, const char *name, const char *value)
+{
+	size_t n = strlen(name) + strlen(value) + 2;
+	char *s = cfg_xmalloc(n);
+	snprintf(s, n, "%s=%s", name, value);
+	rc->defines = realloc(rc->defines, (rc->ndefines + 1) * sizeof *rc->defines);
+	if (!rc->defines)
+		exit(3);
+	rc->defines[rc->ndefines++] = s;
+}
+
+/* params = { name = number | string }; relative string values are paths
+ * resolved against the config file's directory. */
+static int cfg_read_params(lua_State *L, CfgState *cs, RunConfig *rc)
+{
+	int t = cfg_get(L, cs, "params"), r = 0;
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (t != LUA_TTABLE) {
+		r = cfg_type_error(L, cs, "params", "a table", -1);
+		lua_pop(L, 1);
+		return r;
+	}
+	size_t n;
+	char **keys = cfg_sorted_keys(L, cs, -1, "params", &n);
+	for (size_t i = 0; keys && i < n && r == 0; i++) {
+		int vt = lua_getfield(L, -1, keys[i]);
+		if (vt == LUA_TNUMBER) {
+			char buf[64];
+			if (lua_isinteger(L, -1))
+				snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, -1));
+			else
+				snprintf(buf, sizeof buf, "%.17g", lua_tonumber(L, -1));
+			cfg_add_define(rc, keys[i], buf);
+		} else if (vt == LUA_TSTRING) {
+			char *p = cfg_resolve(cs, lua_tostring(L, -1));
+			cfg_add_define(rc, keys[i], p);
+			free(p);
+		} else {
+			cfg_error(L, cs, "params", "params.%s must be a number or a string, got %s", keys[i],
+			           luaL_typename(L, -1));
+			r = -1;
+		}
+		lua_pop(L, 1);
+	}
+	if (keys)
+		cfg_free_strv(keys, n);
+	lua_pop(L, 1);
+	return keys ? r : -1;
+}
+
+/* inputs = { name = {v1, v2, ...} } */
+static int cfg_read_inputs(lua_State *L, CfgState *cs, RunConfig *rc)
+{
+	int t = cfg_get(L, cs, "inputs"), r = 0;
+	if (t != LUA_TTABLE) {
+		if (t != LUA_TNIL)
+			r = cfg_type_error(L, cs, "inputs", "a table", -1);
+		lua_pop(L, 1);
+		return r;
+	}
+	size_t n;
+	char **keys = cfg_sorted_keys(L, cs, -1, "inputs", &n);
+	for (size_t i = 0; keys && i < n && r == 0; i++) {
+		char what[160];
+		snprintf(what, sizeof what, "inputs.%s", keys[i]);
+		if (lua_getfield(L, -1, keys[i]) != LUA_TTABLE) {
+			cfg_error(L, cs, "inputs", "%s must be an array of numbers, got %s",
+			           what, luaL_typename(L, -1));
+			r = -1;
+		} else {
+			CfgValues cv = { cfg_strdup(keys[i]), NULL, 0 };
+			r = cfg_read_numbers(L, cs, -1, "inputs", what, &cv.v, &cv.n);
+			if (r == 0) {
+				rc->inputs = realloc(rc->inputs, (rc->ninputs + 1) * sizeof *rc->inputs);
+				if (!rc->inputs)
+					exit(3);
+				rc->inputs[rc->ninputs++] = cv;
+			} else {
+				free(cv.name);
+			}
+		}
+		lua_pop(L, 1);
+	}
+	if (keys)
+		cfg_free_strv(keys, n);
+	lua_pop(L, 1);
+	return keys ? r : -1;
+}
+
+/* An array of rows (each an array of numbers, all the same length). */
+static int cfg_read_rows(lua_State *L, CfgState *cs, int idx, RunConfig *rc)
+{
+	idx = lua_absindex(L, idx);
+	lua_Integer nrows = luaL_len(L, idx);
+	if (nrows < 0 || (lua_Unsigned)nrows > CFG_MAX_ROWS) {
+		cfg_error(L, cs, "dataset", "dataset has too many rows");
+		return -1;
+	}
+	double *all = NULL;
+	size_t cols = 0;
+	for (lua_Integer i = 1; i <= nrows; i++) {
+		char what[64];
+		snprintf(what, sizeof what, "dataset row %lld", (long long)i);
+		if (lua_geti(L, idx, i) != LUA_TTABLE) {
+			cfg_error(L, cs, "dataset", "%s must be an array of numbers, got %s",
+			           what, luaL_typename(L, -1));
+			goto fail;
+		}
+		double *v;
+		size_t n;
+		if (cfg_read_numbers(L, cs, -1, "dataset", what, &v, &n) < 0)
+			goto fail;
+		lua_pop(L, 1);
+		if (i == 1) {
+			cols = n;
+			all = cfg_xmalloc((size_t)nrows * (cols ? cols : 1) * sizeof *all);
+		} else if (n != cols) {
+			cfg_error(L, cs, "dataset", "%s has %zu values, expected %zu "
+			           "(like row 1)", what, n, cols);
+			free(v);
+			free(all);
+			return -1;
+		}
+		if (n)
+			memcpy(all + (size_t)(i - 1) * cols, v, n * sizeof *v);
+		free(v);
+	}
+	free(rc->dataset);
+	rc->dataset = all;
+	rc->dataset_rows = (size_t)nrows;
+	rc->dataset_cols = cols;
+	return 0;
+fail:
+	lua_pop(L, 1);
+	free(all);
+	return -1;
+}
+
+/* dataset = "path" | { rows } | function() return { rows } end */
+static int cfg_read_dataset(lua_State *L, CfgState *cs, RunConfig *rc)
+{
+	int t = cfg_get(L, cs, "dataset"), r = 0;
+	if (t == LUA_TFUNCTION) {
+		lua_pushcfunction(L, cfg_msgh);
+		lua_insert(L, -2);
+		if (lua_pcall(L, 0, 1, -2) != LUA_OK) {
+			cfg_report_lua_error(cs, lua_tostring(L, -1));
+			lua_pop(L, 2);
+			return -1;
+		}
+		lua_remove(L, -2);
+		t = lua_type(L, -1);
+		if (t != LUA_TTABLE) {
+			cfg_error(L, cs, "dataset", "the 'dataset' function must return an array of rows, got %s",
+			           luaL_typename(L, -1));
+			lua_pop(L, 1);
+			return -1;
+		}
+	}
+	if (t == LUA_TSTRING) {
+		free(rc->dataset_path);
+		rc->dataset_path = cfg_resolve(cs, lua_tostring(L, -1));
+	} else if (t == LUA_TTABLE) {
+		r = cfg_read_rows(L, cs, -1, rc);
+	} else if (t != LUA_TNIL) {
+		r = cfg_type_error(L, cs, "dataset", "a path, an array of rows or a function", -1);
+	}
+	lua_pop(L, 1);
+	return r;
+}
+
+static int cfg_read_outputs(lua_State *L, CfgState *cs, RunConfig *rc)
+{
+	int t = cfg_get(L, cs, "outputs"), r = 0;
+	if (t != LUA_TTABLE) {
+		if (t != LUA_TNIL)
+			r = cfg_type_error(L, cs, "outputs", "an array of output names", -1);
+		lua_pop(L, 1);
+		return r;
+	}
+	lua_Integer n = luaL_len(L, -1);
+	for (lua_Integer i = 1; i <= n && r == 0; i++) {
+		if (lua_geti(L, -1, i) != LUA_TSTRING) {
+			cfg_error(L, cs, "outputs", "outputs element %lld must be a string, got %s", (long long)i,
+			           luaL_typename(L, -1));
+			r = -1;
+		} else {
+			rc->outputs = realloc(rc->outputs, (rc->noutputs + 1) * sizeof *rc->outputs);
+			if (!rc->outputs)
+				exit(3);
+			rc->outputs[rc->noutputs++] = cfg_strdup(lua_tostring(L, -1));
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return r;
+}
+
+static const char *const cfg_known[] = {
+	"solver", "dt", "t_end", "rtol", "atol", "steady_tol", "params", "inputs", "dataset",
+	"outputs", "trace", "plot", "threads", "json", NULL,
+};
+
+/* Warn about globals that are not settings (likely typos); functions are
+ * helpers and stay quiet. */
+static void cfg_warn_unknown(lua_State *L, CfgState *cs)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, cs->store);
+	size_t n;
+	char **keys = cfg_sorted_keys(L, cs, -1, "config", &n);
+	for (size_t i = 0; keys && i < n; i++) {
+		bool known = false;
+		for (const char *const *k = cfg_known; *k && !known; k++)
+			known = strcmp(*k, keys[i]) == 0;
+		lua_getfield(L, -1, keys[i]);
+		if (!known && lua_type(L, -1) != LUA_TFUNCTION)
+			cfg_warning(L, cs, keys[i], "unknown setting '%s' (ignored)",
+			             keys[i]);
+		lua_pop(L, 1);
+	}
+	if (keys)
+		cfg_free_strv(keys, n);
+	lua_pop(L, 1);
+}
+
+static int cfg_read_all(lua_State *L, CfgState *cs, RunConfig *rc)
+{
+	static const struct { const char *key; size_t off; } nums[] = {
+		{ "dt", offsetof(RunConfig, dt) }, { "t_end", offsetof(RunConfig, t_end) },
+		{ "rtol", offsetof(RunConfig, rtol) }, { "atol", offsetof(RunConfig, atol) },
+		{ "steady_tol", offsetof(RunConfig, steady_tol) },
+	};
+	int bad = 0;
+	bad |= cfg_read_string(L, cs, "solver", &rc->solver, false);
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+		bad |= cfg_read_number(L, cs, nums[i].key, (double *)((char *)rc + nums[i].off));
+	bad |= cfg_read_params(L, cs, rc);
+	bad |= cfg_read_inputs(L, cs, rc);
+	bad |= cfg_read_dataset(L, cs, rc);
+	bad |= cfg_read_outputs(L, cs, rc);
+	bad |= cfg_read_string(L, cs, "trace", &rc->trace_path, true);
+	bad |= cfg_read_string(L, cs, "plot", &rc->plot_path, true);
+	bad |= cfg_read_threads(L, cs, rc);
+	bad |= cfg_read_bool(L, cs, "json", &rc->json);
+	cfg_warn_unknown(L, cs);
+	return bad ? -1 : 0;
+}
+
+/* Runs inside lua_pcall: everything that may raise a Lua error. */
+static int cfg_main(lua_State *L)
+{
+	CfgState *cs = cfg_state(L);
+	RunConfig *rc = lua_touserdata(L, 1);
+	const Source *src = diag_source(cs->d, cs->file);
+	cfg_open_libs(L);
+	if (luaL_loadbufferx(L, src->text, src->len, "=" CFG_CHUNK, "t") != LUA_OK)
+		return lua_error(L);
+	lua_pushstring(L, cs->dir[0] ? cs->dir : ".");
+	lua_setglobal(L, "config_dir");
+	cfg_push_env(L, cs);
+	lua_setupvalue(L, -2, 1);
+	lua_call(L, 0, 0);
+	lua_pushboolean(L, cfg_read_all(L, cs, rc) == 0);
+	return 1;
+}
+
+static char *cfg_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return cfg_strdup("");
+	size_t n = slash == path ? 1 : (size_t)(slash - path);
+	char *d = cfg_xmalloc(n + 1);
+	memcpy(d, path, n);
+	d[n] = '\0';
+	return d;
+}
+
+int cfg_load_lua(const char *path, RunConfig *rc, Diags *d)
+{
+	CfgState cs = { 0, CFG_MEM_LIMIT, 0, path, NULL, 0, d, LUA_NOREF, LUA_NOREF };
+	cs.file = diag_add_file(d, path);
+	if (!cs.file) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "cannot read config file '%s': %s", path,
+		           strerror(errno));
+		return -1;
+	}
+	cs.dir = cfg_dirname(path);
+	lua_State *L = lua_newstate(cfg_alloc, &cs);
+	if (!L) {
+		free(cs.dir);
+		diag_error(d, (Loc){ 0, 0, 0 }, "%s: cannot create a Lua state", path);
+		return -1;
+	}
+	lua_sethook(L, cfg_hook, LUA_MASKCOUNT, CFG_HOOK_EVERY);
+	lua_pushcfunction(L, cfg_msgh);
+	lua_pushcfunction(L, cfg_main);
+	lua_pushlightuserdata(L, rc);
+	int ok = 0;
+	if (lua_pcall(L, 1, 1, 1) != LUA_OK)
+		cfg_report_lua_error(&cs, lua_tostring(L, -1));
+	else
+		ok = lua_toboolean(L, -1);
+	lua_close(L);
+	free(cs.dir);
+	return ok ? 0 : -1;
+}
