@@ -17,7 +17,7 @@ typedef enum {
 	E_NUM,     /* num */
 	E_STR,     /* str (unescaped) */
 	E_IDENT,   /* str: name, may be qualified "inst.name" */
-	E_BINOP,   /* op in "+-*/^", a op b */
+	E_BINOP,   /* op is one of + - * / ^; a op b */
 	E_NEG,     /* -a */
 	E_CALL,    /* str(args[0..nargs)); args before nsemi are positional, after ';' the rest
 	              (nsemi == -1: no ';' was written) */
@@ -99,5 +99,45 @@ Module *parse_module(Diags *d, Interner *in, uint32_t file);
 
 /* Debug: print the AST in an S-expression form (golden tests of the parser). */
 void ast_print(const Module *m, FILE *out);
+void ast_print_expr(const Expr *e, FILE *out);
+
+/* --- Constructors, used by the parser (grammar/dam.y) -----------------------
+ * Locations: every Expr carries the loc of its first token, except the infix
+ * operators E_BINOP and E_RANGE, which carry the loc of the operator ('+',
+ * ':').  Lists grow inside the arena; nsemi is -1 unless a ';' was written. */
+typedef struct ExprList { Expr **v; int n, cap, nsemi; } ExprList;
+typedef struct NameList { const char **v; Loc *locs; int n, cap, nsemi; } NameList;
+typedef struct AttrList { Attr *v; int n, cap; } AttrList;
+typedef struct StmtList { Stmt **v; int n, cap; } StmtList;
+
+Expr *ast_num(Arena *a, Loc loc, double v);
+Expr *ast_str(Arena *a, Loc loc, const char *s);
+Expr *ast_ident(Arena *a, Loc loc, const char *name);
+Expr *ast_binop(Arena *a, Loc loc, int op, Expr *l, Expr *r);
+Expr *ast_neg(Arena *a, Loc loc, Expr *e);
+Expr *ast_call(Arena *a, Loc loc, const char *name, ExprList *args);
+Expr *ast_index(Arena *a, Loc loc, Expr *base, ExprList *items);
+Expr *ast_list(Arena *a, Loc loc, ExprList *elems);
+Expr *ast_range(Arena *a, Loc loc, Expr *lo, Expr *hi);
+
+ExprList *ast_exprs_new(Arena *a);
+ExprList *ast_exprs_push(Arena *a, ExprList *l, Expr *e);
+ExprList *ast_exprs_join(Arena *a, ExprList *l, ExprList *r);   /* l ';' r */
+NameList *ast_names_new(Arena *a);
+NameList *ast_names_push(Arena *a, NameList *l, const char *name, Loc loc);
+NameList *ast_names_join(Arena *a, NameList *l, NameList *r);   /* l ';' r */
+AttrList *ast_attrs_push(Arena *a, AttrList *l, Attr at);        /* l may be NULL */
+StmtList *ast_stmts_new(Arena *a);
+StmtList *ast_stmts_one(Arena *a, Stmt *s);
+void      ast_stmts_push(Arena *a, StmtList *l, Stmt *s);
+void      ast_stmts_append(Arena *a, StmtList *l, const StmtList *more);
+void      ast_stmts_set_loc(StmtList *l, Loc loc);
+
+Stmt *ast_stmt(Arena *a, StmtKind kind, Loc loc);
+Stmt *ast_stmt_named(Arena *a, StmtKind kind, Loc loc, const char *name, Loc name_loc);
+void  ast_stmt_dims(Stmt *s, const ExprList *dims);       /* NULL: ndims = -1 */
+void  ast_stmt_params(Stmt *s, const NameList *params);
+void  ast_stmt_attrs(Stmt *s, const AttrList *attrs);     /* NULL: none */
+void  ast_stmt_body(Stmt *s, const StmtList *body);
 
 #endif
