@@ -55,6 +55,9 @@ typedef struct Jit Jit;
 /* Returns NULL on failure with a message in err. */
 Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen);
 const JitKernels *jit_kernels(const Jit *j);
+/* Offset in ws of an input, dynamic or activation tensor (e.g. to read the
+ * rows setup() computed, or to reprogram them); -1 for other tensors. */
+int64_t jit_ws_offset(const Jit *j, TensorId t);
 void jit_free(Jit *j);
 
 #endif

@@ -1,0 +1,845 @@
+/* jit_emit.c - the expression emitter: symbolic expressions -> LLVM loop nests.
+ *
+ * An expression with free index variables is compiled inside a stack of
+ * loops (jit_internal.h, "Loop scopes").  Every node is emitted at the
+ * outermost level where all its free indices are bound -- and, inside the
+ * fused Euler loop, not above the time-step loop when it reads the state --
+ * and memoised per (SymId, level instance), so a hash-consed subexpression is
+ * computed once per evaluation of its level: the log-sum-exp of a softmax
+ * activation is computed before the neuron loop, a bias that only depends on
+ * constants before any loop.  Reductions (sum, logsumexp, max) become inner
+ * loops with accumulator phis; logsumexp is the stable two-pass form (max,
+ * then sum of exp(b - max)) with the first pass' values kept in a stack
+ * buffer.  Tensor accesses compute row-major offsets; index expressions that
+ * are not plain index variables are rounded and clamped into range.  Nothing
+ * is expanded per neuron: the code size depends on the expression DAG only.
+ *
+ * Floating point: no fast-math flags, so results agree with plain C
+ * evaluation of the same formulas in the same order.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jit_internal.h"
+
+/* Above this extent a logsumexp recomputes its body instead of buffering it
+ * on the stack. */
+#define JIT_LSE_BUF_MAX 4096
+
+#define JIT_LN2 0.69314718055994530942
+
+void jit_fail(JitEmit *E, const char *fmt, ...)
+{
+	va_list ap;
+	if (E->failed)
+		return;
+	E->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(E->err, sizeof E->err, fmt, ap);
+	va_end(ap);
+}
+
+static void *jit_zalloc(size_t n, size_t size)
+{
+	size_t bytes = (n ? n : 1) * size;
+	void *p = dam_xrealloc(NULL, bytes);
+	memset(p, 0, bytes);
+	return p;
+}
+
+void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
+{
+	memset(E, 0, sizeof *E);
+	E->mod = mod;
+	E->ctx = LLVMGetModuleContext(mod);
+	E->b = LLVMCreateBuilderInContext(E->ctx);
+	E->m = m;
+	E->sym = m->sym;
+	E->f64 = LLVMDoubleTypeInContext(E->ctx);
+	E->i64 = LLVMInt64TypeInContext(E->ctx);
+	E->i1 = LLVMInt1TypeInContext(E->ctx);
+	E->ptr = LLVMPointerTypeInContext(E->ctx, 0);
+
+	uint32_t nt = sym_tensor_count(E->sym);
+	E->gconst = jit_zalloc(nt, sizeof *E->gconst);
+	E->ws_off = jit_zalloc(nt, sizeof *E->ws_off);
+	E->x_off = jit_zalloc(nt, sizeof *E->x_off);
+	for (uint32_t t = 0; t < nt; t++)
+		E->ws_off[t] = E->x_off[t] = -1;
+
+	E->nsym = sym_count(E->sym);
+	E->dep = jit_zalloc(E->nsym, sizeof *E->dep);
+	E->cache_off = jit_zalloc(E->nsym, sizeof *E->cache_off);
+	E->memo = jit_zalloc(E->nsym, sizeof *E->memo);
+	E->memo_gen = jit_zalloc(E->nsym, sizeof *E->memo_gen);
+	for (uint32_t s = 0; s < E->nsym; s++)
+		E->cache_off[s] = -1;
+
+	uint32_t ni = sym_index_count(E->sym);
+	E->var_level = jit_zalloc(ni, sizeof *E->var_level);
+	for (uint32_t i = 0; i < ni; i++)
+		E->var_level[i] = -1;
+}
+
+void jit_emit_fini(JitEmit *E)
+{
+	if (E->b)
+		LLVMDisposeBuilder(E->b);
+	dam_free(E->gconst);
+	dam_free(E->ws_off);
+	dam_free(E->x_off);
+	dam_free(E->dep);
+	dam_free(E->cache_off);
+	dam_free(E->memo);
+	dam_free(E->memo_gen);
+	dam_free(E->var_level);
+	E->b = NULL;
+}
+
+LLVMValueRef jit_i64(JitEmit *E, int64_t v)
+{
+	return LLVMConstInt(E->i64, (unsigned long long)v, 1);
+}
+
+LLVMValueRef jit_f64(JitEmit *E, double v)
+{
+	return LLVMConstReal(E->f64, v);
+}
+
+/* ---- functions and loop levels ------------------------------------------ */
+
+LLVMValueRef jit_fn_begin(JitEmit *E, const char *name, LLVMTypeRef type)
+{
+	E->fn = LLVMAddFunction(E->mod, name, type);
+	unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+	LLVMAddAttributeAtIndex(E->fn, LLVMAttributeFunctionIndex,
+	                        LLVMCreateEnumAttribute(E->ctx, nounwind, 0));
+	E->entry = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "entry");
+	E->depth = 1;
+	E->lv[0] = (JitLevel){0};
+	E->lv[0].ins = E->body = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "body");
+	E->lv[0].gen = ++E->gen_counter;
+	E->floor = 0;
+	E->nbuf = 0;
+	return E->fn;
+}
+
+/* Closes the function: the entry block (allocas) falls through to the body,
+ * whose final block returns ret (NULL: void). */
+void jit_fn_end(JitEmit *E, LLVMValueRef ret)
+{
+	if (E->depth != 1)
+		jit_fail(E, "internal: %d loop levels left open in a function", E->depth - 1);
+	LLVMPositionBuilderAtEnd(E->b, E->entry);
+	LLVMBuildBr(E->b, E->body);
+	LLVMPositionBuilderAtEnd(E->b, E->lv[0].ins);
+	if (ret)
+		LLVMBuildRet(E->b, ret);
+	else
+		LLVMBuildRetVoid(E->b);
+	E->depth = 0;
+}
+
+/* A new statement: values memoised so far are not reused (the statement
+ * before may have written memory they were loaded from). */
+void jit_stmt_begin(JitEmit *E)
+{
+	for (int l = 0; l < E->depth; l++)
+		E->lv[l].gen = ++E->gen_counter;
+}
+
+void jit_position_top(JitEmit *E)
+{
+	LLVMPositionBuilderAtEnd(E->b, E->lv[E->depth - 1].ins);
+}
+
+static void jit_block_name(JitEmit *E, char *buf, size_t n, const char *base, const char *what)
+{
+	(void)E;
+	snprintf(buf, n, "%s.%s", base, what);
+}
+
+/* Opens a loop for var (0: an anonymous counter) over [lo, hi) below the
+ * current innermost level.  The loop is top-tested, so empty ranges and
+ * run-time bounds are fine. */
+void jit_loop_open(JitEmit *E, IdxId var, LLVMValueRef lo, LLVMValueRef hi, const char *name)
+{
+	char buf[96];
+	if (E->depth >= JIT_MAX_DEPTH) {
+		jit_fail(E, "expression nests more than %d loops", JIT_MAX_DEPTH - 1);
+		return;
+	}
+	JitLevel *L = &E->lv[E->depth];
+	*L = (JitLevel){0};
+	L->var = var;
+	L->lo = lo;
+	L->hi = hi;
+	jit_block_name(E, buf, sizeof buf, name, "head");
+	L->head = LLVMAppendBasicBlockInContext(E->ctx, E->fn, buf);
+	jit_block_name(E, buf, sizeof buf, name, "body");
+	L->ins = LLVMAppendBasicBlockInContext(E->ctx, E->fn, buf);
+	jit_block_name(E, buf, sizeof buf, name, "exit");
+	L->exit = LLVMAppendBasicBlockInContext(E->ctx, E->fn, buf);
+
+	LLVMPositionBuilderAtEnd(E->b, L->head);
+	L->iv = LLVMBuildPhi(E->b, E->i64, name);
+	jit_block_name(E, buf, sizeof buf, name, "more");
+	L->check = LLVMBuildICmp(E->b, LLVMIntSLT, L->iv, hi, buf);
+	LLVMBuildCondBr(E->b, L->check, L->ins, L->exit);
+
+	L->gen = ++E->gen_counter;
+	L->shadow = -1;
+	if (var) {
+		L->shadow = E->var_level[var];
+		E->var_level[var] = E->depth;
+	}
+	E->depth++;
+}
+
+/* An accumulator of the innermost loop: a phi in its header. */
+static LLVMValueRef jit_loop_phi(JitEmit *E, const char *name)
+{
+	JitLevel *L = &E->lv[E->depth - 1];
+	LLVMPositionBuilderBefore(E->b, L->check);
+	return LLVMBuildPhi(E->b, E->f64, name);
+}
+
+/* Closes the innermost loop; accumulator k goes from init[k] (entry) to
+ * next[k] (back edge).  The enclosing level continues in the exit block. */
+static void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi,
+                               LLVMValueRef *init, LLVMValueRef *next)
+{
+	if (E->depth < 2 || E->failed) {
+		if (E->depth >= 2)
+			E->depth--;
+		return;
+	}
+	JitLevel *L = &E->lv[E->depth - 1];
+	JitLevel *up = &E->lv[E->depth - 2];
+	LLVMBasicBlockRef latch = L->ins, pre = up->ins;
+
+	LLVMPositionBuilderAtEnd(E->b, latch);
+	LLVMValueRef inc = LLVMBuildNSWAdd(E->b, L->iv, jit_i64(E, 1), "next");
+	LLVMBuildBr(E->b, L->head);
+	LLVMPositionBuilderAtEnd(E->b, pre);
+	LLVMBuildBr(E->b, L->head);
+
+	LLVMValueRef vals[2] = {L->lo, inc};
+	LLVMBasicBlockRef from[2] = {pre, latch};
+	LLVMAddIncoming(L->iv, vals, from, 2);
+	for (int k = 0; k < nacc; k++) {
+		LLVMValueRef v2[2] = {init[k], next[k]};
+		LLVMAddIncoming(phi[k], v2, from, 2);
+	}
+	up->ins = L->exit;
+	if (L->var)
+		E->var_level[L->var] = L->shadow;
+	E->depth--;
+}
+
+void jit_loop_close(JitEmit *E)
+{
+	jit_loop_close_acc(E, 0, NULL, NULL, NULL);
+}
+
+/* ---- node placement -------------------------------------------------------- */
+
+bool jit_dep_state(JitEmit *E, SymId e)
+{
+	if (E->dep[e])
+		return E->dep[e] == 2;
+	const SymNode *n = sym_node(E->sym, e);
+	bool dep = false;
+	if (n->kind == SYM_TENSOR) {
+		MTensorKind k = E->m->tensors[n->aux].kind;
+		dep = k == MT_STATE || k == MT_ACT;
+	}
+	for (int i = 0; i < n->nkids && !dep; i++)
+		dep = jit_dep_state(E, n->kids[i]);
+	E->dep[e] = dep ? 2 : 1;
+	return dep;
+}
+
+/* The outermost level at which e can be computed. */
+static int jit_level_of(JitEmit *E, SymId e)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	int level = 0;
+	for (int i = 0; i < n->nfree; i++) {
+		int vl = E->var_level[n->free[i]];
+		if (vl < 0) {
+			jit_fail(E, "index '%s' is not bound where it is used",
+			         sym_index_name(E->sym, n->free[i]));
+			return E->depth - 1;
+		}
+		if (vl > level)
+			level = vl;
+	}
+	if (E->floor > level && jit_dep_state(E, e))
+		level = E->floor;
+	return level;
+}
+
+static void jit_at(JitEmit *E, int level)
+{
+	LLVMPositionBuilderAtEnd(E->b, E->lv[level].ins);
+}
+
+LLVMValueRef jit_elem_ptr(JitEmit *E, LLVMValueRef base, LLVMValueRef off, const char *name)
+{
+	return LLVMBuildInBoundsGEP2(E->b, E->f64, base, &off, 1, name);
+}
+
+/* ---- calls ------------------------------------------------------------------- */
+
+static LLVMValueRef jit_intrin(JitEmit *E, const char *name, int nargs, LLVMValueRef *args,
+                               const char *vname)
+{
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(E->mod, id, &E->f64, 1);
+	LLVMTypeRef ft = LLVMIntrinsicGetType(E->ctx, id, &E->f64, 1);
+	return LLVMBuildCall2(E->b, ft, f, args, (unsigned)nargs, vname);
+}
+
+static LLVMValueRef jit_intrin1(JitEmit *E, const char *name, LLVMValueRef a, const char *vname)
+{
+	return jit_intrin(E, name, 1, &a, vname);
+}
+
+/* A double(double) function of the C library, resolved in the process. */
+static LLVMValueRef jit_libm(JitEmit *E, const char *name, LLVMValueRef a, const char *vname)
+{
+	LLVMTypeRef ft = LLVMFunctionType(E->f64, &E->f64, 1, 0);
+	LLVMValueRef f = LLVMGetNamedFunction(E->mod, name);
+	if (!f) {
+		f = LLVMAddFunction(E->mod, name, ft);
+		unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+		LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,
+		                        LLVMCreateEnumAttribute(E->ctx, nounwind, 0));
+	}
+	return LLVMBuildCall2(E->b, ft, f, &a, 1, vname);
+}
+
+/* ---- elementwise functions --------------------------------------------------- */
+
+static LLVMValueRef jit_relu(JitEmit *E, LLVMValueRef a)
+{
+	LLVMValueRef pos = LLVMBuildFCmp(E->b, LLVMRealOGT, a, jit_f64(E, 0.0), "pos");
+	return LLVMBuildSelect(E->b, pos, a, jit_f64(E, 0.0), "relu");
+}
+
+/* log1p(exp(-k*|a|)), the tail of softplus and logcosh. */
+static LLVMValueRef jit_log1p_exp_neg(JitEmit *E, LLVMValueRef absa, double k)
+{
+	LLVMValueRef t = LLVMBuildFMul(E->b, absa, jit_f64(E, -k), "negabs");
+	LLVMValueRef ex = jit_intrin1(E, "llvm.exp", t, "expneg");
+	return jit_libm(E, "log1p", ex, "log1p");
+}
+
+static LLVMValueRef jit_fn_value(JitEmit *E, SymFn fn, LLVMValueRef a)
+{
+	LLVMValueRef zero = jit_f64(E, 0.0), one = jit_f64(E, 1.0), t, absa;
+	switch (fn) {
+	case SYMFN_EXP:  return jit_intrin1(E, "llvm.exp", a, "exp");
+	case SYMFN_LOG:  return jit_intrin1(E, "llvm.log", a, "log");
+	case SYMFN_SQRT: return jit_intrin1(E, "llvm.sqrt", a, "sqrt");
+	case SYMFN_ABS:  return jit_intrin1(E, "llvm.fabs", a, "abs");
+	case SYMFN_RELU: return jit_relu(E, a);
+	case SYMFN_STEP:
+		t = LLVMBuildFCmp(E->b, LLVMRealOGT, a, zero, "pos");
+		return LLVMBuildUIToFP(E->b, t, E->f64, "step");
+	case SYMFN_SIGN:
+		t = LLVMBuildSelect(E->b, LLVMBuildFCmp(E->b, LLVMRealOLT, a, zero, "neg"),
+		                    jit_f64(E, -1.0), zero, "signneg");
+		return LLVMBuildSelect(E->b, LLVMBuildFCmp(E->b, LLVMRealOGT, a, zero, "pos"),
+		                       one, t, "sign");
+	case SYMFN_SOFTPLUS:
+		absa = jit_intrin1(E, "llvm.fabs", a, "abs");
+		return LLVMBuildFAdd(E->b, jit_relu(E, a), jit_log1p_exp_neg(E, absa, 1.0), "softplus");
+	case SYMFN_SIGMOID:
+		t = jit_intrin1(E, "llvm.exp", LLVMBuildFNeg(E->b, a, "neg"), "expneg");
+		return LLVMBuildFDiv(E->b, one, LLVMBuildFAdd(E->b, one, t, "den"), "sigmoid");
+	case SYMFN_TANH: return jit_libm(E, "tanh", a, "tanh");
+	case SYMFN_LOGCOSH:
+		absa = jit_intrin1(E, "llvm.fabs", a, "abs");
+		t = LLVMBuildFAdd(E->b, absa, jit_log1p_exp_neg(E, absa, 2.0), "lc");
+		return LLVMBuildFSub(E->b, t, jit_f64(E, JIT_LN2), "logcosh");
+	case SYMFN_COUNT: break;
+	}
+	jit_fail(E, "unknown elementwise function %d", (int)fn);
+	return zero;
+}
+
+/* a^k for an integer k by repeated squaring. */
+static LLVMValueRef jit_powi(JitEmit *E, LLVMValueRef a, int64_t k)
+{
+	uint64_t u = (uint64_t)(k < 0 ? -k : k);
+	LLVMValueRef r = NULL, base = a;
+	while (u) {
+		if (u & 1)
+			r = r ? LLVMBuildFMul(E->b, r, base, "powi") : base;
+		u >>= 1;
+		if (u)
+			base = LLVMBuildFMul(E->b, base, base, "sq");
+	}
+	if (!r)
+		r = jit_f64(E, 1.0);
+	if (k < 0)
+		r = LLVMBuildFDiv(E->b, jit_f64(E, 1.0), r, "recip");
+	return r;
+}
+
+/* ---- tensor access ------------------------------------------------------- */
+
+/* The i64 value of index expression e for an axis of length dim, in range. */
+static LLVMValueRef jit_index(JitEmit *E, SymId e, int64_t dim, int level)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	LLVMValueRef lim = jit_i64(E, dim > 0 ? dim - 1 : 0);
+	if (n->kind == SYM_IDX && E->var_level[n->aux] >= 0) {
+		LLVMValueRef iv = E->lv[E->var_level[n->aux]].iv;
+		if (sym_index_extent(E->sym, n->aux) <= dim)
+			return iv;
+		jit_at(E, level);
+		LLVMValueRef in = LLVMBuildICmp(E->b, LLVMIntSLT, iv, lim, "inrange");
+		return LLVMBuildSelect(E->b, in, iv, lim, "clampidx");
+	}
+	if (n->kind == SYM_CONST) {
+		double r = round(n->val);
+		int64_t k = r > 0 ? (r < (double)dim ? (int64_t)r : dim - 1) : 0;
+		return jit_i64(E, k < 0 ? 0 : k);
+	}
+	LLVMValueRef v = jit_emit(E, e);
+	jit_at(E, level);
+	LLVMValueRef r = jit_intrin1(E, "llvm.round", v, "round");
+	LLVMValueRef lo = LLVMBuildFCmp(E->b, LLVMRealOGE, r, jit_f64(E, 0.0), "nonneg");
+	r = LLVMBuildSelect(E->b, lo, r, jit_f64(E, 0.0), "clamplo");
+	LLVMValueRef hi = LLVMBuildFCmp(E->b, LLVMRealOLE, r, jit_f64(E, (double)(dim - 1)), "below");
+	r = LLVMBuildSelect(E->b, hi, r, jit_f64(E, (double)(dim > 0 ? dim - 1 : 0)), "clamphi");
+	return LLVMBuildFPToSI(E->b, r, E->i64, "index");
+}
+
+/* Base pointer and element offset of tensor t. */
+static LLVMValueRef jit_tensor_base(JitEmit *E, TensorId t, int64_t *off)
+{
+	const MTensor *mt = &E->m->tensors[t];
+	*off = 0;
+	switch (mt->kind) {
+	case MT_CONST:
+	case MT_LEARN:
+		return E->gconst[t];
+	case MT_INPUT:
+	case MT_DYN:
+	case MT_ACT:
+		*off = E->ws_off[t];
+		return *off >= 0 ? E->ws : NULL;
+	case MT_STATE:
+		*off = E->x_off[t];
+		return *off >= 0 ? E->x : NULL;
+	case MT_FORMAL:
+		break;
+	}
+	return NULL;
+}
+
+static LLVMValueRef jit_emit_tensor(JitEmit *E, SymId e, int level)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	TensorId t = n->aux;
+	const char *name = sym_tensor_name(E->sym, t);
+	int rank = sym_tensor_rank(E->sym, t);
+	const int64_t *shape = sym_tensor_shape(E->sym, t);
+	LLVMValueRef idx[SYM_MAX_RANK];
+	int64_t off;
+
+	LLVMValueRef base = jit_tensor_base(E, t, &off);
+	if (!base || n->nkids != rank) {
+		jit_fail(E, "tensor '%s' cannot be read here", name);
+		return jit_f64(E, 0.0);
+	}
+	for (int k = 0; k < rank; k++)
+		idx[k] = jit_index(E, n->kids[k], shape[k], level);
+	jit_at(E, level);
+	LLVMValueRef flat = jit_i64(E, off);
+	if (rank > 0) {
+		LLVMValueRef acc = idx[0];
+		for (int k = 1; k < rank; k++) {
+			acc = LLVMBuildNSWMul(E->b, acc, jit_i64(E, shape[k]), "rowoff");
+			acc = LLVMBuildNSWAdd(E->b, acc, idx[k], "flat");
+		}
+		flat = off ? LLVMBuildNSWAdd(E->b, acc, flat, "off") : acc;
+	}
+	LLVMValueRef p = jit_elem_ptr(E, base, flat, name);
+	return LLVMBuildLoad2(E->b, E->f64, p, name);
+}
+
+/* Load of a setup-time cache of e (state-free, computed by setup()). */
+static LLVMValueRef jit_emit_cached(JitEmit *E, SymId e, int level)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	jit_at(E, level);
+	LLVMValueRef acc = NULL;
+	for (int k = 0; k < n->nfree; k++) {
+		LLVMValueRef iv = E->lv[E->var_level[n->free[k]]].iv;
+		if (acc) {
+			int64_t ext = sym_index_extent(E->sym, n->free[k]);
+			acc = LLVMBuildNSWMul(E->b, acc, jit_i64(E, ext), "rowoff");
+			acc = LLVMBuildNSWAdd(E->b, acc, iv, "flat");
+		} else {
+			acc = iv;
+		}
+	}
+	LLVMValueRef off = jit_i64(E, E->cache_off[e]);
+	if (acc)
+		off = LLVMBuildNSWAdd(E->b, acc, off, "off");
+	return LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, off, "cache"), "cached");
+}
+
+/* ---- reductions ---------------------------------------------------------- */
+
+/* Hides levels above `level` so a reduction can be emitted at `level`; the
+ * hidden levels are restored by jit_unhide. */
+static int jit_hide(JitEmit *E, int level, JitLevel *saved)
+{
+	int nhidden = E->depth - (level + 1);
+	for (int l = E->depth - 1; l > level; l--)
+		if (E->lv[l].var)
+			E->var_level[E->lv[l].var] = E->lv[l].shadow;
+	memcpy(saved, &E->lv[level + 1], (size_t)nhidden * sizeof *saved);
+	E->depth = level + 1;
+	return nhidden;
+}
+
+static void jit_unhide(JitEmit *E, int level, const JitLevel *saved, int nhidden)
+{
+	memcpy(&E->lv[level + 1], saved, (size_t)nhidden * sizeof *saved);
+	E->depth = level + 1 + nhidden;
+	for (int l = level + 1; l < E->depth; l++)
+		if (E->lv[l].var)
+			E->var_level[E->lv[l].var] = l;
+}
+
+static void jit_open_reduction(JitEmit *E, IdxId var)
+{
+	int64_t n = sym_index_extent(E->sym, var);
+	jit_loop_open(E, var, jit_i64(E, 0), jit_i64(E, n), sym_index_name(E->sym, var));
+}
+
+/* sum or max over var of body; the result is the header phi. */
+static LLVMValueRef jit_emit_fold(JitEmit *E, SymKind kind, IdxId var, SymId body)
+{
+	char name[64];
+	bool is_sum = kind == SYM_SUM;
+	snprintf(name, sizeof name, "%s.%s", is_sum ? "sum" : "max", sym_index_name(E->sym, var));
+	jit_open_reduction(E, var);
+	if (E->failed)
+		return jit_f64(E, 0.0);
+	LLVMValueRef acc = jit_loop_phi(E, name);
+	LLVMValueRef b = jit_emit(E, body);
+	jit_position_top(E);
+	LLVMValueRef next;
+	if (is_sum) {
+		next = LLVMBuildFAdd(E->b, acc, b, "acc");
+	} else {
+		LLVMValueRef args[2] = {acc, b};
+		next = jit_intrin(E, "llvm.maxnum", 2, args, "acc");
+	}
+	LLVMValueRef init = jit_f64(E, is_sum ? 0.0 : -INFINITY);
+	jit_loop_close_acc(E, 1, &acc, &init, &next);
+	return acc;
+}
+
+static LLVMValueRef jit_stack_buffer(JitEmit *E, int64_t n)
+{
+	char name[32];
+	snprintf(name, sizeof name, "buf%d", E->nbuf++);
+	LLVMPositionBuilderAtEnd(E->b, E->entry);
+	LLVMTypeRef at = LLVMArrayType(E->f64, (unsigned)n);
+	LLVMValueRef buf = LLVMBuildAlloca(E->b, at, name);
+	LLVMSetAlignment(buf, 32);
+	return buf;
+}
+
+/* Stable logsumexp: pass 1 finds the max m (keeping the values in a stack
+ * buffer when small), pass 2 sums exp(b - m); result m + log(sum).  An all
+ * -inf (or empty) range shifts by 0 instead of m. */
+static LLVMValueRef jit_emit_lse(JitEmit *E, IdxId var, SymId body, int level)
+{
+	char name[64];
+	const char *vn = sym_index_name(E->sym, var);
+	int64_t n = sym_index_extent(E->sym, var);
+	LLVMValueRef buf = n > 0 && n <= JIT_LSE_BUF_MAX ? jit_stack_buffer(E, n) : NULL;
+
+	snprintf(name, sizeof name, "lsemax.%s", vn);
+	jit_open_reduction(E, var);
+	if (E->failed)
+		return jit_f64(E, 0.0);
+	LLVMValueRef m = jit_loop_phi(E, name);
+	LLVMValueRef b = jit_emit(E, body);
+	jit_position_top(E);
+	if (buf)
+		LLVMBuildStore(E->b, b, jit_elem_ptr(E, buf, E->lv[E->depth - 1].iv, "slot"));
+	LLVMValueRef args[2] = {m, b};
+	LLVMValueRef mnext = jit_intrin(E, "llvm.maxnum", 2, args, "m");
+	LLVMValueRef init = jit_f64(E, -INFINITY);
+	jit_loop_close_acc(E, 1, &m, &init, &mnext);
+
+	jit_at(E, level);
+	LLVMValueRef isinf = LLVMBuildFCmp(E->b, LLVMRealOEQ, m, init, "allneginf");
+	LLVMValueRef shift = LLVMBuildSelect(E->b, isinf, jit_f64(E, 0.0), m, "shift");
+
+	snprintf(name, sizeof name, "lsesum.%s", vn);
+	jit_open_reduction(E, var);
+	if (E->failed)
+		return jit_f64(E, 0.0);
+	LLVMValueRef s = jit_loop_phi(E, name);
+	LLVMValueRef b2;
+	if (buf) {
+		jit_position_top(E);
+		b2 = LLVMBuildLoad2(E->b, E->f64,
+		                    jit_elem_ptr(E, buf, E->lv[E->depth - 1].iv, "slot"), "b");
+	} else {
+		b2 = jit_emit(E, body);
+		jit_position_top(E);
+	}
+	LLVMValueRef t = jit_intrin1(E, "llvm.exp", LLVMBuildFSub(E->b, b2, shift, "d"), "e");
+	LLVMValueRef snext = LLVMBuildFAdd(E->b, s, t, "s");
+	LLVMValueRef zero = jit_f64(E, 0.0);
+	jit_loop_close_acc(E, 1, &s, &zero, &snext);
+
+	jit_at(E, level);
+	LLVMValueRef lg = jit_intrin1(E, "llvm.log", s, "logsum");
+	snprintf(name, sizeof name, "lse.%s", vn);
+	return LLVMBuildFAdd(E->b, shift, lg, name);
+}
+
+static LLVMValueRef jit_emit_reduce(JitEmit *E, SymId e, int level)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	JitLevel saved[JIT_MAX_DEPTH];
+	int nhidden = jit_hide(E, level, saved);
+	LLVMValueRef r;
+	if (n->kind == SYM_LSE)
+		r = jit_emit_lse(E, n->aux, n->kids[0], level);
+	else
+		r = jit_emit_fold(E, (SymKind)n->kind, n->aux, n->kids[0]);
+	jit_unhide(E, level, saved, nhidden);
+	return r;
+}
+
+/* ---- the node switch ------------------------------------------------------ */
+
+/* The k > 0 of a factor b^-k (a divisor), else 0. */
+static int64_t jit_divisor_power(JitEmit *E, SymId f, SymId *base)
+{
+	const SymNode *n = sym_node(E->sym, f);
+	double k;
+	if (n->kind != SYM_POW || !sym_is_const(E->sym, n->kids[1], &k) || k >= 0 ||
+	    k != floor(k) || k < -64)
+		return 0;
+	*base = n->kids[0];
+	return (int64_t)-k;
+}
+
+/* Sums fold left in kid order; products multiply the ordinary factors, then
+ * divide by each b^k of a factor b^-k (sym keeps a/b as a*b^-1), so a/b is
+ * one correctly rounded division as in C. */
+static LLVMValueRef jit_emit_nary(JitEmit *E, const SymNode *n, int level)
+{
+	bool add = n->kind == SYM_ADD;
+	LLVMValueRef v[64], *kids = n->nkids <= 64 ? v : dam_xrealloc(NULL, n->nkids * sizeof *kids);
+	int64_t pv[64], *pw = n->nkids <= 64 ? pv : dam_xrealloc(NULL, n->nkids * sizeof *pw);
+	for (int i = 0; i < n->nkids; i++) {
+		SymId base = n->kids[i];
+		pw[i] = add ? 0 : jit_divisor_power(E, n->kids[i], &base);
+		kids[i] = jit_emit(E, base);
+	}
+	jit_at(E, level);
+	LLVMValueRef acc = NULL;
+	for (int i = 0; i < n->nkids; i++) {
+		if (pw[i])
+			continue;
+		if (!acc)
+			acc = kids[i];
+		else
+			acc = add ? LLVMBuildFAdd(E->b, acc, kids[i], "add")
+			          : LLVMBuildFMul(E->b, acc, kids[i], "mul");
+	}
+	if (!acc)
+		acc = jit_f64(E, add ? 0.0 : 1.0);
+	for (int i = 0; i < n->nkids; i++)
+		if (pw[i])
+			acc = LLVMBuildFDiv(E->b, acc, jit_powi(E, kids[i], pw[i]), "div");
+	if (kids != v)
+		dam_free(kids);
+	if (pw != pv)
+		dam_free(pw);
+	return acc;
+}
+
+static LLVMValueRef jit_emit_pow(JitEmit *E, const SymNode *n, int level)
+{
+	double k;
+	LLVMValueRef a = jit_emit(E, n->kids[0]);
+	if (sym_is_const(E->sym, n->kids[1], &k) && k == floor(k) && fabs(k) <= 64) {
+		jit_at(E, level);
+		return jit_powi(E, a, (int64_t)k);
+	}
+	LLVMValueRef args[2] = {a, jit_emit(E, n->kids[1])};
+	jit_at(E, level);
+	return jit_intrin(E, "llvm.pow", 2, args, "pow");
+}
+
+static bool jit_is_int_index(JitEmit *E, const SymNode *n)
+{
+	if (n->kind == SYM_IDX)
+		return E->var_level[n->aux] >= 0;
+	return n->kind == SYM_CONST && n->val == floor(n->val) && fabs(n->val) < 9e15;
+}
+
+static LLVMValueRef jit_emit_delta(JitEmit *E, const SymNode *n, int level)
+{
+	const SymNode *a = sym_node(E->sym, n->kids[0]), *b = sym_node(E->sym, n->kids[1]);
+	LLVMValueRef c;
+	if (jit_is_int_index(E, a) && jit_is_int_index(E, b)) {
+		LLVMValueRef ia = a->kind == SYM_IDX ? E->lv[E->var_level[a->aux]].iv
+		                                     : jit_i64(E, (int64_t)a->val);
+		LLVMValueRef ib = b->kind == SYM_IDX ? E->lv[E->var_level[b->aux]].iv
+		                                     : jit_i64(E, (int64_t)b->val);
+		jit_at(E, level);
+		c = LLVMBuildICmp(E->b, LLVMIntEQ, ia, ib, "same");
+	} else {
+		LLVMValueRef va = jit_emit(E, n->kids[0]), vb = jit_emit(E, n->kids[1]);
+		jit_at(E, level);
+		c = LLVMBuildFCmp(E->b, LLVMRealOEQ, jit_intrin1(E, "llvm.round", va, "ra"),
+		                  jit_intrin1(E, "llvm.round", vb, "rb"), "same");
+	}
+	return LLVMBuildUIToFP(E->b, c, E->f64, "delta");
+}
+
+static LLVMValueRef jit_emit_node(JitEmit *E, SymId e, int level)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	LLVMValueRef a, b;
+	if (E->use_cache && E->cache_off[e] >= 0)
+		return jit_emit_cached(E, e, level);
+	switch ((SymKind)n->kind) {
+	case SYM_CONST:
+		return jit_f64(E, n->val);
+	case SYM_IDX:
+		jit_at(E, level);
+		return LLVMBuildSIToFP(E->b, E->lv[E->var_level[n->aux]].iv, E->f64,
+		                       sym_index_name(E->sym, n->aux));
+	case SYM_TENSOR:
+		return jit_emit_tensor(E, e, level);
+	case SYM_ADD:
+	case SYM_MUL:
+		return jit_emit_nary(E, n, level);
+	case SYM_DIV:
+		a = jit_emit(E, n->kids[0]);
+		b = jit_emit(E, n->kids[1]);
+		jit_at(E, level);
+		return LLVMBuildFDiv(E->b, a, b, "div");
+	case SYM_POW:
+		return jit_emit_pow(E, n, level);
+	case SYM_FN:
+		a = jit_emit(E, n->kids[0]);
+		jit_at(E, level);
+		return jit_fn_value(E, (SymFn)n->fn, a);
+	case SYM_SUM:
+	case SYM_LSE:
+	case SYM_MAX:
+		return jit_emit_reduce(E, e, level);
+	case SYM_DELTA:
+		return jit_emit_delta(E, n, level);
+	case SYM_EQ:
+		a = jit_emit(E, n->kids[0]);
+		b = jit_emit(E, n->kids[1]);
+		jit_at(E, level);
+		return LLVMBuildUIToFP(E->b, LLVMBuildFCmp(E->b, LLVMRealOEQ, a, b, "eq"), E->f64, "eqv");
+	case SYM_NKINDS:
+		break;
+	}
+	jit_fail(E, "unknown expression kind %d", (int)n->kind);
+	return jit_f64(E, 0.0);
+}
+
+/* The value of e (a double) at the current innermost level.  The builder's
+ * position afterwards is unspecified: callers re-position (jit_position_top). */
+LLVMValueRef jit_emit(JitEmit *E, SymId e)
+{
+	if (E->failed || e == 0 || e >= E->nsym) {
+		if (!E->failed)
+			jit_fail(E, "internal: invalid expression id %u", e);
+		return jit_f64(E, 0.0);
+	}
+	int level = jit_level_of(E, e);
+	if (E->failed)
+		return jit_f64(E, 0.0);
+	if (E->memo[e] && E->memo_gen[e] == E->lv[level].gen)
+		return E->memo[e];
+	LLVMValueRef v = jit_emit_node(E, e, level);
+	E->memo[e] = v;
+	E->memo_gen[e] = E->lv[level].gen;
+	return v;
+}
+
+/* ---- statements ---------------------------------------------------------- */
+
+/* base[off + j] = e / tau for j in [lo, hi), var bound to j. */
+void jit_assign_range(JitEmit *E, LLVMValueRef base, int64_t off, IdxId var,
+                      int64_t lo, int64_t hi, SymId e, double tau, const char *name)
+{
+	if (hi <= lo || E->failed)
+		return;
+	jit_stmt_begin(E);
+	jit_loop_open(E, var, jit_i64(E, lo), jit_i64(E, hi), name);
+	if (E->failed)
+		return;
+	LLVMValueRef v = jit_emit(E, e);
+	jit_position_top(E);
+	if (tau != 1.0)
+		v = LLVMBuildFDiv(E->b, v, jit_f64(E, tau), "overtau");
+	LLVMValueRef at = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, jit_i64(E, off), "dst");
+	LLVMBuildStore(E->b, v, jit_elem_ptr(E, base, at, name));
+	jit_loop_close(E);
+}
+
+/* base[off + flat(vars)] = e over the full extents of vars (row-major). */
+void jit_assign_nd(JitEmit *E, LLVMValueRef base, int64_t off, int rank,
+                   const IdxId *vars, SymId e, const char *name)
+{
+	if (E->failed)
+		return;
+	jit_stmt_begin(E);
+	int top = E->depth;
+	for (int k = 0; k < rank; k++) {
+		int64_t ext = sym_index_extent(E->sym, vars[k]);
+		jit_loop_open(E, vars[k], jit_i64(E, 0), jit_i64(E, ext),
+		              sym_index_name(E->sym, vars[k]));
+	}
+	if (E->failed)
+		return;
+	LLVMValueRef v = jit_emit(E, e);
+	jit_position_top(E);
+	LLVMValueRef flat = NULL;
+	for (int k = 0; k < rank; k++) {
+		LLVMValueRef iv = E->lv[top + k].iv;
+		if (flat) {
+			int64_t ext = sym_index_extent(E->sym, vars[k]);
+			flat = LLVMBuildNSWMul(E->b, flat, jit_i64(E, ext), "rowoff");
+			flat = LLVMBuildNSWAdd(E->b, flat, iv, "flat");
+		} else {
+			flat = iv;
+		}
+	}
+	LLVMValueRef at = jit_i64(E, off);
+	if (flat)
+		at = LLVMBuildNSWAdd(E->b, flat, at, "dst");
+	LLVMBuildStore(E->b, v, jit_elem_ptr(E, base, at, name));
+	for (int k = 0; k < rank; k++)
+		jit_loop_close(E);
+}

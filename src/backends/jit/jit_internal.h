@@ -1,0 +1,125 @@
+/* jit_internal.h - private interface between the JIT's emitter and its drivers.
+ *
+ * jit_emit.c compiles symbolic expressions (sym.h) with free index variables
+ * into LLVM loop nests; jit_kernels.c lays out the workspace and builds the
+ * kernel functions of JitKernels out of "statements" (dst[...] = expr over
+ * index variables); jit.c owns the LLVM context, optimisation and the LLJIT.
+ * Only files in this directory include this header (and llvm-c).
+ *
+ * Loop scopes.  While a function is emitted the emitter keeps a stack of
+ * levels: level 0 is the function body, level k >= 1 a loop binding one index
+ * variable.  Every level has an insertion block `ins` that stays open (no
+ * terminator) while deeper loops exist, so a subexpression can be emitted at
+ * the outermost level where all its free indices are bound (loop-invariant
+ * hoisting) and memoised per (SymId, level instance).  A loop is closed by
+ * branching from its level's final `ins` block into the header, so code
+ * hoisted into the enclosing level while the loop was open still dominates it.
+ */
+#ifndef DAM_JIT_INTERNAL_H
+#define DAM_JIT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <llvm-c/Core.h>
+
+#include "jit.h"
+
+#define JIT_MAX_DEPTH 64
+
+typedef struct JitLevel {
+	IdxId var;                 /* index variable bound here (0: none) */
+	LLVMValueRef iv;           /* i64 value of the loop counter */
+	LLVMValueRef hi;           /* i64 exclusive upper bound */
+	LLVMBasicBlockRef head;    /* loop header (phis, bound check) */
+	LLVMValueRef check;        /* the bound check in head: phis go before it */
+	LLVMBasicBlockRef exit;    /* block after the loop */
+	LLVMBasicBlockRef ins;     /* open block where this level's code goes */
+	LLVMValueRef lo;           /* i64 start value */
+	uint64_t gen;              /* instance number (memo validity) */
+	int shadow;                /* var_level[var] before this level bound var */
+} JitLevel;
+
+typedef struct JitEmit {
+	LLVMContextRef ctx;
+	LLVMModuleRef mod;
+	LLVMBuilderRef b;
+	const Model *m;
+	SymCtx *sym;
+	LLVMTypeRef f64, i64, i1, ptr;
+
+	/* Per tensor (indexed by TensorId). */
+	LLVMValueRef *gconst;      /* MT_CONST / MT_LEARN: private constant global */
+	int64_t *ws_off;           /* MT_INPUT / MT_DYN / MT_ACT: offset in ws, -1 none */
+	int64_t *x_off;            /* MT_STATE: offset in x, -1 none */
+
+	/* Per SymId. */
+	uint32_t nsym;
+	uint8_t *dep;              /* 0 unknown, 1 state-free, 2 reads x or g */
+	int64_t *cache_off;        /* ws offset of a setup-time cache, -1 none */
+	LLVMValueRef *memo;
+	uint64_t *memo_gen;
+
+	/* Per IdxId. */
+	int *var_level;            /* level binding the variable, -1 unbound */
+
+	/* The function being emitted. */
+	LLVMValueRef fn;
+	LLVMBasicBlockRef entry;   /* allocas; branches to the body at the end */
+	LLVMBasicBlockRef body;    /* first block of the body */
+	LLVMValueRef ws, x;        /* base pointers (x NULL where there is no state) */
+	bool use_cache;
+	int floor;                 /* lowest level state-dependent values may live at */
+	JitLevel lv[JIT_MAX_DEPTH];
+	int depth;
+	uint64_t gen_counter;
+	int nbuf;                  /* stack buffers allocated so far (naming) */
+
+	bool failed;
+	char err[256];
+} JitEmit;
+
+/* jit_emit.c */
+void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m);
+void jit_emit_fini(JitEmit *E);
+void jit_fail(JitEmit *E, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+LLVMValueRef jit_fn_begin(JitEmit *E, const char *name, LLVMTypeRef type);
+void jit_fn_end(JitEmit *E, LLVMValueRef ret);
+void jit_stmt_begin(JitEmit *E);
+void jit_loop_open(JitEmit *E, IdxId var, LLVMValueRef lo, LLVMValueRef hi, const char *name);
+void jit_loop_close(JitEmit *E);
+void jit_position_top(JitEmit *E);
+LLVMValueRef jit_emit(JitEmit *E, SymId e);
+LLVMValueRef jit_elem_ptr(JitEmit *E, LLVMValueRef base, LLVMValueRef off, const char *name);
+LLVMValueRef jit_i64(JitEmit *E, int64_t v);
+LLVMValueRef jit_f64(JitEmit *E, double v);
+void jit_assign_range(JitEmit *E, LLVMValueRef base, int64_t off, IdxId var,
+                      int64_t lo, int64_t hi, SymId e, double tau, const char *name);
+void jit_assign_nd(JitEmit *E, LLVMValueRef base, int64_t off, int rank,
+                   const IdxId *vars, SymId e, const char *name);
+bool jit_dep_state(JitEmit *E, SymId e);
+
+/* jit_kernels.c */
+typedef struct JitLayout {
+	size_t ws_size;
+	size_t nstate, noutput, nact;
+	size_t *input_off;         /* model->ninputs entries (malloc) */
+	size_t *output_off;        /* model->noutputs entries (malloc) */
+	int64_t act_off, dx_off;
+	int64_t *tensor_ws_off;    /* copy of ws_off per tensor (malloc) */
+	uint32_t ntensors;
+} JitLayout;
+
+/* Lays out ws, emits every kernel into E->mod; 0 on success. */
+int jit_build_kernels(JitEmit *E, JitLayout *lay);
+
+/* Names of the emitted functions, in JitKernels order. */
+#define JIT_FN_SETUP   "dam_setup"
+#define JIT_FN_INIT    "dam_init_state"
+#define JIT_FN_RHS     "dam_rhs"
+#define JIT_FN_ENERGY  "dam_energy"
+#define JIT_FN_ACTS    "dam_acts"
+#define JIT_FN_OUTPUTS "dam_outputs"
+#define JIT_FN_EULER   "dam_euler"
+
+#endif

@@ -1,0 +1,513 @@
+/* jit_kernels.c - workspace layout and the kernel functions of JitKernels.
+ *
+ * Lays out the workspace (inputs, dynamic tensors, activations, the Euler
+ * scratch dx and setup-time caches), emits the static weights as private
+ * constant globals and builds every entry point out of statements
+ * (jit_assign_*):
+ *
+ *   setup      dynamic tensors in dependency order, then the caches
+ *   init_state 0, init segments, clamp segments
+ *   rhs        activations into ws, then rhs/tau per layer (0 when clamped)
+ *   energy     activations, then the energy expression
+ *   acts       activations, copied out
+ *   outputs    activations, then each output
+ *   euler      one native loop over the steps: activations, rhs into dx,
+ *              x += dt*dx on the free neurons
+ *
+ * Caches: a state-free subexpression of the activations, ODEs, energy or
+ * outputs that costs something (contains a reduction, a function call, a
+ * power or a division), e.g. the bias  -1/2 sum_i xi[mu,i]^2  or the squared
+ * weights of the Analog ET, is computed once by setup() into ws (an array
+ * over its free indices) and loaded from there by the other kernels.
+ *
+ * Pointer arguments are declared noalias: ws, x and the output array of a
+ * call must not overlap.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jit_internal.h"
+
+/* Largest cache (in doubles) worth keeping in ws. */
+#define JIT_CACHE_MAX ((int64_t)1 << 22)
+
+static int64_t jit_tensor_size(JitEmit *E, TensorId t)
+{
+	int rank = sym_tensor_rank(E->sym, t);
+	const int64_t *shape = sym_tensor_shape(E->sym, t);
+	int64_t n = 1;
+	for (int k = 0; k < rank; k++)
+		n *= shape[k];
+	return n;
+}
+
+/* ---- constants ------------------------------------------------------------ */
+
+/* A private constant global with the tensor's data: a [n x double] array
+ * when small (readable dumps), raw bytes otherwise (fast to build). */
+static void jit_emit_const_tensor(JitEmit *E, TensorId t)
+{
+	const MTensor *mt = &E->m->tensors[t];
+	int64_t n = jit_tensor_size(E, t);
+	char name[128];
+	LLVMValueRef init;
+	LLVMTypeRef ty;
+	snprintf(name, sizeof name, "c.%s", sym_tensor_name(E->sym, t));
+	if (n <= 64) {
+		LLVMValueRef vals[64];
+		for (int64_t i = 0; i < n; i++)
+			vals[i] = jit_f64(E, mt->data ? mt->data[i] : 0.0);
+		ty = LLVMArrayType(E->f64, (unsigned)n);
+		init = LLVMConstArray(E->f64, vals, (unsigned)n);
+	} else if (mt->data) {
+		unsigned bytes = (unsigned)((size_t)n * sizeof(double));
+		init = LLVMConstStringInContext(E->ctx, (const char *)mt->data, bytes, 1);
+		ty = LLVMTypeOf(init);
+	} else {
+		ty = LLVMArrayType(E->f64, (unsigned)n);
+		init = LLVMConstNull(ty);
+	}
+	LLVMValueRef g = LLVMAddGlobal(E->mod, ty, name);
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetLinkage(g, LLVMPrivateLinkage);
+	LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+	LLVMSetAlignment(g, 64);
+	E->gconst[t] = g;
+}
+
+/* ---- layout -------------------------------------------------------------- */
+
+static bool jit_costly(JitEmit *E, SymId e, uint8_t *memo)
+{
+	if (memo[e])
+		return memo[e] == 2;
+	const SymNode *n = sym_node(E->sym, e);
+	bool c = n->kind == SYM_SUM || n->kind == SYM_LSE || n->kind == SYM_MAX ||
+	         n->kind == SYM_FN || n->kind == SYM_POW || n->kind == SYM_DIV;
+	for (int i = 0; i < n->nkids && !c; i++)
+		c = jit_costly(E, n->kids[i], memo);
+	memo[e] = c ? 2 : 1;
+	return c;
+}
+
+static bool jit_reads_formal(JitEmit *E, SymId e)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	if (n->kind == SYM_TENSOR && E->m->tensors[n->aux].kind == MT_FORMAL)
+		return true;
+	for (int i = 0; i < n->nkids; i++)
+		if (jit_reads_formal(E, n->kids[i]))
+			return true;
+	return false;
+}
+
+typedef struct JitCachePlan {
+	uint8_t *costly, *seen;
+	SymId *list;
+	int n;
+	int64_t *cur;
+} JitCachePlan;
+
+static void jit_plan_cache(JitEmit *E, JitCachePlan *P, SymId e)
+{
+	if (!e || P->seen[e])
+		return;
+	P->seen[e] = 1;
+	const SymNode *n = sym_node(E->sym, e);
+	if (n->kind != SYM_CONST && !jit_dep_state(E, e) && jit_costly(E, e, P->costly)) {
+		int64_t size = 1;
+		for (int k = 0; k < n->nfree; k++)
+			size *= sym_index_extent(E->sym, n->free[k]);
+		if (size <= JIT_CACHE_MAX && !jit_reads_formal(E, e)) {
+			E->cache_off[e] = *P->cur;
+			*P->cur += size;
+			P->list[P->n++] = e;
+			return;
+		}
+	}
+	for (int i = 0; i < n->nkids; i++)
+		jit_plan_cache(E, P, n->kids[i]);
+}
+
+static void jit_plan_caches(JitEmit *E, JitCachePlan *P)
+{
+	const Model *m = E->m;
+	P->costly = dam_xrealloc(NULL, E->nsym);
+	P->seen = dam_xrealloc(NULL, E->nsym);
+	memset(P->costly, 0, E->nsym);
+	memset(P->seen, 0, E->nsym);
+	P->list = dam_xrealloc(NULL, E->nsym * sizeof *P->list);
+	P->n = 0;
+	for (int l = 0; l < m->nlayers; l++) {
+		jit_plan_cache(E, P, m->layers[l].act);
+		jit_plan_cache(E, P, m->layers[l].rhs);
+	}
+	jit_plan_cache(E, P, m->energy);
+	for (int o = 0; o < m->noutputs; o++)
+		jit_plan_cache(E, P, m->outputs[o].expr);
+}
+
+static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
+{
+	const Model *m = E->m;
+	int64_t cur = 0;
+	lay->nstate = (size_t)model_state_size(m);
+	lay->nact = lay->nstate;
+	lay->input_off = dam_xrealloc(NULL, (size_t)(m->ninputs ? m->ninputs : 1) * sizeof(size_t));
+	lay->output_off = dam_xrealloc(NULL, (size_t)(m->noutputs ? m->noutputs : 1) * sizeof(size_t));
+	for (int i = 0; i < m->ninputs; i++) {
+		TensorId t = m->inputs[i].t;
+		if (!t || t >= m->ntensors || m->tensors[t].kind != MT_INPUT) {
+			jit_fail(E, "input '%s' has no input tensor", m->inputs[i].name);
+			return -1;
+		}
+		E->ws_off[t] = cur;
+		lay->input_off[i] = (size_t)cur;
+		cur += jit_tensor_size(E, t);
+	}
+	lay->act_off = cur;
+	cur += (int64_t)lay->nstate;
+	lay->dx_off = cur;
+	cur += (int64_t)lay->nstate;
+	for (TensorId t = 1; t < m->ntensors; t++) {
+		const MTensor *mt = &m->tensors[t];
+		if (mt->kind == MT_DYN) {
+			E->ws_off[t] = cur;
+			cur += jit_tensor_size(E, t);
+		} else if (mt->kind == MT_ACT || mt->kind == MT_STATE) {
+			if (mt->layer < 0 || mt->layer >= m->nlayers) {
+				jit_fail(E, "tensor '%s' belongs to no layer", sym_tensor_name(E->sym, t));
+				return -1;
+			}
+			int64_t lo = model_layer_offset(m, mt->layer);
+			if (mt->kind == MT_ACT)
+				E->ws_off[t] = lay->act_off + lo;
+			else
+				E->x_off[t] = lo;
+		} else if (mt->kind == MT_CONST || mt->kind == MT_LEARN) {
+			jit_emit_const_tensor(E, t);
+		}
+	}
+	P->cur = &cur;
+	jit_plan_caches(E, P);
+	size_t nout = 0;
+	for (int o = 0; o < m->noutputs; o++) {
+		lay->output_off[o] = nout;
+		nout += (size_t)(m->outputs[o].rank == 0 ? 1 : m->outputs[o].n);
+	}
+	lay->noutput = nout;
+	lay->ws_size = (size_t)cur;
+	lay->ntensors = sym_tensor_count(E->sym);
+	lay->tensor_ws_off = dam_xrealloc(NULL, lay->ntensors * sizeof *lay->tensor_ws_off);
+	memcpy(lay->tensor_ws_off, E->ws_off, lay->ntensors * sizeof *lay->tensor_ws_off);
+	return E->failed ? -1 : 0;
+}
+
+/* ---- dynamic tensors ------------------------------------------------------ */
+
+static void jit_dyn_visit(JitEmit *E, TensorId t, uint8_t *state, TensorId *order, int *n)
+{
+	const Model *m = E->m;
+	if (state[t] == 2)
+		return;
+	if (state[t] == 1) {
+		jit_fail(E, "dynamic tensor '%s' depends on itself", sym_tensor_name(E->sym, t));
+		return;
+	}
+	state[t] = 1;
+	for (TensorId u = 1; u < m->ntensors; u++)
+		if (u != t && m->tensors[u].kind == MT_DYN && sym_uses_tensor(E->sym, m->tensors[t].def, u))
+			jit_dyn_visit(E, u, state, order, n);
+	state[t] = 2;
+	order[(*n)++] = t;
+}
+
+static void jit_emit_dyn(JitEmit *E)
+{
+	const Model *m = E->m;
+	uint8_t *state = dam_xrealloc(NULL, m->ntensors);
+	TensorId *order = dam_xrealloc(NULL, m->ntensors * sizeof *order);
+	int n = 0;
+	memset(state, 0, m->ntensors);
+	for (TensorId t = 1; t < m->ntensors; t++)
+		if (m->tensors[t].kind == MT_DYN)
+			jit_dyn_visit(E, t, state, order, &n);
+	for (int i = 0; i < n && !E->failed; i++) {
+		TensorId t = order[i];
+		const MTensor *mt = &m->tensors[t];
+		int rank = sym_tensor_rank(E->sym, t);
+		const int64_t *shape = sym_tensor_shape(E->sym, t);
+		for (int k = 0; k < rank; k++)
+			if (sym_index_extent(E->sym, mt->idx[k]) != shape[k])
+				jit_fail(E, "dynamic tensor '%s': index %d ranges over %lld, axis has %lld",
+				         sym_tensor_name(E->sym, t), k,
+				         (long long)sym_index_extent(E->sym, mt->idx[k]), (long long)shape[k]);
+		jit_assign_nd(E, E->ws, E->ws_off[t], rank, mt->idx, mt->def, sym_tensor_name(E->sym, t));
+	}
+	dam_free(state);
+	dam_free(order);
+}
+
+/* ---- small loops ------------------------------------------------------------- */
+
+/* base[off + k] = v for k in [lo, hi). */
+static void jit_fill(JitEmit *E, LLVMValueRef base, int64_t off, int64_t lo, int64_t hi,
+                     double v, const char *name)
+{
+	if (hi <= lo)
+		return;
+	jit_stmt_begin(E);
+	jit_loop_open(E, 0, jit_i64(E, lo + off), jit_i64(E, hi + off), "k");
+	jit_position_top(E);
+	LLVMBuildStore(E->b, jit_f64(E, v), jit_elem_ptr(E, base, E->lv[E->depth - 1].iv, name));
+	jit_loop_close(E);
+}
+
+/* dst[doff + k] = src[soff + k] for k in [0, n). */
+static void jit_copy(JitEmit *E, LLVMValueRef dst, int64_t doff, LLVMValueRef src, int64_t soff, int64_t n)
+{
+	if (n <= 0)
+		return;
+	jit_stmt_begin(E);
+	jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, n), "k");
+	jit_position_top(E);
+	LLVMValueRef k = E->lv[E->depth - 1].iv;
+	LLVMValueRef s = LLVMBuildNSWAdd(E->b, k, jit_i64(E, soff), "src");
+	LLVMValueRef d = LLVMBuildNSWAdd(E->b, k, jit_i64(E, doff), "dst");
+	LLVMValueRef v = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, src, s, "from"), "v");
+	LLVMBuildStore(E->b, v, jit_elem_ptr(E, dst, d, "to"));
+	jit_loop_close(E);
+}
+
+/* x[k] += dt * ws[dx_off + k] for k in [lo, hi) (state offsets). */
+static void jit_euler_update(JitEmit *E, LLVMValueRef dt, int64_t dx_off, int64_t lo, int64_t hi)
+{
+	if (hi <= lo)
+		return;
+	jit_stmt_begin(E);
+	jit_loop_open(E, 0, jit_i64(E, lo), jit_i64(E, hi), "k");
+	jit_position_top(E);
+	LLVMValueRef k = E->lv[E->depth - 1].iv;
+	LLVMValueRef px = jit_elem_ptr(E, E->x, k, "px");
+	LLVMValueRef d = LLVMBuildNSWAdd(E->b, k, jit_i64(E, dx_off), "dxk");
+	LLVMValueRef dx = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, d, "pdx"), "dx");
+	LLVMValueRef xv = LLVMBuildLoad2(E->b, E->f64, px, "x");
+	LLVMValueRef step = LLVMBuildFMul(E->b, dt, dx, "step");
+	LLVMBuildStore(E->b, LLVMBuildFAdd(E->b, xv, step, "xnew"), px);
+	jit_loop_close(E);
+}
+
+/* ---- clamps ---------------------------------------------------------------- */
+
+/* The free (unclamped) ranges of a layer, sorted; returns their number.
+ * r must hold nclamp + 1 pairs. */
+static int jit_free_ranges(const MLayer *L, int64_t (*r)[2])
+{
+	int nseg = L->nclamp, nr = 0;
+	int64_t (*seg)[2] = dam_xrealloc(NULL, (size_t)(nseg ? nseg : 1) * sizeof *seg);
+	for (int s = 0; s < nseg; s++) {
+		seg[s][0] = L->clamp[s].lo < 0 ? 0 : L->clamp[s].lo;
+		seg[s][1] = L->clamp[s].hi > L->n ? L->n : L->clamp[s].hi;
+		for (int u = s; u > 0 && seg[u][0] < seg[u - 1][0]; u--) {
+			int64_t a = seg[u][0], b = seg[u][1];
+			seg[u][0] = seg[u - 1][0], seg[u][1] = seg[u - 1][1];
+			seg[u - 1][0] = a, seg[u - 1][1] = b;
+		}
+	}
+	int64_t pos = 0;
+	for (int s = 0; s < nseg; s++) {
+		if (seg[s][0] > pos) {
+			r[nr][0] = pos, r[nr][1] = seg[s][0];
+			nr++;
+		}
+		if (seg[s][1] > pos)
+			pos = seg[s][1];
+	}
+	if (pos < L->n) {
+		r[nr][0] = pos, r[nr][1] = L->n;
+		nr++;
+	}
+	dam_free(seg);
+	return nr;
+}
+
+/* ---- kernel bodies ---------------------------------------------------------- */
+
+static void jit_emit_acts(JitEmit *E, const JitLayout *lay)
+{
+	const Model *m = E->m;
+	for (int l = 0; l < m->nlayers; l++) {
+		const MLayer *L = &m->layers[l];
+		char name[80];
+		snprintf(name, sizeof name, "g_%s", L->name);
+		jit_assign_range(E, E->ws, lay->act_off + model_layer_offset(m, l), L->j, 0, L->n,
+		                 L->act, 1.0, name);
+	}
+}
+
+/* rhs/tau of every free neuron into dst[off + ...]; clamped ones set to 0
+ * when zero_clamped. */
+static void jit_emit_rhs_into(JitEmit *E, LLVMValueRef dst, int64_t off, bool zero_clamped)
+{
+	const Model *m = E->m;
+	for (int l = 0; l < m->nlayers && !E->failed; l++) {
+		const MLayer *L = &m->layers[l];
+		int64_t lo = off + model_layer_offset(m, l);
+		int64_t (*r)[2] = dam_xrealloc(NULL, (size_t)(L->nclamp + 1) * sizeof *r);
+		int nr = jit_free_ranges(L, r);
+		char name[80];
+		snprintf(name, sizeof name, "dx_%s", L->name);
+		for (int k = 0; k < nr; k++)
+			jit_assign_range(E, dst, lo, L->j, r[k][0], r[k][1], L->rhs, L->tau, name);
+		for (int c = 0; c < L->nclamp && zero_clamped; c++)
+			jit_fill(E, dst, lo, L->clamp[c].lo < 0 ? 0 : L->clamp[c].lo,
+			         L->clamp[c].hi > L->n ? L->n : L->clamp[c].hi, 0.0, name);
+		dam_free(r);
+	}
+}
+
+static LLVMTypeRef jit_fn_type(JitEmit *E, LLVMTypeRef ret, int nptr, bool with_dt)
+{
+	LLVMTypeRef p[4] = {E->ptr, E->ptr, E->ptr, E->ptr};
+	if (with_dt) {
+		p[2] = E->f64;
+		p[3] = E->i64;
+		return LLVMFunctionType(ret, p, 4, 0);
+	}
+	return LLVMFunctionType(ret, p, (unsigned)nptr, 0);
+}
+
+/* Starts kernel `name` with nptr pointer parameters (ws, x, out), noalias. */
+static void jit_kernel_begin(JitEmit *E, const char *name, LLVMTypeRef ret, int nptr, bool with_dt)
+{
+	static const char *const pname[3] = {"ws", "x", "out"};
+	LLVMValueRef fn = jit_fn_begin(E, name, jit_fn_type(E, ret, nptr, with_dt));
+	unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+	for (int i = 0; i < nptr; i++) {
+		LLVMValueRef p = LLVMGetParam(fn, (unsigned)i);
+		LLVMSetValueName2(p, pname[i], strlen(pname[i]));
+		LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, LLVMCreateEnumAttribute(E->ctx, noalias, 0));
+	}
+	E->ws = LLVMGetParam(fn, 0);
+	E->x = nptr > 1 ? LLVMGetParam(fn, 1) : NULL;
+	E->use_cache = true;
+}
+
+static void jit_build_setup(JitEmit *E, const JitCachePlan *P)
+{
+	jit_kernel_begin(E, JIT_FN_SETUP, LLVMVoidTypeInContext(E->ctx), 1, false);
+	E->use_cache = false;
+	jit_emit_dyn(E);
+	for (int i = 0; i < P->n && !E->failed; i++) {
+		const SymNode *n = sym_node(E->sym, P->list[i]);
+		jit_assign_nd(E, E->ws, E->cache_off[P->list[i]], n->nfree, n->free, P->list[i], "cache");
+	}
+	jit_fn_end(E, NULL);
+}
+
+static void jit_build_init(JitEmit *E)
+{
+	const Model *m = E->m;
+	jit_kernel_begin(E, JIT_FN_INIT, LLVMVoidTypeInContext(E->ctx), 2, false);
+	E->use_cache = false;
+	for (int l = 0; l < m->nlayers; l++) {
+		const MLayer *L = &m->layers[l];
+		int64_t off = model_layer_offset(m, l);
+		char name[80];
+		snprintf(name, sizeof name, "x0_%s", L->name);
+		jit_fill(E, E->x, off, 0, L->n, 0.0, name);
+		for (int s = 0; s < L->ninit; s++)
+			jit_assign_range(E, E->x, off, L->j, L->init[s].lo < 0 ? 0 : L->init[s].lo,
+			                 L->init[s].hi > L->n ? L->n : L->init[s].hi, L->init[s].value, 1.0, name);
+		for (int s = 0; s < L->nclamp; s++)
+			jit_assign_range(E, E->x, off, L->j, L->clamp[s].lo < 0 ? 0 : L->clamp[s].lo,
+			                 L->clamp[s].hi > L->n ? L->n : L->clamp[s].hi, L->clamp[s].value, 1.0, name);
+	}
+	jit_fn_end(E, NULL);
+}
+
+static void jit_build_rhs(JitEmit *E, const JitLayout *lay)
+{
+	jit_kernel_begin(E, JIT_FN_RHS, LLVMVoidTypeInContext(E->ctx), 3, false);
+	jit_emit_acts(E, lay);
+	jit_emit_rhs_into(E, LLVMGetParam(E->fn, 2), 0, true);
+	jit_fn_end(E, NULL);
+}
+
+static void jit_build_energy(JitEmit *E, const JitLayout *lay)
+{
+	jit_kernel_begin(E, JIT_FN_ENERGY, E->f64, 2, false);
+	jit_emit_acts(E, lay);
+	jit_stmt_begin(E);
+	LLVMValueRef v = E->m->energy ? jit_emit(E, E->m->energy) : jit_f64(E, 0.0);
+	jit_fn_end(E, v);
+}
+
+static void jit_build_acts(JitEmit *E, const JitLayout *lay)
+{
+	jit_kernel_begin(E, JIT_FN_ACTS, LLVMVoidTypeInContext(E->ctx), 3, false);
+	jit_emit_acts(E, lay);
+	jit_copy(E, LLVMGetParam(E->fn, 2), 0, E->ws, lay->act_off, (int64_t)lay->nact);
+	jit_fn_end(E, NULL);
+}
+
+static void jit_build_outputs(JitEmit *E, const JitLayout *lay)
+{
+	const Model *m = E->m;
+	jit_kernel_begin(E, JIT_FN_OUTPUTS, LLVMVoidTypeInContext(E->ctx), 3, false);
+	LLVMValueRef out = LLVMGetParam(E->fn, 2);
+	jit_emit_acts(E, lay);
+	for (int o = 0; o < m->noutputs; o++) {
+		const MOutput *O = &m->outputs[o];
+		int64_t off = (int64_t)lay->output_off[o];
+		if (O->rank == 0)
+			jit_assign_nd(E, out, off, 0, NULL, O->expr, O->name);
+		else
+			jit_assign_range(E, out, off, O->i, 0, O->n, O->expr, 1.0, O->name);
+	}
+	jit_fn_end(E, NULL);
+}
+
+static void jit_build_euler(JitEmit *E, const JitLayout *lay)
+{
+	const Model *m = E->m;
+	jit_kernel_begin(E, JIT_FN_EULER, LLVMVoidTypeInContext(E->ctx), 2, true);
+	LLVMValueRef dt = LLVMGetParam(E->fn, 2), nsteps = LLVMGetParam(E->fn, 3);
+	LLVMSetValueName2(dt, "dt", 2);
+	LLVMSetValueName2(nsteps, "nsteps", 6);
+	jit_loop_open(E, 0, jit_i64(E, 0), nsteps, "step");
+	E->floor = 1;
+	jit_emit_acts(E, lay);
+	jit_emit_rhs_into(E, E->ws, lay->dx_off, false);
+	for (int l = 0; l < m->nlayers; l++) {
+		const MLayer *L = &m->layers[l];
+		int64_t off = model_layer_offset(m, l);
+		int64_t (*r)[2] = dam_xrealloc(NULL, (size_t)(L->nclamp + 1) * sizeof *r);
+		int nr = jit_free_ranges(L, r);
+		for (int k = 0; k < nr; k++)
+			jit_euler_update(E, dt, lay->dx_off, off + r[k][0], off + r[k][1]);
+		dam_free(r);
+	}
+	jit_loop_close(E);
+	E->floor = 0;
+	jit_fn_end(E, NULL);
+}
+
+int jit_build_kernels(JitEmit *E, JitLayout *lay)
+{
+	JitCachePlan P = {0};
+	if (jit_layout(E, lay, &P) == 0) {
+		jit_build_setup(E, &P);
+		jit_build_init(E);
+		jit_build_rhs(E, lay);
+		jit_build_energy(E, lay);
+		jit_build_acts(E, lay);
+		jit_build_outputs(E, lay);
+		jit_build_euler(E, lay);
+	}
+	dam_free(P.costly);
+	dam_free(P.seen);
+	dam_free(P.list);
+	return E->failed ? -1 : 0;
+}
