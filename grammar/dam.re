@@ -109,8 +109,19 @@ static bool lex_in_parens(const Lexer *lx)
 	return t == '(' || t == '[';
 }
 
+/* Forget the ( and [ opened since the innermost '{'. */
+static void lex_drop_parens(Lexer *lx)
+{
+	int d = lx->depth < LEX_NEST_MAX ? lx->depth : LEX_NEST_MAX;
+	while (d > 0 && lx->nest[d - 1] != '{')
+		d--;
+	lx->depth = d;
+}
+
 static void lex_open(Lexer *lx, int c)
 {
+	if (c == '{')
+		lex_drop_parens(lx);     /* braces never sit inside ( or [ */
 	if (lx->depth < LEX_NEST_MAX)
 		lx->nest[lx->depth] = (unsigned char)c;
 	lx->depth++;
@@ -125,11 +136,9 @@ static void lex_close(Lexer *lx, int c)
 			lx->depth--;
 		return;
 	}
-	int d = lx->depth < LEX_NEST_MAX ? lx->depth : LEX_NEST_MAX;
-	while (d > 0 && lx->nest[d - 1] != '{')
-		d--;
-	if (d > 0)
-		lx->depth = d - 1;
+	lex_drop_parens(lx);
+	if (lx->depth > 0)
+		lx->depth--;
 }
 
 /* A keyword that starts a line inside ( or [ means a bracket was left open:
@@ -138,10 +147,7 @@ static int lex_keyword(Lexer *lx, int kw, Loc *lloc)
 {
 	if (!lx->nl_swallowed || !lex_in_parens(lx))
 		return kw;
-	int d = lx->depth < LEX_NEST_MAX ? lx->depth : LEX_NEST_MAX;
-	while (d > 0 && lx->nest[d - 1] != '{')
-		d--;
-	lx->depth = d;
+	lex_drop_parens(lx);
 	lx->pending = kw;
 	lx->pending_loc = *lloc;
 	*lloc = lx->nl_loc;

@@ -116,6 +116,7 @@ module
 	: top_stmts
 	| top_stmts stmt        { ast_stmts_append(P, lx->top, $2); }
 	| top_stmts error
+	| top_stmts skipped_block
 	;
 
 top_stmts
@@ -123,6 +124,13 @@ top_stmts
 	| top_stmts term
 	| top_stmts stmt term   { ast_stmts_append(P, lx->top, $2); }
 	| top_stmts error term  { yyerrok; }
+	| top_stmts skipped_block term { yyerrok; }
+	;
+
+/* After an error in a block header, still parse (and check) the body, so
+ * that its statements and its '}' do not cause more errors. */
+skipped_block
+	: error '{' block_body '}'
 	;
 
 term: NEWLINE | ';' ;
@@ -192,8 +200,14 @@ simple
 	;
 
 block_stmt
-	: BLOCK IDENT '(' params ')' '{' block_body '}'
-		{ $$ = ast_stmt_named(P, S_BLOCK, @1, $2, @2); ast_stmt_params($$, $4); ast_stmt_body($$, $7); }
+	: BLOCK IDENT '(' params ')' newlines '{' block_body '}'
+		{ $$ = ast_stmt_named(P, S_BLOCK, @1, $2, @2); ast_stmt_params($$, $4); ast_stmt_body($$, $8); }
+	;
+
+/* The '{' of a block may also start the next line. */
+newlines
+	: %empty
+	| newlines NEWLINE
 	;
 
 opt_dims

@@ -106,6 +106,8 @@ static void test_statements(void)
 	          "(param a = (call f x y))\n(param b = (list (list 1 2) (list 3 4)))\n",
 	          "newlines inside ( and [");
 	check_ast("layer x.y[3] : relu", "(layer x.y [3] : relu)\n", "qualified name, no final newline");
+	check_ast("block c(y)\n\n{\n}\nimport \"\"\n", "(block c (y))\n(import \"\")\n",
+	          "block brace on its own line, empty string");
 }
 
 static void test_expressions(void)
@@ -226,6 +228,30 @@ static void test_several_errors(void)
 	is_str(p.ast, "(layer h [4] : relu)\n(block b (v)\n  (layer g [2] : relu))\n(init v = 0)\n",
 	       "the good statements survive");
 	ok(diag_errors(&p.d) == 4, "error count");
+	parsed_free(&p);
+}
+
+static void test_recovery(void)
+{
+	check_errs("block b(x {\n  layer h[2] : relu\n  param 3\n}\nparam ok = 1\n",
+	           "t.dam:1:11: error: unexpected '{', expected ',' or ';' or ')'\nblock b(x {\n          ^\n"
+	           "t.dam:3:9: error: unexpected number '3', expected identifier\n  param 3\n        ^\n",
+	           "a bad block header does not make its body and '}' errors");
+	check_errs("param a = f(1,\nlayer h[2] : relu )\n",
+	           "t.dam:1:15: error: unexpected end of line, expected expression\n"
+	           "param a = f(1,\n              ^\n"
+	           "t.dam:2:19: error: unexpected ')'\nlayer h[2] : relu )\n                  ^\n",
+	           "a keyword at line start closes an open parenthesis");
+
+	char big[2000];
+	size_t n = 0;
+	for (int i = 0; i < 60; i++)
+		n += (size_t)snprintf(big + n, sizeof big - n, "param = %d\n", i);
+	Parsed p;
+	parse_text(&p, big, n);
+	ok(p.d.n == 51 && strstr(p.errs, "t.dam:50:7: error:")
+	   && strstr(p.errs, "\ndamc: error: too many errors, stopping\n") && !strstr(p.errs, "t.dam:51:"),
+	   "50 errors, then stop");
 	parsed_free(&p);
 }
 
@@ -380,6 +406,7 @@ int main(void)
 	test_fields();
 	test_errors();
 	test_several_errors();
+	test_recovery();
 	test_fixture("xor");
 	test_fixture("block");
 	test_fixture("parity_et");
