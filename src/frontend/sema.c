@@ -56,6 +56,7 @@ struct Scope {
 	int nargs;
 	Scope *caller;
 	int depth;
+	Loc use_loc;           /* outermost `use` statement of this instance */
 };
 
 typedef struct Bind {
@@ -1373,7 +1374,7 @@ static void stmt_layer(Sema *S, Scope *sc, Stmt *st)
 	vec_push(&S->layers, L);
 	LayerSegs ls = {0};
 	vec_push(&S->segs, ls);
-	vec_push(&S->layer_locs, st->name_loc);
+	vec_push(&S->layer_locs, sc->prefix[0] ? sc->use_loc : st->name_loc);
 	MLayer *lp = &S->layers.v[sy->index];
 	lp->L = instantiate_lagrangian(S, sc, lp, st->type, &lp->lagr_name);
 	for (int i = 0; i < st->nattrs; i++) {
@@ -1450,7 +1451,7 @@ static void stmt_weights(Sema *S, Scope *sc, Stmt *st)
 	MBlock b = { sy->name, ra.layer, rb.layer, t, ra.layer == rb.layer, dynamic };
 	sy->index = (int)S->blocks.n;
 	vec_push(&S->blocks, b);
-	vec_push(&S->block_locs, st->name_loc);
+	vec_push(&S->block_locs, sc->prefix[0] ? sc->use_loc : st->name_loc);
 }
 
 static void stmt_input(Sema *S, Scope *sc, Stmt *st)
@@ -1617,6 +1618,7 @@ static void stmt_use(Sema *S, Scope *sc, Stmt *st)
 		.nargs = call->nargs,
 		.caller = sc,
 		.depth = sc->depth + 1,
+		.use_loc = sc->prefix[0] ? sc->use_loc : st->name_loc,
 	};
 	sema_stmts(S, &inner, blk->body, blk->nbody);
 }

@@ -134,4 +134,27 @@ void model_print(const Model *m, SymStyle style, FILE *out);
  * slot allows.  Returns the number of problems and prints them. */
 int model_verify(const Model *m, FILE *out);
 
+
+/* ---- reference evaluation (tests and checks; never the simulation path) ----
+ * Evaluates the derived expressions with sym_eval at a given flat state x and
+ * flat inputs (model->inputs order, token ids as doubles). */
+typedef struct ModelEval {
+	const Model *m;
+	const double **data;   /* per tensor */
+	double *state;         /* flat state (copy of x) */
+	double *act;           /* flat activations */
+	double *inputs;        /* flat inputs */
+	double **dyn;          /* per tensor: evaluated MT_DYN data (NULL otherwise) */
+	int64_t *idx;
+} ModelEval;
+
+void   model_eval_init(ModelEval *ev, const Model *m, const double *inputs);
+void   model_eval_free(ModelEval *ev);
+void   model_eval_state(ModelEval *ev, const double *x);       /* sets x, computes activations */
+double model_eval_expr(ModelEval *ev, SymId e, IdxId i, int64_t iv);  /* e with free index i := iv */
+void   model_eval_rhs(ModelEval *ev, double *dxdt);             /* rhs/tau, unclamped */
+double model_eval_energy(ModelEval *ev);
+/* Hessian-vector product H_l u for layer l using the structured (or dense) form. */
+void   model_eval_hess_mv(ModelEval *ev, int layer, const double *u, double *out);
+
 #endif
