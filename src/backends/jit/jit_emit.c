@@ -413,7 +413,7 @@ static LLVMValueRef jit_index(JitEmit *E, SymId e, int64_t dim, int level)
 		return jit_i64(E, k < 0 ? 0 : k);
 	}
 	LLVMValueRef v = jit_emit(E, e);
-	jit_at(E, level);
+	jit_at(E, jit_level_of(E, e));   /* convert where v lives, not per use */
 	LLVMValueRef r = jit_intrin1(E, "llvm.round", v, "round");
 	LLVMValueRef lo = LLVMBuildFCmp(E->b, LLVMRealOGE, r, jit_f64(E, 0.0), "nonneg");
 	r = LLVMBuildSelect(E->b, lo, r, jit_f64(E, 0.0), "clamplo");
@@ -457,7 +457,10 @@ static LLVMValueRef jit_emit_tensor(JitEmit *E, SymId e, int level)
 
 	LLVMValueRef base = jit_tensor_base(E, t, &off);
 	if (!base || n->nkids != rank) {
-		jit_fail(E, "tensor '%s' cannot be read here", name);
+		size_t len = 0;
+		const char *fn = LLVMGetValueName2(E->fn, &len);
+		jit_fail(E, "tensor '%s' (%s) cannot be read in %s", name,
+		         E->m->tensors[t].kind == MT_STATE ? "layer state" : "no storage", fn);
 		return jit_f64(E, 0.0);
 	}
 	for (int k = 0; k < rank; k++)
