@@ -100,8 +100,9 @@ static void yyerror(const Loc *loc, Lexer *lx, const char *msg);
 %precedence UNARY
 %right '^'
 
-%type <expr> expr postfix primary call item ref opt_value opt_type
-%type <exprs> exprs items args list_elems opt_dims
+%type <expr> expr postfix primary call item ref opt_value opt_type carg
+%type <exprs> exprs items args list_elems opt_dims cargs
+%type <str> name softkw
 %type <names> names opt_names params
 %type <attr> attr
 %type <attrs> attrs
@@ -157,9 +158,9 @@ stmt
 	;
 
 param_defs
-	: IDENT '=' expr
+	: name '=' expr
 		{ $$ = ast_stmts_one(P, ast_stmt_named(P, S_PARAM, @$, $1, @1)); $$->v[0]->value = $3; }
-	| param_defs ',' IDENT '=' expr
+	| param_defs ',' name '=' expr
 		{ Stmt *s = ast_stmt_named(P, S_PARAM, @$, $3, @3); s->value = $5;
 		  ast_stmts_push(P, $1, s); $$ = $1; }
 	;
@@ -170,14 +171,14 @@ learn_defs
 	;
 
 learn_def
-	: IDENT '[' items ']' opt_value
+	: name '[' items ']' opt_value
 		{ $$ = ast_stmt_named(P, S_LEARN, @$, $1, @1); ast_stmt_dims($$, $3); $$->value = $5; }
 	;
 
 simple
 	: IMPORT STRING
 		{ $$ = ast_stmt(P, S_IMPORT, @1); $$->str = $2; }
-	| TENSOR IDENT opt_dims '=' expr
+	| TENSOR name opt_dims '=' expr
 		{ $$ = ast_stmt_named(P, S_TENSOR, @1, $2, @2); ast_stmt_dims($$, $3); $$->value = $5; }
 	| LAGRANGIAN IDENT '(' params ')' '=' expr
 		{ $$ = ast_stmt_named(P, S_LAGRANGIAN, @1, $2, @2); ast_stmt_params($$, $4); $$->value = $7; }
@@ -293,14 +294,43 @@ call
 	: IDENT '(' args ')'    { $$ = ast_call(P, @1, $1, $3); }
 	;
 
-/* Call arguments: positional ones, optionally ';' and the rest. */
+/* Call arguments: positional ones, optionally ';' and the rest.  An
+ * argument may be `name: extent` (the index of a reduction: sum(i: 4, ...)). */
 args
 	: %empty                { $$ = ast_exprs_new(P); }
-	| exprs
-	| exprs ';'             { $$ = $1; $$->nsemi = $1->n; }
-	| exprs ';' exprs       { $$ = ast_exprs_join(P, $1, $3); }
-	| ';' exprs             { $$ = $2; $$->nsemi = 0; }
+	| cargs
+	| cargs ';'             { $$ = $1; $$->nsemi = $1->n; }
+	| cargs ';' cargs       { $$ = ast_exprs_join(P, $1, $3); }
+	| ';' cargs             { $$ = $2; $$->nsemi = 0; }
 	| ';'                   { $$ = ast_exprs_new(P); $$->nsemi = 0; }
+	;
+
+cargs
+	: carg                  { $$ = ast_exprs_push(P, ast_exprs_new(P), $1); }
+	| cargs ',' carg        { $$ = ast_exprs_push(P, $1, $3); }
+	;
+
+carg
+	: expr
+	| expr ':' expr         { $$ = ast_range(P, @2, $1, $3); }
+	;
+
+/* Statement keywords that are not reserved where a name is expected:
+ * `param weights = "ckpt.npz"` and `load(weights, "a")` are fine. */
+name
+	: IDENT
+	| softkw
+	;
+
+softkw
+	: WEIGHTS               { $$ = intern(lx->in, "weights", 7); }
+	| INPUT                 { $$ = intern(lx->in, "input", 5); }
+	| OUTPUT                { $$ = intern(lx->in, "output", 6); }
+	| BIAS                  { $$ = intern(lx->in, "bias", 4); }
+	| INIT                  { $$ = intern(lx->in, "init", 4); }
+	| CLAMP                 { $$ = intern(lx->in, "clamp", 5); }
+	| LEARN                 { $$ = intern(lx->in, "learn", 5); }
+	| BLOCK                 { $$ = intern(lx->in, "block", 5); }
 	;
 
 exprs
@@ -311,7 +341,7 @@ exprs
 primary
 	: NUMBER                { $$ = ast_num(P, @1, $1); }
 	| STRING                { $$ = ast_str(P, @1, $1); }
-	| IDENT                 { $$ = ast_ident(P, @1, $1); }
+	| name                  { $$ = ast_ident(P, @1, $1); }
 	| '(' expr ')'          { $$ = $2; }
 	| '[' list_elems ']'    { $$ = ast_list(P, @1, $2); }
 	;

@@ -368,10 +368,10 @@ static void check_bounded(Model *m, Diags *d, const Loc *block_locs)
 				nonneg = false;
 		diag_warning(d, block_locs[b],
 		             "the energy is %sunbounded below: weight block '%s' couples ReLU layer '%s' to identity "
-		             "layer '%s' with spectral norm %.4f > 1",
+		             "layer '%s' with spectral norm %.4g > 1",
 		             nonneg ? "" : "possibly ", B->name, relu_l->name, id_l->name, sigma);
 		diag_note(d, block_locs[b],
-		          "along the top singular vector u of '%s', E(t u) ~ (1 - %.4f^2) t^2 / 2 -> -inf; trajectories "
+		          "along the top singular vector u of '%s', E(t u) ~ (1 - %.4g^2) t^2 / 2 -> -inf; trajectories "
 		          "can diverge for long run times",
 		          B->name, sigma);
 	}

@@ -816,6 +816,14 @@ static SymId lower_call(Sema *S, LCtx *cx, Expr *e)
 		}
 		return sym_const(S->sym, (double)sym_tensor_shape(S->sym, t)[0]);
 	}
+	if (!strcmp(f, "delta")) {
+		if (e->nargs != 2) {
+			diag_error(S->d, e->loc, "delta takes 2 arguments (two indices), got %d", e->nargs);
+			return err0();
+		}
+		SymId x = lower(S, cx, e->args[0]), y = lower(S, cx, e->args[1]);
+		return x && y ? sym_delta(S->sym, x, y) : 0;
+	}
 	if (!strcmp(f, "load")) {
 		TensorId t = load_tensor(S, cx, e);
 		return t ? implicit_access(S, cx, t, e->loc, "loaded array") : 0;
