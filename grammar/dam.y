@@ -394,6 +394,22 @@ static size_t parse_describe(char *buf, size_t cap, yysymbol_kind_t k, const Lex
 	return n;
 }
 
+/* Statement keywords that may also be names (the `softkw` rule). */
+static bool parse_soft_kw(yysymbol_kind_t k)
+{
+	return k == YYSYMBOL_WEIGHTS || k == YYSYMBOL_INPUT || k == YYSYMBOL_OUTPUT || k == YYSYMBOL_BIAS
+	    || k == YYSYMBOL_INIT || k == YYSYMBOL_CLAMP || k == YYSYMBOL_LEARN || k == YYSYMBOL_BLOCK;
+}
+
+/* Is a whole statement expected (all statement keywords)? Then keep them. */
+static bool parse_starts_stmt_only(const yysymbol_kind_t *all, int n)
+{
+	int nkw = 0;
+	for (int i = 0; i < n; i++)
+		nkw += parse_starts_stmt(all[i]);
+	return nkw == YYSYMBOL_USE - YYSYMBOL_IMPORT + 1;
+}
+
 /* "unexpected X, expected A or B": at most four expected tokens. */
 static int yyreport_syntax_error(const yypcontext_t *ctx, Lexer *lx)
 {
@@ -404,6 +420,15 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Lexer *lx)
 	int n = yypcontext_expected_tokens(ctx, all, YYNTOKENS);
 	if (n < 0)
 		return n;
+	/* Soft keywords (usable as names) are not listed where a name fits. */
+	bool ident = false;
+	for (int i = 0; i < n; i++)
+		ident = ident || all[i] == YYSYMBOL_IDENT;
+	int kept = 0;
+	for (int i = 0; i < n; i++)
+		if (!ident || !parse_soft_kw(all[i]) || parse_starts_stmt_only(all, n))
+			all[kept++] = all[i];
+	n = kept;
 	const char *names[YYNTOKENS + 1];
 	int m = 0, nexpr = 0, nkw = 0;
 	for (int i = 0; i < n; i++) {
