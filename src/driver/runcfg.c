@@ -47,7 +47,7 @@ typedef struct CfgState {
 void runcfg_init(RunConfig *rc)
 {
 	memset(rc, 0, sizeof *rc);
-	rc->dt = rc->t_end = rc->rtol = rc->atol = rc->steady_tol = -1;
+	rc->dt = rc->t_end = rc->rtol = rc->atol = rc->steady_tol = rc->diverge_limit = -1;
 	rc->threads = -1;
 }
 
@@ -690,7 +690,7 @@ static int cfg_read_outputs(lua_State *L, CfgState *cs, RunConfig *rc)
 }
 
 static const char *const cfg_known[] = {
-	"solver", "dt", "t_end", "rtol", "atol", "steady_tol", "params", "inputs", "dataset",
+	"solver", "dt", "t_end", "rtol", "atol", "steady_tol", "diverge_limit", "params", "inputs", "dataset",
 	"outputs", "trace", "plot", "threads", "json", NULL,
 };
 
@@ -722,6 +722,7 @@ static int cfg_read_all(lua_State *L, CfgState *cs, RunConfig *rc)
 		{ "dt", offsetof(RunConfig, dt) }, { "t_end", offsetof(RunConfig, t_end) },
 		{ "rtol", offsetof(RunConfig, rtol) }, { "atol", offsetof(RunConfig, atol) },
 		{ "steady_tol", offsetof(RunConfig, steady_tol) },
+		{ "diverge_limit", offsetof(RunConfig, diverge_limit) },
 	};
 	int bad = 0;
 	bad |= cfg_read_string(L, cs, "solver", &rc->solver, false);

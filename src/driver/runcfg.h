@@ -23,6 +23,7 @@ typedef struct RunConfig {
 	/* NULL / negative / false means "not set" (the defaults apply later). */
 	char *solver;          /* "euler", "rk4", "dopri5", "expeuler" */
 	double dt, t_end, rtol, atol, steady_tol;     /* < 0: not set */
+	double diverge_limit;                         /* < 0: not set (0: relative default) */
 	char **defines; size_t ndefines;              /* "name=value" parameter overrides */
 	CfgValues *inputs; size_t ninputs;            /* named inputs */
 	char *dataset_path;                           /* dataset file (rows of input values) */

@@ -1,0 +1,783 @@
+/* run.c - `damc run MODEL.dam [options]`: compile a model and simulate it.
+ *
+ * The command is a flat list of steps: parse the flags into a RunConfig,
+ * load the Lua config (-c) and let the flags override it, compile the model
+ * (front end, then JIT), turn the named inputs or the dataset rows into a
+ * list of runs and check every value before anything runs, run them on
+ * all cores (one fresh simulator per run, so a batch is bit-identical to
+ * one-by-one runs), then print one line per run in run order and write the
+ * trace and plot of the first run.  Exit status: 0 all runs ok, 1 errors in
+ * the inputs (diagnostics printed), 2 usage, 3 some run diverged or produced
+ * NaN.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "dam_dataset.h"
+#include "frontend.h"
+#include "jit.h"
+#include "report.h"
+#include "runcfg.h"
+#include "sim.h"
+
+#define RUN_EXIT_OK 0
+#define RUN_EXIT_INPUT 1
+#define RUN_EXIT_USAGE 2
+#define RUN_EXIT_DIVERGED 3
+
+typedef struct RunArgs {
+	const char *model;
+	const char *config;
+	RunConfig cli;         /* what the flags set */
+	bool dump_ir, help, have_inputs_flag;
+} RunArgs;
+
+/* One row of input values (all inputs concatenated). */
+typedef struct RunRow {
+	double *v;
+} RunRow;
+
+/* Everything the parallel jobs read and write. */
+typedef struct RunBatch {
+	const Model *m;
+	const Jit *jit;
+	DamRunOpts opts;
+	RunRow *rows; size_t nrows;
+	uint32_t file;         /* dataset file the rows came from (0: none) */
+	size_t nin;            /* values per row */
+	size_t nout;           /* output values per run */
+	double *outputs;       /* nrows * nout */
+	DamRunResult *res;
+	char (*msg)[256];
+	const double **inputs;  /* nrows * ninputs pointers into rows */
+	RepTrace *trace;       /* first run only; NULL: none */
+} RunBatch;
+
+static const char run_usage[] =
+	"usage: damc run MODEL.dam [options]\n"
+	"\n"
+	"Compile MODEL.dam and simulate it once per input set.\n"
+	"\n"
+	"  -c RUN.lua             read settings from a Lua config (flags override it)\n"
+	"  -D NAME=VALUE          override a model parameter (repeatable)\n"
+	"  --input NAME=V1,V2,..  set a declared input (repeatable)\n"
+	"  --dataset FILE         one run per row; a row holds all inputs' values\n"
+	"                         in declaration order, separated by spaces or commas\n"
+	"  --solver S             euler (default), rk4, dopri5, expeuler\n"
+	"  --dt X                 step (fixed-step solvers; first step for dopri5), default 1e-3\n"
+	"  --t-end X              end time, default 1\n"
+	"  --rtol X, --atol X     dopri5 tolerances, default 1e-6 and 1e-9\n"
+	"  --steady-tol X         stop once max |dx/dt| < X (default: never)\n"
+	"  --diverge-limit X      a run diverges when some |x_i| > X (default: 100 times\n"
+	"                         the initial scale max(1, |x(0)|, |tau f(x(0)) + x(0)|))\n"
+	"  --threads N            worker threads (default: all cores)\n"
+	"  --trace FILE           write t, states, activations, energy of the first run\n"
+	"                         (.csv or .npy)\n"
+	"  --plot FILE            plot the first run with gnuplot (.png or .svg)\n"
+	"  --json                 one JSON object per run per line\n"
+	"  --dump-ir              print the optimised LLVM IR\n"
+	"  -h, --help             show this help\n"
+	"\n"
+	"Exit status: 0 all runs ok, 1 input errors, 2 usage, 3 some run diverged or became NaN.\n";
+
+static void *run_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+	if (!p) {
+		fputs("damc: out of memory\n", stderr);
+		exit(3);
+	}
+	return p;
+}
+
+static char *run_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	return memcpy(run_xcalloc(n, 1), s, n);
+}
+
+static int run_usage_error(const char *fmt, const char *arg)
+{
+	fputs("damc run: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs("\ntry 'damc run --help'\n", stderr);
+	return RUN_EXIT_USAGE;
+}
+
+/* ---- flags ----------------------------------------------------------------- */
+
+static int run_parse_number(const char *flag, const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || *end || errno || !isfinite(v) || v < 0) {
+		fprintf(stderr, "damc run: %s expects a non-negative number, got '%s'\n"
+		        "try 'damc run --help'\n", flag, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static void run_add_str(char ***v, size_t *n, const char *s)
+{
+	*v = realloc(*v, (*n + 1) * sizeof **v);
+	if (!*v)
+		exit(3);
+	(*v)[(*n)++] = run_strdup(s);
+}
+
+/* --input NAME=V1,V2: kept as text until the model is known. */
+static int run_add_input(RunConfig *rc, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	if (!eq || eq == arg)
+		return run_usage_error("--input expects NAME=V1,V2,..., got '%s'", arg);
+	CfgValues cv = { NULL, NULL, 0 };
+	DamDataset ds;
+	DamDatasetError e;
+	if (dam_dataset_parse_row(eq + 1, 0, &ds, &e) < 0) {
+		fprintf(stderr, "damc: error: --input %.*s: %s\n", (int)(eq - arg), arg, e.msg);
+		return RUN_EXIT_INPUT;
+	}
+	cv.v = ds.v;
+	cv.n = ds.cols;
+	cv.name = run_xcalloc((size_t)(eq - arg) + 1, 1);
+	memcpy(cv.name, arg, (size_t)(eq - arg));
+	rc->inputs = realloc(rc->inputs, (rc->ninputs + 1) * sizeof *rc->inputs);
+	if (!rc->inputs)
+		exit(3);
+	rc->inputs[rc->ninputs++] = cv;
+	return 0;
+}
+
+/* Match "--name VALUE", "--name=VALUE" (and "-DVALUE" for short flags). */
+static const char *run_flag_value(int argc, char **argv, int *i, const char *name)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(name);
+	if (strncmp(a, name, n) != 0)
+		return NULL;
+	if (a[n] == '=' && name[1] == '-')
+		return a + n + 1;
+	if (a[n] != '\0')
+		return name[1] != '-' ? a + n : NULL;
+	if (*i + 1 >= argc)
+		return "";
+	return argv[++*i];
+}
+
+static int run_set_string(char **dst, const char *flag, const char *v)
+{
+	if (!*v)
+		return run_usage_error("%s expects a value", flag);
+	free(*dst);
+	*dst = run_strdup(v);
+	return 0;
+}
+
+static int run_parse_flag(RunArgs *ra, int argc, char **argv, int *i)
+{
+	static const struct { const char *flag; size_t off; } nums[] = {
+		{ "--dt", offsetof(RunConfig, dt) }, { "--t-end", offsetof(RunConfig, t_end) },
+		{ "--rtol", offsetof(RunConfig, rtol) }, { "--atol", offsetof(RunConfig, atol) },
+		{ "--steady-tol", offsetof(RunConfig, steady_tol) },
+		{ "--diverge-limit", offsetof(RunConfig, diverge_limit) },
+	};
+	RunConfig *rc = &ra->cli;
+	const char *v;
+	for (size_t k = 0; k < sizeof nums / sizeof nums[0]; k++)
+		if ((v = run_flag_value(argc, argv, i, nums[k].flag)))
+			return run_parse_number(nums[k].flag, v, (double *)((char *)rc + nums[k].off)) < 0
+			       ? RUN_EXIT_USAGE : 0;
+	if ((v = run_flag_value(argc, argv, i, "-c"))) {
+		if (!*v)
+			return run_usage_error("%s expects a file", "-c");
+		ra->config = v;
+		return 0;
+	}
+	if ((v = run_flag_value(argc, argv, i, "-D"))) {
+		if (!strchr(v, '=') || *v == '=')
+			return run_usage_error("-D expects NAME=VALUE, got '%s'", v);
+		run_add_str(&rc->defines, &rc->ndefines, v);
+		return 0;
+	}
+	if ((v = run_flag_value(argc, argv, i, "--input"))) {
+		ra->have_inputs_flag = true;
+		return run_add_input(rc, v);
+	}
+	if ((v = run_flag_value(argc, argv, i, "--dataset")))
+		return run_set_string(&rc->dataset_path, "--dataset", v);
+	if ((v = run_flag_value(argc, argv, i, "--trace")))
+		return run_set_string(&rc->trace_path, "--trace", v);
+	if ((v = run_flag_value(argc, argv, i, "--plot")))
+		return run_set_string(&rc->plot_path, "--plot", v);
+	if ((v = run_flag_value(argc, argv, i, "--solver"))) {
+		DamSolver s;
+		if (dam_solver_parse(v, &s) < 0)
+			return run_usage_error("unknown solver '%s' (solvers: euler, rk4, dopri5, expeuler)", v);
+		return run_set_string(&rc->solver, "--solver", v);
+	}
+	if ((v = run_flag_value(argc, argv, i, "--threads"))) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (end == v || *end || n < 0 || n > 1024)
+			return run_usage_error("--threads expects a number in 0..1024, got '%s'", v);
+		rc->threads = (int)n;
+		return 0;
+	}
+	return run_usage_error("unknown option '%s'", argv[*i]);
+}
+
+static int run_parse_args(RunArgs *ra, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int rc = 0;
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+			ra->help = true;
+		else if (strcmp(a, "--json") == 0)
+			ra->cli.json = true;
+		else if (strcmp(a, "--dump-ir") == 0)
+			ra->dump_ir = true;
+		else if (a[0] == '-' && a[1] != '\0')
+			rc = run_parse_flag(ra, argc, argv, &i);
+		else if (!ra->model)
+			ra->model = a;
+		else
+			rc = run_usage_error("more than one model given ('%s')", a);
+		if (rc)
+			return rc;
+	}
+	if (!ra->help && !ra->model)
+		return run_usage_error("%s", "no model given");
+	return 0;
+}
+
+/* ---- merging the flags over the config file --------------------------------- */
+
+static void run_take_str(char **dst, char **src)
+{
+	if (*src) {
+		free(*dst);
+		*dst = *src;
+		*src = NULL;
+	}
+}
+
+static void run_merge(RunConfig *rc, RunConfig *cli, bool cli_inputs)
+{
+	run_take_str(&rc->solver, &cli->solver);
+	double *dst[] = { &rc->dt, &rc->t_end, &rc->rtol, &rc->atol, &rc->steady_tol,
+	                  &rc->diverge_limit };
+	double src[] = { cli->dt, cli->t_end, cli->rtol, cli->atol, cli->steady_tol,
+	                 cli->diverge_limit };
+	for (size_t i = 0; i < sizeof src / sizeof src[0]; i++)
+		if (src[i] >= 0)
+			*dst[i] = src[i];
+	for (size_t i = 0; i < cli->ndefines; i++)
+		run_add_str(&rc->defines, &rc->ndefines, cli->defines[i]);
+	/* What to run: flags (--input / --dataset) replace the file's choice. */
+	if (cli_inputs || cli->dataset_path) {
+		RunConfig old = *rc;
+		for (size_t i = 0; i < old.ninputs; i++) {
+			free(old.inputs[i].name);
+			free(old.inputs[i].v);
+		}
+		free(old.inputs);
+		free(old.dataset);
+		free(old.dataset_path);
+		rc->inputs = cli->inputs; rc->ninputs = cli->ninputs;
+		cli->inputs = NULL; cli->ninputs = 0;
+		rc->dataset = NULL; rc->dataset_rows = rc->dataset_cols = 0;
+		rc->dataset_path = cli->dataset_path;
+		cli->dataset_path = NULL;
+	}
+	run_take_str(&rc->trace_path, &cli->trace_path);
+	run_take_str(&rc->plot_path, &cli->plot_path);
+	rc->json |= cli->json;
+	if (cli->threads >= 0)
+		rc->threads = cli->threads;
+}
+
+static int run_make_opts(const RunConfig *rc, DamRunOpts *o, Diags *d)
+{
+	dam_run_opts_default(o);
+	if (rc->solver && dam_solver_parse(rc->solver, &o->solver) < 0) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "unknown solver '%s' (solvers: euler, rk4, dopri5, "
+		           "expeuler)", rc->solver);
+		return -1;
+	}
+	if (rc->dt >= 0) o->dt = rc->dt;
+	if (rc->t_end >= 0) o->t_end = rc->t_end;
+	if (rc->rtol >= 0) o->rtol = rc->rtol;
+	if (rc->atol >= 0) o->atol = rc->atol;
+	if (rc->steady_tol >= 0) o->steady_tol = rc->steady_tol;
+	o->diverge_limit = rc->diverge_limit > 0 ? rc->diverge_limit : 0;   /* 0: relative */
+	if (o->solver != DAM_DOPRI5 && !(o->dt > 0)) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "the step dt must be positive for solver '%s'",
+		           dam_solver_name(o->solver));
+		return -1;
+	}
+	if (o->solver != DAM_DOPRI5 && o->t_end / o->dt > 1e10) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "t_end / dt = %g steps is too many", o->t_end / o->dt);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- rows: named inputs or a dataset ---------------------------------------- */
+
+static size_t run_input_width(const Model *m)
+{
+	size_t n = 0;
+	for (int i = 0; i < m->ninputs; i++)
+		n += (size_t)m->inputs[i].n;
+	return n;
+}
+
+static char *run_name_list(const char *const *names, int n)
+{
+	RepBuf b;
+	rep_init(&b);
+	for (int i = 0; i < n; i++)
+		rep_printf(&b, "%s%s", i ? ", " : "", names[i]);
+	if (!n)
+		rep_printf(&b, "none");
+	return b.s;
+}
+
+static char *run_input_names(const Model *m)
+{
+	const char **v = run_xcalloc((size_t)m->ninputs, sizeof *v);
+	for (int i = 0; i < m->ninputs; i++)
+		v[i] = m->inputs[i].name;
+	char *s = run_name_list(v, m->ninputs);
+	free(v);
+	return s;
+}
+
+/* One row from the named inputs. */
+static int run_rows_from_inputs(const Model *m, const RunConfig *rc, RunBatch *b, Diags *d)
+{
+	size_t width = run_input_width(m);
+	double *row = run_xcalloc(width, sizeof *row);
+	bool *set = run_xcalloc((size_t)m->ninputs, sizeof *set);
+	int bad = 0;
+	for (size_t k = 0; k < rc->ninputs; k++) {
+		const CfgValues *cv = &rc->inputs[k];
+		int i = sim_find_input(m, cv->name);
+		if (i < 0) {
+			char *names = run_input_names(m);
+			diag_error(d, (Loc){ 0, 0, 0 }, "model has no input '%s' (inputs: %s)", cv->name,
+			           names);
+			free(names);
+			bad = 1;
+			continue;
+		}
+		if ((int64_t)cv->n != m->inputs[i].n) {
+			diag_error(d, (Loc){ 0, 0, 0 }, "input '%s' expects %lld value%s, got %zu",
+			           cv->name, (long long)m->inputs[i].n, m->inputs[i].n == 1 ? "" : "s",
+			           cv->n);
+			bad = 1;
+			continue;
+		}
+		size_t off = 0;
+		for (int p = 0; p < i; p++)
+			off += (size_t)m->inputs[p].n;
+		memcpy(row + off, cv->v, cv->n * sizeof *cv->v);
+		set[i] = true;
+	}
+	for (int i = 0; i < m->ninputs && !bad; i++)
+		if (!set[i]) {
+			diag_error(d, (Loc){ 0, 0, 0 }, "input '%s' is not set (use --input %s=... or "
+			           "--dataset FILE)", m->inputs[i].name, m->inputs[i].name);
+			bad = 1;
+		}
+	free(set);
+	if (bad) {
+		free(row);
+		return -1;
+	}
+	b->rows = run_xcalloc(1, sizeof *b->rows);
+	b->rows[0].v = row;
+	b->nrows = 1;
+	return 0;
+}
+
+static void run_push_row(RunBatch *b, size_t *cap, RunRow r)
+{
+	if (b->nrows == *cap) {
+		*cap = *cap ? 2 * *cap : 64;
+		b->rows = realloc(b->rows, *cap * sizeof *b->rows);
+		if (!b->rows)
+			exit(3);
+	}
+	b->rows[b->nrows++] = r;
+}
+
+static int run_rows_inline(const Model *m, const RunConfig *rc, RunBatch *b, Diags *d)
+{
+	size_t width = run_input_width(m), cap = 0;
+	if (rc->dataset_rows && rc->dataset_cols != width) {
+		char *names = run_input_names(m);
+		diag_error(d, (Loc){ 0, 0, 0 }, "dataset rows have %zu values, but the inputs (%s) take %zu",
+		           rc->dataset_cols, names, width);
+		free(names);
+		return -1;
+	}
+	for (size_t r = 0; r < rc->dataset_rows; r++) {
+		RunRow row = { run_xcalloc(width, sizeof(double)) };
+		memcpy(row.v, rc->dataset + r * width, width * sizeof(double));
+		run_push_row(b, &cap, row);
+	}
+	return 0;
+}
+
+/* Report a dataset reader error at its place in the file. */
+static void run_dataset_error(Diags *d, uint32_t file, const char *path, const DamDatasetError *e,
+                              const Model *m)
+{
+	if (e->line <= 0) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "%s: %s", path, e->msg);
+		return;
+	}
+	diag_error(d, (Loc){ file, (uint32_t)e->line, e->col > 0 ? (uint32_t)e->col : 1 }, "%s",
+	           e->msg);
+	if (e->col <= 0) {
+		RepBuf b;
+		rep_init(&b);
+		for (int i = 0; i < m->ninputs; i++)
+			rep_printf(&b, "%s%s[%lld]", i ? ", " : "", m->inputs[i].name,
+			           (long long)m->inputs[i].n);
+		diag_note(d, (Loc){ 0, 0, 0 }, "a row holds the values of the inputs %s, in that order",
+		          b.s ? b.s : "(none)");
+		rep_free(&b);
+	}
+}
+
+static bool run_blank_line(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\r')
+		p++;
+	return *p == '\n' || *p == '\0' || *p == '#';
+}
+
+/* Where value `c` of data row `r` sits in the dataset text (same rules as
+ * the reader: blank and '#' lines skipped, values split at blanks/commas). */
+static Loc run_value_loc(const Diags *d, uint32_t file, size_t r, size_t c)
+{
+	const Source *src = diag_source(d, file);
+	Loc loc = { file, 0, 0 };
+	if (!src)
+		return loc;
+	const char *line = src->text;
+	uint32_t lineno = 1;
+	for (; line; lineno++) {
+		if (!run_blank_line(line) && r-- == 0)
+			break;
+		line = strchr(line, '\n');
+		line = line ? line + 1 : NULL;
+	}
+	if (!line)
+		return loc;
+	const char *p = line;
+	for (size_t k = 0;; k++) {
+		while (*p == ' ' || *p == '\t' || *p == ',' || *p == '\r')
+			p++;
+		if (k == c || *p == '\n' || *p == '\0')
+			break;
+		p += strcspn(p, " \t,\r\n");
+	}
+	loc.line = lineno;
+	loc.col = (uint32_t)(p - line) + 1;
+	return loc;
+}
+
+/* Rows of a dataset file; problems are reported at file:line:col. */
+static int run_rows_from_file(const Model *m, const char *path, RunBatch *b, Diags *d)
+{
+	uint32_t file = diag_add_file(d, path);      /* for the caret lines */
+	if (!file) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "cannot read dataset '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	size_t width = run_input_width(m);
+	if (width == 0) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "%s: the model has no inputs, so a dataset has nothing "
+		           "to set", path);
+		return -1;
+	}
+	DamDataset ds;
+	DamDatasetError e;
+	if (dam_dataset_read(path, width, &ds, &e) < 0) {
+		run_dataset_error(d, file, path, &e, m);
+		return -1;
+	}
+	if (ds.rows == 0) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "%s: the dataset has no rows", path);
+		dam_dataset_free(&ds);
+		return -1;
+	}
+	b->rows = run_xcalloc(ds.rows, sizeof *b->rows);
+	for (size_t r = 0; r < ds.rows; r++) {
+		b->rows[r].v = run_xcalloc(width, sizeof(double));
+		memcpy(b->rows[r].v, ds.v + r * width, width * sizeof(double));
+	}
+	b->nrows = ds.rows;
+	b->file = file;
+	dam_dataset_free(&ds);
+	return 0;
+}
+
+/* Check every row against the model's inputs (counts, token indices). */
+static int run_check_rows(const Model *m, RunBatch *b, Diags *d)
+{
+	int bad = 0;
+	b->inputs = run_xcalloc(b->nrows * (size_t)(m->ninputs ? m->ninputs : 1), sizeof *b->inputs);
+	for (size_t r = 0; r < b->nrows && bad < 10; r++) {
+		size_t off = 0;
+		for (int i = 0; i < m->ninputs; i++) {
+			const MInput *in = &m->inputs[i];
+			const double *v = b->rows[r].v + off;
+			b->inputs[r * (size_t)m->ninputs + (size_t)i] = v;
+			for (int64_t j = 0; j < in->n; j++) {
+				if (in->is_index && (v[j] != floor(v[j]) || v[j] < 0 || v[j] >= (double)in->vocab)) {
+					Loc loc = b->file ? run_value_loc(d, b->file, r, off + (size_t)j)
+					                  : (Loc){ 0, 0, 0 };
+					diag_error(d, loc, "input '%s' value %.17g at position %lld is not a token "
+					           "index in 0..%lld", in->name, v[j], (long long)j,
+					           (long long)(in->vocab - 1));
+					bad++;
+					break;
+				}
+			}
+			off += (size_t)in->n;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+static int run_build_rows(const Model *m, const RunConfig *rc, RunBatch *b, Diags *d)
+{
+	int r;
+	if (rc->dataset_path)
+		r = run_rows_from_file(m, rc->dataset_path, b, d);
+	else if (rc->dataset_rows)
+		r = run_rows_inline(m, rc, b, d);
+	else
+		r = run_rows_from_inputs(m, rc, b, d);
+	return r < 0 ? -1 : run_check_rows(m, b, d);
+}
+
+/* ---- outputs ------------------------------------------------------------- */
+
+static int run_select_outputs(const Model *m, const RunConfig *rc, int **sel, int *nsel, Diags *d)
+{
+	*sel = run_xcalloc((size_t)(m->noutputs + (int)rc->noutputs), sizeof **sel);
+	*nsel = 0;
+	if (rc->noutputs == 0) {
+		for (int i = 0; i < m->noutputs; i++)
+			(*sel)[(*nsel)++] = i;
+		return 0;
+	}
+	int bad = 0;
+	for (size_t k = 0; k < rc->noutputs; k++) {
+		int i = sim_find_output(m, rc->outputs[k]);
+		if (i >= 0) {
+			(*sel)[(*nsel)++] = i;
+			continue;
+		}
+		const char **names = run_xcalloc((size_t)m->noutputs, sizeof *names);
+		for (int o = 0; o < m->noutputs; o++)
+			names[o] = m->outputs[o].name;
+		char *list = run_name_list(names, m->noutputs);
+		diag_error(d, (Loc){ 0, 0, 0 }, "model has no output '%s' (outputs: %s)", rc->outputs[k],
+		           list);
+		free(list);
+		free(names);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+/* ---- running ---------------------------------------------------------------- */
+
+static void run_trace_cb(void *user, double t, const double *x, const double *g, double e)
+{
+	report_trace_add(user, t, x, g, e);
+}
+
+static void run_job(int64_t idx, void *user)
+{
+	RunBatch *b = user;
+	size_t r = (size_t)idx;
+	DamSim *s = sim_new(b->m, b->jit);
+	size_t off = 0;
+	for (int i = 0; i < b->m->ninputs; i++) {
+		sim_set_input(s, i, b->rows[r].v + off, (size_t)b->m->inputs[i].n, NULL, 0);
+		off += (size_t)b->m->inputs[i].n;
+	}
+	RepTrace *tr = r == 0 ? b->trace : NULL;
+	sim_run(s, &b->opts, &b->res[r], tr ? run_trace_cb : NULL, tr, b->msg[r], sizeof b->msg[r]);
+	sim_outputs(s, b->outputs + r * b->nout);
+	sim_free(s);
+}
+
+static int run_print(const RunBatch *b, const RunConfig *rc, const int *sel, int nsel)
+{
+	const JitKernels *k = jit_kernels(b->jit);
+	RepBuf out;
+	rep_init(&out);
+	if (!rc->json)
+		report_text_header(&out);
+	int status = RUN_EXIT_OK;
+	for (size_t r = 0; r < b->nrows; r++) {
+		ReportRun rr = {
+			(int64_t)r, (const double *const *)b->inputs + r * (size_t)b->m->ninputs,
+			b->outputs + r * b->nout, k->output_off, sel, nsel, &b->res[r], b->msg[r],
+		};
+		if (rc->json)
+			report_json_run(&out, b->m, &rr);
+		else
+			report_text_run(&out, b->m, &rr);
+		if (b->res[r].status != DAM_OK)
+			status = RUN_EXIT_DIVERGED;
+	}
+	fwrite(out.s ? out.s : "", 1, out.n, stdout);
+	fflush(stdout);
+	rep_free(&out);
+	return status;
+}
+
+static int run_write_trace(const RunBatch *b, const RunConfig *rc)
+{
+	char err[512];
+	if (rc->trace_path && report_trace_write(rc->trace_path, b->m, b->trace, err, sizeof err) < 0) {
+		fprintf(stderr, "damc run: error: %s\n", err);
+		return -1;
+	}
+	if (rc->plot_path && report_plot(rc->plot_path, b->m, b->trace, err, sizeof err) < 0) {
+		fprintf(stderr, "damc run: error: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void run_batch_free(RunBatch *b)
+{
+	for (size_t r = 0; r < b->nrows; r++) {
+		free(b->rows[r].v);
+	}
+	free(b->rows);
+	free(b->outputs);
+	free(b->res);
+	free(b->msg);
+	free(b->inputs);
+	if (b->trace)
+		report_trace_free(b->trace);
+}
+
+/* Simulate every row and report; returns the exit status. */
+static int run_simulate(const Model *m, const Jit *jit, const RunConfig *rc, RunBatch *b,
+                        const int *sel, int nsel)
+{
+	RepTrace trace;
+	b->m = m;
+	b->jit = jit;
+	b->nout = jit_kernels(jit)->noutput;
+	b->outputs = run_xcalloc(b->nrows * (b->nout ? b->nout : 1), sizeof(double));
+	b->res = run_xcalloc(b->nrows, sizeof *b->res);
+	b->msg = run_xcalloc(b->nrows, sizeof *b->msg);
+	if (rc->trace_path || rc->plot_path) {
+		report_trace_init(&trace, jit_kernels(jit)->nstate);
+		b->trace = &trace;
+	}
+	dam_parallel_for((int64_t)b->nrows, rc->threads > 0 ? rc->threads : 0, run_job, b);
+	int status = run_print(b, rc, sel, nsel);
+	if (b->trace && run_write_trace(b, rc) < 0)
+		status = RUN_EXIT_INPUT;
+	if (b->trace) {
+		report_trace_free(b->trace);
+		b->trace = NULL;
+	}
+	return status;
+}
+
+/* ---- the command ----------------------------------------------------------- */
+
+static Model *run_compile(const char *path, const RunConfig *rc, Diags *d, Arena *a)
+{
+	FrontendOptions fo = { (const char *const *)rc->defines, (int)rc->ndefines, NULL, NULL };
+	return dam_frontend_compile(path, &fo, d, a);
+}
+
+static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Arena *a)
+{
+	DamRunOpts opts;
+	int *sel = NULL, nsel = 0;
+	RunBatch b;
+	memset(&b, 0, sizeof b);
+	if (run_make_opts(rc, &opts, d) < 0)
+		return RUN_EXIT_INPUT;
+	Model *m = run_compile(ra->model, rc, d, a);
+	if (!m || diag_errors(d))
+		return RUN_EXIT_INPUT;
+	if (run_select_outputs(m, rc, &sel, &nsel, d) < 0 || run_build_rows(m, rc, &b, d) < 0) {
+		free(sel);
+		run_batch_free(&b);
+		return RUN_EXIT_INPUT;
+	}
+	char err[1024];
+	JitOptions jo = { 3, ra->dump_ir ? stdout : NULL, NULL };
+	Jit *jit = jit_compile(m, &jo, err, sizeof err);
+	int status;
+	if (!jit) {
+		fprintf(stderr, "%s: error: %s\n", ra->model, err);
+		status = RUN_EXIT_INPUT;
+	} else {
+		b.opts = opts;
+		status = run_simulate(m, jit, rc, &b, sel, nsel);
+		jit_free(jit);
+	}
+	free(sel);
+	run_batch_free(&b);
+	return status;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	RunArgs ra;
+	memset(&ra, 0, sizeof ra);
+	runcfg_init(&ra.cli);
+	int status = run_parse_args(&ra, argc, argv);
+	if (status || ra.help) {
+		if (ra.help && !status)
+			fputs(run_usage, stdout);
+		runcfg_free(&ra.cli);
+		return status;
+	}
+	Arena a;
+	Diags d;
+	RunConfig rc;
+	arena_init(&a);
+	diags_init(&d, &a);
+	runcfg_init(&rc);
+	if (ra.config && cfg_load_lua(ra.config, &rc, &d) < 0) {
+		status = RUN_EXIT_INPUT;
+	} else {
+		run_merge(&rc, &ra.cli, ra.have_inputs_flag);
+		status = run_with_model(&ra, &rc, &d, &a);
+	}
+	diag_render(&d, stderr);
+	diags_free(&d);
+	arena_free(&a);
+	runcfg_free(&rc);
+	runcfg_free(&ra.cli);
+	return status;
+}

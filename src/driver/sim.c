@@ -1,0 +1,282 @@
+/* sim.c - the simulator object (sim.h): a compiled model and one workspace.
+ *
+ * sim_run() is the whole life of one run: the inputs already sit in the
+ * workspace at the JIT's input offsets; setup() computes the dynamic
+ * tensors and biases from them, init_state() writes the initial state, and
+ * dam_integrate() advances it with a DamSystem whose callbacks are the JIT
+ * kernels and whose tau[] holds each layer's time constant for each of its
+ * neurons.  When a run goes bad the flat component index the integrator
+ * reports is mapped back to a layer name and neuron for the message.
+ */
+#include "sim.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A run diverges when some |x_i| exceeds this many times its initial scale
+ * (unless the caller sets opts->diverge_limit): a circuit's rails are a
+ * fixed multiple of its signal levels. */
+#define SIM_DIVERGE_FACTOR 100.0
+
+struct DamSim {
+	const Model *m;
+	const Jit *jit;
+	const JitKernels *k;
+	double *ws;            /* k->ws_size */
+	double *x;             /* state, k->nstate */
+	double *g;             /* activation scratch for traces, k->nstate */
+	double *tau;           /* per component */
+	double **inputs;       /* per input: the values set (NULL: not set) */
+	SimTraceFn trace;
+	void *trace_user;
+};
+
+static void *sim_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+	if (!p) {
+		fputs("damc: out of memory\n", stderr);
+		exit(3);
+	}
+	return p;
+}
+
+static void sim_fill_tau(DamSim *s)
+{
+	size_t i = 0;
+	for (int l = 0; l < s->m->nlayers; l++)
+		for (int64_t j = 0; j < s->m->layers[l].n && i < s->k->nstate; j++)
+			s->tau[i++] = s->m->layers[l].tau;
+}
+
+DamSim *sim_new(const Model *m, const Jit *jit)
+{
+	DamSim *s = sim_xcalloc(1, sizeof *s);
+	s->m = m;
+	s->jit = jit;
+	s->k = jit_kernels(jit);
+	s->ws = sim_xcalloc(s->k->ws_size, sizeof *s->ws);
+	s->x = sim_xcalloc(s->k->nstate, sizeof *s->x);
+	s->g = sim_xcalloc(s->k->nstate, sizeof *s->g);
+	s->tau = sim_xcalloc(s->k->nstate, sizeof *s->tau);
+	s->inputs = sim_xcalloc((size_t)m->ninputs, sizeof *s->inputs);
+	sim_fill_tau(s);
+	return s;
+}
+
+DamSim *sim_clone(const DamSim *src)
+{
+	DamSim *s = sim_new(src->m, src->jit);
+	for (int i = 0; i < src->m->ninputs; i++)
+		if (src->inputs[i])
+			sim_set_input(s, i, src->inputs[i], (size_t)src->m->inputs[i].n, NULL, 0);
+	return s;
+}
+
+void sim_free(DamSim *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->m->ninputs; i++)
+		free(s->inputs[i]);
+	free(s->inputs);
+	free(s->ws);
+	free(s->x);
+	free(s->g);
+	free(s->tau);
+	free(s);
+}
+
+const Model *sim_model(const DamSim *s) { return s->m; }
+size_t sim_state_size(const DamSim *s) { return s->k->nstate; }
+size_t sim_output_size(const DamSim *s) { return s->k->noutput; }
+
+int sim_find_input(const Model *m, const char *name)
+{
+	for (int i = 0; i < m->ninputs; i++)
+		if (strcmp(m->inputs[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+int sim_find_output(const Model *m, const char *name)
+{
+	for (int i = 0; i < m->noutputs; i++)
+		if (strcmp(m->outputs[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* ---- inputs ----------------------------------------------------------- */
+
+static int sim_check_values(const MInput *in, const double *v, size_t n, char *err, size_t errlen)
+{
+	if ((int64_t)n != in->n) {
+		snprintf(err, errlen, "input '%s' expects %lld value%s, got %zu", in->name,
+		         (long long)in->n, in->n == 1 ? "" : "s", n);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!isfinite(v[i])) {
+			snprintf(err, errlen, "input '%s' value at position %zu is not a finite number",
+			         in->name, i);
+			return -1;
+		}
+		if (in->is_index && (v[i] != floor(v[i]) || v[i] < 0 || v[i] >= (double)in->vocab)) {
+			snprintf(err, errlen, "input '%s' value %.17g at position %zu is not a token "
+			         "index in 0..%lld", in->name, v[i], i, (long long)(in->vocab - 1));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int sim_set_input(DamSim *s, int input, const double *v, size_t n, char *err, size_t errlen)
+{
+	char buf[256];
+	if (!err) {
+		err = buf;
+		errlen = sizeof buf;
+	}
+	if (input < 0 || input >= s->m->ninputs) {
+		snprintf(err, errlen, "no input number %d", input);
+		return -1;
+	}
+	const MInput *in = &s->m->inputs[input];
+	if (sim_check_values(in, v, n, err, errlen) < 0)
+		return -1;
+	if (!s->inputs[input])
+		s->inputs[input] = sim_xcalloc(n, sizeof(double));
+	if (n) {
+		memcpy(s->inputs[input], v, n * sizeof *v);
+		memcpy(s->ws + s->k->input_off[input], v, n * sizeof *v);
+	}
+	return 0;
+}
+
+const double *sim_input(const DamSim *s, int input)
+{
+	return input >= 0 && input < s->m->ninputs ? s->inputs[input] : NULL;
+}
+
+int sim_missing_input(const DamSim *s)
+{
+	for (int i = 0; i < s->m->ninputs; i++)
+		if (!s->inputs[i])
+			return i;
+	return -1;
+}
+
+/* ---- the DamSystem callbacks ---------------------------------------------- */
+
+static void sim_rhs(void *ctx, const double *x, double *dxdt)
+{
+	DamSim *s = ctx;
+	s->k->rhs(s->ws, x, dxdt);
+}
+
+static double sim_energy_cb(void *ctx, const double *x)
+{
+	DamSim *s = ctx;
+	return s->k->energy(s->ws, x);
+}
+
+static void sim_euler_steps(void *ctx, double *x, double dt, int64_t nsteps)
+{
+	DamSim *s = ctx;
+	s->k->euler(s->ws, x, dt, nsteps);
+}
+
+static void sim_trace_cb(void *user, double t, const double *x, double energy)
+{
+	DamSim *s = user;
+	s->k->acts(s->ws, x, s->g);
+	s->trace(s->trace_user, t, x, s->g, energy);
+}
+
+/* ---- running ------------------------------------------------------------- */
+
+void sim_locate(const Model *m, int64_t i, int *layer, int64_t *neuron)
+{
+	int64_t off = 0;
+	for (int l = 0; l < m->nlayers; l++) {
+		if (i < off + m->layers[l].n) {
+			*layer = l;
+			*neuron = i - off;
+			return;
+		}
+		off += m->layers[l].n;
+	}
+	*layer = -1;
+	*neuron = i;
+}
+
+static void sim_message(const DamSim *s, const DamRunResult *r, char *msg, size_t len)
+{
+	if (!msg || !len)
+		return;
+	msg[0] = '\0';
+	if (r->status == DAM_OK)
+		return;
+	if (r->status == DAM_STEP_FAIL) {
+		snprintf(msg, len, "the step size underflowed (or too many steps) at t = %g", r->t);
+		return;
+	}
+	int layer;
+	int64_t neuron;
+	sim_locate(s->m, r->bad_index, &layer, &neuron);
+	const char *what = r->status == DAM_NAN ? "became NaN" : "diverged";
+	if (layer >= 0)
+		snprintf(msg, len, "layer '%s' neuron %lld %s at t = %g", s->m->layers[layer].name,
+		         (long long)neuron, what, r->t_bad);
+	else
+		snprintf(msg, len, "state component %lld %s at t = %g", (long long)neuron, what,
+		         r->t_bad);
+}
+
+/* The scale a run starts at: max(1, |x(0)|, |tau f(x(0)) + x(0)|), the
+ * initial state and what the leak pulls it towards. */
+static double sim_initial_scale(DamSim *s)
+{
+	size_t n = s->k->nstate;
+	double *f = sim_xcalloc(n, sizeof *f), scale = 1.0;
+	s->k->rhs(s->ws, s->x, f);
+	for (size_t i = 0; i < n; i++) {
+		scale = fmax(scale, fabs(s->x[i]));
+		scale = fmax(scale, fabs(s->tau[i] * f[i] + s->x[i]));
+	}
+	free(f);
+	return isfinite(scale) ? scale : 1.0;
+}
+
+DamStatus sim_run(DamSim *s, const DamRunOpts *opts, DamRunResult *res, SimTraceFn trace,
+                  void *user, char *message, size_t msglen)
+{
+	DamRunOpts o = *opts;
+	DamSystem sys = {
+		.n = s->k->nstate, .tau = s->tau, .ctx = s,
+		.rhs = sim_rhs, .energy = sim_energy_cb, .euler_steps = sim_euler_steps,
+	};
+	s->trace = trace;
+	s->trace_user = user;
+	o.trace = trace ? sim_trace_cb : NULL;
+	o.trace_user = s;
+	s->k->setup(s->ws);
+	memset(s->x, 0, s->k->nstate * sizeof *s->x);
+	s->k->init_state(s->ws, s->x);
+	if (!(o.diverge_limit > 0))
+		o.diverge_limit = SIM_DIVERGE_FACTOR * sim_initial_scale(s);
+	dam_integrate(&sys, s->x, &o, res);
+	sim_message(s, res, message, msglen);
+	return res->status;
+}
+
+const double *sim_state(const DamSim *s) { return s->x; }
+
+void sim_acts(DamSim *s, double *g) { s->k->acts(s->ws, s->x, g); }
+
+void sim_outputs(DamSim *s, double *out) { s->k->outputs(s->ws, s->x, out); }
+
+double sim_energy(DamSim *s) { return s->k->energy(s->ws, s->x); }

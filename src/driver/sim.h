@@ -1,0 +1,69 @@
+/* sim.h - the simulator object: a compiled model plus one run's workspace.
+ *
+ * A DamSim pairs a Model with its JIT kernels (jit_compile) and owns a
+ * workspace, the state vector and the per-component time constants, so it
+ * can run the model once per set of inputs: sim_set_input() for each
+ * declared input, then sim_run(), then read the state, activations, outputs
+ * and energy.  The Model and the Jit are shared and read-only; sim_clone()
+ * makes an independent simulator (fresh workspace, same inputs) for another
+ * thread, so a batch on several cores gives bit-identical results to a
+ * sequential one.
+ */
+#ifndef DAM_SIM_H
+#define DAM_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dam_integrate.h"
+#include "jit.h"
+#include "model.h"
+
+typedef struct DamSim DamSim;
+
+/* Called at t = 0, at every integrator check and at the end, with the state
+ * x, the activations g (both model_state_size long) and the energy. */
+typedef void (*SimTraceFn)(void *user, double t, const double *x, const double *g, double energy);
+
+DamSim *sim_new(const Model *m, const Jit *jit);
+DamSim *sim_clone(const DamSim *s);
+void sim_free(DamSim *s);
+
+const Model *sim_model(const DamSim *s);
+size_t sim_state_size(const DamSim *s);
+size_t sim_output_size(const DamSim *s);
+
+/* Index of the input / output / layer named `name`, or -1. */
+int sim_find_input(const Model *m, const char *name);
+int sim_find_output(const Model *m, const char *name);
+
+/* Set input `input` (model->inputs order) to n values.  Checks the count and,
+ * for index inputs, that every value is an integer token in 0..vocab-1.
+ * Returns 0, or -1 with a message in err, e.g.
+ *   "input 'tok' expects 8 values, got 7"
+ *   "input 'tok' value 2 at position 3 is not a token index in 0..1" */
+int sim_set_input(DamSim *s, int input, const double *v, size_t n, char *err, size_t errlen);
+/* The values last set for input `input` (NULL if never set). */
+const double *sim_input(const DamSim *s, int input);
+/* -1 if every input is set, else the index of the first one that is not. */
+int sim_missing_input(const DamSim *s);
+
+/* Setup, initial state and integration from t = 0 (opts as dam_integrate,
+ * except that opts->diverge_limit <= 0 means 100 times the initial scale
+ * max(1, max_i |x_i(0)|, max_i |tau_i f_i(x(0)) + x_i(0)|)).
+ * trace may be NULL.  After a DIVERGED / NAN / STEP_FAIL status, `message`
+ * (if non-NULL) holds e.g. "layer 'v' neuron 3 diverged at t = 2.716";
+ * otherwise it is "".  Returns res->status. */
+DamStatus sim_run(DamSim *s, const DamRunOpts *opts, DamRunResult *res, SimTraceFn trace,
+                  void *user, char *message, size_t msglen);
+
+/* Readouts of the state the last run ended at. */
+const double *sim_state(const DamSim *s);
+void sim_acts(DamSim *s, double *g);          /* model_state_size values */
+void sim_outputs(DamSim *s, double *out);     /* sum of output sizes */
+double sim_energy(DamSim *s);
+
+/* Name the flat state component i: layer number and neuron index. */
+void sim_locate(const Model *m, int64_t i, int *layer, int64_t *neuron);
+
+#endif

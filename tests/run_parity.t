@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# run_parity.t - the published parity Analog ET checkpoint (DESIGN.md):
+# Euler dt 1e-3, T = 1 gets 52/52 on the validation split (argmax of the
+# logits vs parity_data_test_y.txt) and every input starts at the same energy
+# (v(0) = 0, hidden states at their biases: the energy does not depend on the
+# tokens); at T = 4 some inputs diverge: status "diverged", a message naming
+# the layer and the time, exit status 3, and no NaN anywhere in the output.
+# The example config examples/parity_et.lua gives the same 52/52.
+set -u
+DAMC=${DAMC:-build/damc}
+pub=../shared/data/published/analog-denseam-parity
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+"$DAMC" run examples/parity_et.dam -D weights=$pub/model_best.npz --dataset $pub/parity_data_test_X.txt \
+  --solver euler --dt 1e-3 --t-end 1 --json >"$tmp/t1.json" 2>"$tmp/t1.err"
+s1=$?
+"$DAMC" run examples/parity_et.dam -D weights=$pub/model_best.npz --dataset $pub/parity_data_test_X.txt \
+  --t-end 4 --json >"$tmp/t4.json" 2>"$tmp/t4.err"
+s4=$?
+"$DAMC" run examples/parity_et.dam -c examples/parity_et.lua --json >"$tmp/cfg.json" 2>"$tmp/cfg.err"
+sc=$?
+python3 - "$tmp" "$s1" "$s4" "$sc" "$pub/parity_data_test_y.txt" <<'PY'
+import json, sys
+d, s1, s4, sc, ypath = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+labels = [int(l) for l in open(ypath) if l.strip()]
+def load(name):
+    return [json.loads(l) for l in open(f"{d}/{name}")]
+n = 0
+def ok(cond, what):
+    global n; n += 1
+    print(("ok" if cond else "not ok") + f" {n} - {what}")
+def correct(runs):
+    return sum(1 for r, y in zip(runs, labels)
+               if (1 if r["outputs"]["logits"][1] > r["outputs"]["logits"][0] else 0) == y)
+print("1..12")
+t1, t4, cfg = load("t1.json"), load("t4.json"), load("cfg.json")
+ok(s1 == 0, f"T = 1: exit status 0 (got {s1})")
+ok(len(t1) == 52 and len(labels) == 52, f"52 runs (got {len(t1)})")
+ok(correct(t1) == 52, f"T = 1: {correct(t1)}/52 correct")
+es = [r["energy_start"] for r in t1]
+spread = max(es) - min(es) if es else float("nan")
+ok(es and spread == 0, f"same energy_start for every input ({es[0] if es else None}, spread {spread})")
+ok(all(r["status"] == "ok" for r in t1), "T = 1: all runs ok")
+div = [r for r in t4 if r["status"] == "diverged"]
+ok(s4 == 3, f"T = 4: exit status 3 (got {s4})")
+ok(len(t4) == 52 and len(div) > 0, f"T = 4: {len(div)} of {len(t4)} runs diverged")
+import re
+msg_ok = all(re.fullmatch(r"layer '[\w.]+' neuron \d+ diverged at t = [0-9.e+-]+", r["message"] or "") for r in div)
+ok(msg_ok, "divergence messages name a layer, a neuron and a time: " + (div[0]["message"] if div else "none"))
+ok(all(0 < r["t_end"] < 4 for r in div), "diverged runs stop before T = 4")
+raw = open(f"{d}/t4.json").read()
+ok("NaN" not in raw and "nan" not in raw.replace('"nan"', "") and "inf" not in raw.lower(), "no NaN or inf printed")
+ok(sc == 0 and correct(cfg) == 52, f"examples/parity_et.lua: exit {sc}, {correct(cfg)}/52 correct")
+ok([r["outputs"] for r in cfg] == [r["outputs"] for r in t1], "config and flags give identical outputs")
+PY
