@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 quick=0; [ "${1:-}" = "--quick" ] && quick=1
 if [ $quick -eq 0 ]; then scripts/setup.sh; scripts/build.sh --asan; else scripts/build.sh; fi
 status=0
+shopt -s nullglob
 run() {
   local b=$1
-  echo "== tests against $b"
-  DAM_BUILD="$PWD/$b" DAMC="$PWD/$b/damc" prove -j2 --exec '' "$b"/tests/t_* tests/*.t || status=1
+  local tests=("$b"/tests/t_* tests/*.t)
+  echo "== ${#tests[@]} test programs against $b"
+  DAM_BUILD="$PWD/$b" DAMC="$PWD/$b/damc" DAM_SRC="$PWD" prove -j2 --exec '' "${tests[@]}" || status=1
 }
 run build
 if [ $quick -eq 0 ]; then
