@@ -3,6 +3,9 @@
  * The flat state vector of a model concatenates the layers' states in
  * declaration order; every backend and the runtime use that layout.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "model.h"
 
 int64_t model_state_size(const Model *m)
@@ -19,6 +22,17 @@ int64_t model_layer_offset(const Model *m, int layer)
 	for (int l = 0; l < layer && l < m->nlayers; l++)
 		off += m->layers[l].n;
 	return off;
+}
+
+/* Shortest of %.15g/%.16g/%.17g that reads back exactly. */
+static const char *num(double v, char *buf, size_t n)
+{
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(buf, n, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return buf;
 }
 
 static void print_expr(const Model *m, SymId e, SymStyle st, FILE *out)
@@ -39,6 +53,7 @@ static void print_seg(const Model *m, const MLayer *L, const MSeg *s, const char
 static void print_text(const Model *m, FILE *out)
 {
 	SymStyle st = SYM_TEXT;
+	char nb[40];
 	fprintf(out, "model %s\n", m->path ? m->path : "(memory)");
 	if (m->nparams) {
 		fputs("params\n", out);
@@ -46,13 +61,13 @@ static void print_text(const Model *m, FILE *out)
 			if (m->params[i].is_string)
 				fprintf(out, "  %s = \"%s\"\n", m->params[i].name, m->params[i].str);
 			else
-				fprintf(out, "  %s = %.17g\n", m->params[i].name, m->params[i].num);
+				fprintf(out, "  %s = %s\n", m->params[i].name, num(m->params[i].num, nb, sizeof nb));
 		}
 	}
 	fputs("layers\n", out);
 	for (int l = 0; l < m->nlayers; l++) {
 		const MLayer *L = &m->layers[l];
-		fprintf(out, "  %s[%lld] : %s  tau = %.17g%s\n", L->name, (long long)L->n, L->lagr_name, L->tau,
+		fprintf(out, "  %s[%lld] : %s  tau = %s%s\n", L->name, (long long)L->n, L->lagr_name, num(L->tau, nb, sizeof nb),
 		        L->convex ? "" : "  (convexity not shown)");
 	}
 	if (m->ninputs) {
@@ -117,7 +132,7 @@ static void print_text(const Model *m, FILE *out)
 	fputs("\ndynamics\n", out);
 	for (int l = 0; l < m->nlayers; l++) {
 		const MLayer *L = &m->layers[l];
-		fprintf(out, "  %.17g * d %s[j]/dt = ", L->tau, L->name);
+		fprintf(out, "  %s * d %s[j]/dt = ", num(L->tau, nb, sizeof nb), L->name);
 		print_expr(m, L->rhs, st, out);
 		fputc('\n', out);
 	}
@@ -151,6 +166,7 @@ static void print_text(const Model *m, FILE *out)
 static void print_latex(const Model *m, FILE *out)
 {
 	SymStyle st = SYM_LATEX;
+	char nb[40];
 	fputs("% damc derive --latex\n\\begin{align}\n", out);
 	for (int l = 0; l < m->nlayers; l++) {
 		fprintf(out, "\\mathcal{L}_{%s} &= ", m->layers[l].name);
@@ -167,7 +183,7 @@ static void print_latex(const Model *m, FILE *out)
 	fputs(" \\\\\n", out);
 	for (int l = 0; l < m->nlayers; l++) {
 		const MLayer *L = &m->layers[l];
-		fprintf(out, "%.17g \\, \\frac{d %s_{j}}{dt} &= ", L->tau, L->name);
+		fprintf(out, "%s \\, \\frac{d %s_{j}}{dt} &= ", num(L->tau, nb, sizeof nb), L->name);
 		print_expr(m, L->rhs, st, out);
 		fputs(l + 1 < m->nlayers ? " \\\\\n" : "\n", out);
 	}
