@@ -14,6 +14,11 @@
  *   euler      one native loop over the steps: activations, rhs into dx,
  *              x += dt*dx on the free neurons
  *
+ * The activations and the right-hand sides are emitted as private
+ * out-of-line helpers (dam.acts, dam.rhs) that the kernels call, and once
+ * more inline in the fused Euler loop: the module stays small, which keeps
+ * optimisation and code generation fast.
+ *
  * Caches: a state-free subexpression of the activations, ODEs, energy or
  * outputs that costs something (contains a reduction, a function call, a
  * power or a division), e.g. the bias  -1/2 sum_i xi[mu,i]^2  or the squared
@@ -21,7 +26,9 @@
  * over its free indices) and loaded from there by the other kernels.
  *
  * Pointer arguments are declared noalias: ws, x and the output array of a
- * call must not overlap.
+ * call must not overlap.  (dam.rhs writes the Euler scratch through its dst
+ * argument, which points into ws; it never touches that part through ws,
+ * which is what noalias requires.)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -346,9 +353,8 @@ static void jit_emit_acts(JitEmit *E, const JitLayout *lay)
 	}
 }
 
-/* rhs/tau of every free neuron into dst[off + ...]; clamped ones set to 0
- * when zero_clamped. */
-static void jit_emit_rhs_into(JitEmit *E, LLVMValueRef dst, int64_t off, bool zero_clamped)
+/* rhs/tau of every free neuron into dst[off + ...]. */
+static void jit_emit_rhs_into(JitEmit *E, LLVMValueRef dst, int64_t off)
 {
 	const Model *m = E->m;
 	for (int l = 0; l < m->nlayers && !E->failed; l++) {
@@ -360,9 +366,6 @@ static void jit_emit_rhs_into(JitEmit *E, LLVMValueRef dst, int64_t off, bool ze
 		snprintf(name, sizeof name, "dx_%s", L->name);
 		for (int k = 0; k < nr; k++)
 			jit_assign_range(E, dst, lo, L->j, r[k][0], r[k][1], L->rhs, L->tau, name);
-		for (int c = 0; c < L->nclamp && zero_clamped; c++)
-			jit_fill(E, dst, lo, L->clamp[c].lo < 0 ? 0 : L->clamp[c].lo,
-			         L->clamp[c].hi > L->n ? L->n : L->clamp[c].hi, 0.0, name);
 		dam_free(r);
 	}
 }
@@ -379,7 +382,7 @@ static LLVMTypeRef jit_fn_type(JitEmit *E, LLVMTypeRef ret, int nptr, bool with_
 }
 
 /* Starts kernel `name` with nptr pointer parameters (ws, x, out), noalias. */
-static void jit_kernel_begin(JitEmit *E, const char *name, LLVMTypeRef ret, int nptr, bool with_dt)
+static LLVMValueRef jit_kernel_begin(JitEmit *E, const char *name, LLVMTypeRef ret, int nptr, bool with_dt)
 {
 	static const char *const pname[3] = {"ws", "x", "out"};
 	LLVMValueRef fn = jit_fn_begin(E, name, jit_fn_type(E, ret, nptr, with_dt));
@@ -392,11 +395,55 @@ static void jit_kernel_begin(JitEmit *E, const char *name, LLVMTypeRef ret, int 
 	E->ws = LLVMGetParam(fn, 0);
 	E->x = nptr > 1 ? LLVMGetParam(fn, 1) : NULL;
 	E->use_cache = true;
+	return fn;
+}
+
+/* Marks a kernel that is not on the integration hot path (setup, init,
+ * energy, acts, outputs): optimised for size, which keeps LLVM from unrolling
+ * its small loops and so shortens compile time. */
+static void jit_cold(JitEmit *E, LLVMValueRef fn)
+{
+	unsigned optsize = LLVMGetEnumAttributeKindForName("optsize", 7);
+	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(E->ctx, optsize, 0));
+}
+
+/* A module-private helper shared by several kernels, kept out of line so
+ * its body is compiled once (compile time). */
+static LLVMValueRef jit_helper_begin(JitEmit *E, const char *name, int nptr)
+{
+	LLVMValueRef fn = jit_kernel_begin(E, name, LLVMVoidTypeInContext(E->ctx), nptr, false);
+	LLVMSetLinkage(fn, LLVMPrivateLinkage);
+	unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(E->ctx, noinline, 0));
+	return fn;
+}
+
+/* Calls helper fn(ws, x[, dst]) at the innermost level. */
+static void jit_call(JitEmit *E, LLVMValueRef fn, LLVMValueRef dst)
+{
+	LLVMValueRef args[3] = {E->ws, E->x, dst};
+	jit_position_top(E);
+	LLVMBuildCall2(E->b, LLVMGlobalGetValueType(fn), fn, args, dst ? 3 : 2, "");
+}
+
+typedef struct JitHelpers {
+	LLVMValueRef acts;         /* dam.acts(ws, x): activations into ws */
+	LLVMValueRef rhs;          /* dam.rhs(ws, x, dst): rhs/tau of the free neurons */
+} JitHelpers;
+
+static void jit_build_helpers(JitEmit *E, const JitLayout *lay, JitHelpers *H)
+{
+	H->acts = jit_helper_begin(E, "dam.acts", 2);
+	jit_emit_acts(E, lay);
+	jit_fn_end(E, NULL);
+	H->rhs = jit_helper_begin(E, "dam.rhs", 3);
+	jit_emit_rhs_into(E, LLVMGetParam(H->rhs, 2), 0);
+	jit_fn_end(E, NULL);
 }
 
 static void jit_build_setup(JitEmit *E, const JitCachePlan *P)
 {
-	jit_kernel_begin(E, JIT_FN_SETUP, LLVMVoidTypeInContext(E->ctx), 1, false);
+	jit_cold(E, jit_kernel_begin(E, JIT_FN_SETUP, LLVMVoidTypeInContext(E->ctx), 1, false));
 	E->use_cache = false;
 	jit_emit_dyn(E);
 	for (int i = 0; i < P->n && !E->failed; i++) {
@@ -409,7 +456,7 @@ static void jit_build_setup(JitEmit *E, const JitCachePlan *P)
 static void jit_build_init(JitEmit *E)
 {
 	const Model *m = E->m;
-	jit_kernel_begin(E, JIT_FN_INIT, LLVMVoidTypeInContext(E->ctx), 2, false);
+	jit_cold(E, jit_kernel_begin(E, JIT_FN_INIT, LLVMVoidTypeInContext(E->ctx), 2, false));
 	E->use_cache = false;
 	for (int l = 0; l < m->nlayers; l++) {
 		const MLayer *L = &m->layers[l];
@@ -427,37 +474,49 @@ static void jit_build_init(JitEmit *E)
 	jit_fn_end(E, NULL);
 }
 
-static void jit_build_rhs(JitEmit *E, const JitLayout *lay)
+/* rhs: activations, rhs/tau of the free neurons, 0 for the clamped ones. */
+static void jit_build_rhs(JitEmit *E, const JitHelpers *H)
 {
-	jit_kernel_begin(E, JIT_FN_RHS, LLVMVoidTypeInContext(E->ctx), 3, false);
-	jit_emit_acts(E, lay);
-	jit_emit_rhs_into(E, LLVMGetParam(E->fn, 2), 0, true);
+	const Model *m = E->m;
+	LLVMValueRef fn = jit_kernel_begin(E, JIT_FN_RHS, LLVMVoidTypeInContext(E->ctx), 3, false);
+	LLVMValueRef out = LLVMGetParam(fn, 2);
+	jit_call(E, H->acts, NULL);
+	jit_call(E, H->rhs, out);
+	for (int l = 0; l < m->nlayers; l++) {
+		const MLayer *L = &m->layers[l];
+		int64_t off = model_layer_offset(m, l);
+		for (int c = 0; c < L->nclamp; c++)
+			jit_fill(E, out, off, L->clamp[c].lo < 0 ? 0 : L->clamp[c].lo,
+			         L->clamp[c].hi > L->n ? L->n : L->clamp[c].hi, 0.0, "clamped");
+	}
 	jit_fn_end(E, NULL);
 }
 
-static void jit_build_energy(JitEmit *E, const JitLayout *lay)
+static void jit_build_energy(JitEmit *E, const JitHelpers *H)
 {
-	jit_kernel_begin(E, JIT_FN_ENERGY, E->f64, 2, false);
-	jit_emit_acts(E, lay);
+	jit_cold(E, jit_kernel_begin(E, JIT_FN_ENERGY, E->f64, 2, false));
+	jit_call(E, H->acts, NULL);
 	jit_stmt_begin(E);
 	LLVMValueRef v = E->m->energy ? jit_emit(E, E->m->energy) : jit_f64(E, 0.0);
 	jit_fn_end(E, v);
 }
 
-static void jit_build_acts(JitEmit *E, const JitLayout *lay)
+static void jit_build_acts(JitEmit *E, const JitLayout *lay, const JitHelpers *H)
 {
-	jit_kernel_begin(E, JIT_FN_ACTS, LLVMVoidTypeInContext(E->ctx), 3, false);
-	jit_emit_acts(E, lay);
-	jit_copy(E, LLVMGetParam(E->fn, 2), 0, E->ws, lay->act_off, (int64_t)lay->nact);
+	LLVMValueRef fn = jit_kernel_begin(E, JIT_FN_ACTS, LLVMVoidTypeInContext(E->ctx), 3, false);
+	jit_cold(E, fn);
+	jit_call(E, H->acts, NULL);
+	jit_copy(E, LLVMGetParam(fn, 2), 0, E->ws, lay->act_off, (int64_t)lay->nact);
 	jit_fn_end(E, NULL);
 }
 
-static void jit_build_outputs(JitEmit *E, const JitLayout *lay)
+static void jit_build_outputs(JitEmit *E, const JitLayout *lay, const JitHelpers *H)
 {
 	const Model *m = E->m;
-	jit_kernel_begin(E, JIT_FN_OUTPUTS, LLVMVoidTypeInContext(E->ctx), 3, false);
-	LLVMValueRef out = LLVMGetParam(E->fn, 2);
-	jit_emit_acts(E, lay);
+	LLVMValueRef fn = jit_kernel_begin(E, JIT_FN_OUTPUTS, LLVMVoidTypeInContext(E->ctx), 3, false);
+	jit_cold(E, fn);
+	LLVMValueRef out = LLVMGetParam(fn, 2);
+	jit_call(E, H->acts, NULL);
 	for (int o = 0; o < m->noutputs; o++) {
 		const MOutput *O = &m->outputs[o];
 		int64_t off = (int64_t)lay->output_off[o];
@@ -469,17 +528,22 @@ static void jit_build_outputs(JitEmit *E, const JitLayout *lay)
 	jit_fn_end(E, NULL);
 }
 
+/* euler: one loop over the steps; each step computes the activations and
+ * rhs/tau into the scratch dx, then moves the free neurons by dt*dx.  The
+ * bodies are emitted inline rather than calling dam.acts / dam.rhs: LLVM
+ * then forwards the activations from store to load and unrolls across them
+ * (about 25-50% faster steps on small models for ~30% more compile time). */
 static void jit_build_euler(JitEmit *E, const JitLayout *lay)
 {
 	const Model *m = E->m;
-	jit_kernel_begin(E, JIT_FN_EULER, LLVMVoidTypeInContext(E->ctx), 2, true);
-	LLVMValueRef dt = LLVMGetParam(E->fn, 2), nsteps = LLVMGetParam(E->fn, 3);
+	LLVMValueRef fn = jit_kernel_begin(E, JIT_FN_EULER, LLVMVoidTypeInContext(E->ctx), 2, true);
+	LLVMValueRef dt = LLVMGetParam(fn, 2), nsteps = LLVMGetParam(fn, 3);
 	LLVMSetValueName2(dt, "dt", 2);
 	LLVMSetValueName2(nsteps, "nsteps", 6);
 	jit_loop_open(E, 0, jit_i64(E, 0), nsteps, "step");
 	E->floor = 1;
 	jit_emit_acts(E, lay);
-	jit_emit_rhs_into(E, E->ws, lay->dx_off, false);
+	jit_emit_rhs_into(E, E->ws, lay->dx_off);
 	for (int l = 0; l < m->nlayers; l++) {
 		const MLayer *L = &m->layers[l];
 		int64_t off = model_layer_offset(m, l);
@@ -498,12 +562,14 @@ int jit_build_kernels(JitEmit *E, JitLayout *lay)
 {
 	JitCachePlan P = {0};
 	if (jit_layout(E, lay, &P) == 0) {
+		JitHelpers H;
+		jit_build_helpers(E, lay, &H);
 		jit_build_setup(E, &P);
 		jit_build_init(E);
-		jit_build_rhs(E, lay);
-		jit_build_energy(E, lay);
-		jit_build_acts(E, lay);
-		jit_build_outputs(E, lay);
+		jit_build_rhs(E, &H);
+		jit_build_energy(E, &H);
+		jit_build_acts(E, lay, &H);
+		jit_build_outputs(E, lay, &H);
 		jit_build_euler(E, lay);
 	}
 	dam_free(P.costly);
