@@ -44,6 +44,7 @@ ok(hdr["descr"] == "<f8" and tuple(hdr["shape"]) == (2001, 16) and not hdr["fort
    f"npy header {hdr}")
 ok(len(data) == 2001 * 16 and all(abs(a - b) == 0 for a, b in zip(data, sum(rows, []))), "npy values == CSV values")
 PY
+n=9
 "$DAMC" run examples/xor.dam --input bits=1,0 --t-end 5 --plot "$tmp/p.png" >/dev/null 2>"$tmp/perr"
 st=$?
 magic=$(head -c 8 "$tmp/p.png" 2>/dev/null | od -An -tx1 | tr -d ' \n')

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -248,6 +249,9 @@ static FILE *rep_open_temp(const char *path, char **tmp)
 		*tmp = NULL;
 		return NULL;
 	}
+	mode_t mask = umask(0);           /* mkstemp makes 0600: give the usual 0666 & ~umask */
+	umask(mask);
+	fchmod(fd, 0666 & ~mask);
 	FILE *f = fdopen(fd, "wb");
 	if (!f) {
 		close(fd);
@@ -451,9 +455,9 @@ static void rep_plot_panel(RepBuf *b, const Model *m, const RepTrace *t, bool vi
 static void rep_plot_script(RepBuf *b, const Model *m, const RepTrace *t, bool svg)
 {
 	if (svg)
-		rep_printf(b, "set terminal svg size 900,1000 dynamic\nset output 'plot.out'\n");
+		rep_printf(b, "set terminal svg noenhanced size 900,1000 dynamic\nset output 'plot.out'\n");
 	else
-		rep_printf(b, "set terminal pngcairo size 900,1000\nset output 'plot.out'\n");
+		rep_printf(b, "set terminal pngcairo noenhanced size 900,1000\nset output 'plot.out'\n");
 	rep_printf(b, "set datafile missing 'nan'\nset grid\n");
 	rep_printf(b, "set multiplot layout 3,1\nset lmargin 12\nset rmargin 16\n");
 	rep_plot_panel(b, m, t, true, 0, "visible state x");
