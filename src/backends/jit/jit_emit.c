@@ -27,7 +27,7 @@
 
 /* Above this extent a logsumexp recomputes its body instead of buffering it
  * on the stack. */
-#define JIT_LSE_BUF_MAX 4096
+#define JIT_LSE_BUF_MAX 1024
 
 #define JIT_LN2 0.69314718055994530942
 
@@ -647,7 +647,21 @@ static int64_t jit_divisor_power(JitEmit *E, SymId f, SymId *base)
 	return (int64_t)-k;
 }
 
-/* Sums fold left in kid order; products multiply the ordinary factors, then
+/* If e is -1 * y, returns y (so a sum can subtract it), else 0. */
+static SymId jit_negated(JitEmit *E, SymId e)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	double k;
+	if (n->kind != SYM_MUL || n->nkids != 2)
+		return 0;
+	for (int i = 0; i < 2; i++)
+		if (sym_is_const(E->sym, n->kids[i], &k) && k == -1.0)
+			return n->kids[1 - i];
+	return 0;
+}
+
+/* Sums fold left in kid order (a term -1*y is subtracted: the same IEEE
+ * result as adding -y); products multiply the ordinary factors, then
  * divide by each b^k of a factor b^-k (sym keeps a/b as a*b^-1), so a/b is
  * one correctly rounded division as in C. */
 static LLVMValueRef jit_emit_nary(JitEmit *E, const SymNode *n, int level)
@@ -656,16 +670,18 @@ static LLVMValueRef jit_emit_nary(JitEmit *E, const SymNode *n, int level)
 	LLVMValueRef v[64], *kids = n->nkids <= 64 ? v : dam_xrealloc(NULL, n->nkids * sizeof *kids);
 	int64_t pv[64], *pw = n->nkids <= 64 ? pv : dam_xrealloc(NULL, n->nkids * sizeof *pw);
 	for (int i = 0; i < n->nkids; i++) {
-		SymId base = n->kids[i];
-		pw[i] = add ? 0 : jit_divisor_power(E, n->kids[i], &base);
-		kids[i] = jit_emit(E, base);
+		SymId base = n->kids[i], neg = add ? jit_negated(E, base) : 0;
+		pw[i] = add ? (neg != 0) : jit_divisor_power(E, base, &base);
+		kids[i] = jit_emit(E, neg ? neg : base);
 	}
 	jit_at(E, level);
 	LLVMValueRef acc = NULL;
 	for (int i = 0; i < n->nkids; i++) {
-		if (pw[i])
+		if (add && pw[i])
+			acc = acc ? LLVMBuildFSub(E->b, acc, kids[i], "sub") : LLVMBuildFNeg(E->b, kids[i], "neg");
+		else if (pw[i])
 			continue;
-		if (!acc)
+		else if (!acc)
 			acc = kids[i];
 		else
 			acc = add ? LLVMBuildFAdd(E->b, acc, kids[i], "add")
@@ -673,7 +689,7 @@ static LLVMValueRef jit_emit_nary(JitEmit *E, const SymNode *n, int level)
 	}
 	if (!acc)
 		acc = jit_f64(E, add ? 0.0 : 1.0);
-	for (int i = 0; i < n->nkids; i++)
+	for (int i = 0; i < n->nkids && !add; i++)
 		if (pw[i])
 			acc = LLVMBuildFDiv(E->b, acc, jit_powi(E, kids[i], pw[i]), "div");
 	if (kids != v)

@@ -60,6 +60,11 @@ static void jit_emit_const_tensor(JitEmit *E, TensorId t)
 	LLVMValueRef init;
 	LLVMTypeRef ty;
 	snprintf(name, sizeof name, "c.%s", sym_tensor_name(E->sym, t));
+	if (n < 0 || (uint64_t)n > UINT32_MAX / sizeof(double)) {
+		jit_fail(E, "constant tensor '%s' is too large to embed (%lld values)",
+		         sym_tensor_name(E->sym, t), (long long)n);
+		return;
+	}
 	if (n <= 64) {
 		LLVMValueRef vals[64];
 		for (int64_t i = 0; i < n; i++)
