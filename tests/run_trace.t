@@ -10,7 +10,7 @@ case $DAMC in /*) ;; *) DAMC=$PWD/$DAMC ;; esac
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 n=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-echo "1..10"
+echo "1..11"
 "$DAMC" run examples/xor.dam --input bits=1,0 --t-end 2 --json --trace "$tmp/t.csv" >"$tmp/r.json" 2>"$tmp/err"
 ok $? "run with --trace t.csv exits 0"
 "$DAMC" run examples/xor.dam --input bits=1,0 --t-end 2 --trace "$tmp/t.npy" >/dev/null 2>>"$tmp/err"

@@ -728,6 +728,10 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 	Model *m = run_compile(ra->model, rc, d, a);
 	if (!m || diag_errors(d))
 		return RUN_EXIT_INPUT;
+	if (m->nlayers == 0) {
+		diag_error(d, (Loc){0, 0, 0}, "'%s' declares no layers: there is nothing to simulate", ra->model);
+		return RUN_EXIT_INPUT;
+	}
 	if (run_select_outputs(m, rc, &sel, &nsel, d) < 0 || run_build_rows(m, rc, &b, d) < 0) {
 		free(sel);
 		run_batch_free(&b);
