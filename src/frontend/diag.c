@@ -138,6 +138,24 @@ static char *diag_vformat(Arena *a, const char *fmt, va_list ap)
 	return s;
 }
 
+/* The same error at the same place is reported once (e.g. a block argument
+ * used twice in the block's body); its notes are dropped with it. */
+static bool diag_seen(Diags *d, DiagSeverity sev, Loc loc, const char *msg)
+{
+	if (sev == DIAG_NOTE)
+		return d->n && d->dropped_last;
+	d->dropped_last = false;
+	for (size_t i = 0; i < d->n; i++) {
+		const Diag *g = &d->v[i];
+		if (g->sev == sev && g->loc.file == loc.file && g->loc.line == loc.line && g->loc.col == loc.col &&
+		    strcmp(g->msg, msg) == 0) {
+			d->dropped_last = true;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Past the error limit nothing is recorded (notes of dropped errors
  * included); the first error over it records the "stopping" line. */
 static void diag_vreport(Diags *d, DiagSeverity sev, Loc loc, const char *fmt, va_list ap)
@@ -150,11 +168,14 @@ static void diag_vreport(Diags *d, DiagSeverity sev, Loc loc, const char *fmt, v
 		          arena_strdup(d->arena, "too many errors, stopping"));
 		return;
 	}
+	char *msg = diag_vformat(d->arena, fmt, ap);
+	if (diag_seen(d, sev, loc, msg))
+		return;
 	if (sev == DIAG_ERROR)
 		d->nerrors++;
 	else if (sev == DIAG_WARNING)
 		d->nwarnings++;
-	diag_push(d, sev, loc, diag_vformat(d->arena, fmt, ap));
+	diag_push(d, sev, loc, msg);
 }
 
 void diag_error(Diags *d, Loc loc, const char *fmt, ...)

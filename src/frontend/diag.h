@@ -44,6 +44,7 @@ typedef struct Diags {
 	Diag *v;        size_t n, cap;
 	int nerrors, nwarnings;
 	int max_errors;        /* stop recording errors past this (default 50) */
+	bool dropped_last;     /* the last error/warning was a duplicate: drop its notes */
 } Diags;
 
 void diags_init(Diags *d, Arena *a);
