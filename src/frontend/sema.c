@@ -404,6 +404,18 @@ static TensorId ident_tensor(Sema *S, LCtx *cx, const char *name)
 	return sy ? name_tensor(S, sy) : 0;
 }
 
+/* Combine two inferred extents (-1 unknown, -2 error already reported). */
+static int64_t merge_extent(Sema *S, const char *name, int64_t a, int64_t b, Loc where)
+{
+	if (a == -2 || b == -2)
+		return -2;
+	if (a >= 0 && b >= 0 && a != b) {
+		diag_error(S->d, where, "index '%s' is used with ranges %lld and %lld", name, (long long)a, (long long)b);
+		return -2;
+	}
+	return a >= 0 ? a : b;
+}
+
 /* Infer the extent of index `name` from its uses `T[..., name, ...]` in e.
  * Returns -1 when there is no such use, -2 after reporting a conflict. */
 static int64_t infer_extent(Sema *S, LCtx *cx, Expr *e, const char *name, Loc *where)
@@ -431,37 +443,16 @@ static int64_t infer_extent(Sema *S, LCtx *cx, Expr *e, const char *name, Loc *w
 		}
 	}
 	Expr *kids[2] = { e->a, e->b };
-	for (int k = 0; k < 2; k++) {
-		int64_t f = infer_extent(S, cx, kids[k], name, where);
-		if (f == -2)
-			return -2;
-		if (f >= 0) {
-			if (found >= 0 && found != f) {
-				diag_error(S->d, *where, "index '%s' is used with ranges %lld and %lld", name,
-				           (long long)found, (long long)f);
-				return -2;
-			}
-			found = f;
-		}
-	}
-	for (int i = 0; i < e->nargs; i++) {
+	for (int k = 0; k < 2 && found != -2; k++)
+		found = merge_extent(S, name, found, infer_extent(S, cx, kids[k], name, where), *where);
+	for (int i = 0; i < e->nargs && found != -2; i++) {
 		/* A nested reduction rebinding the same name shadows it. */
 		if (e->kind == E_CALL && i == 0 && e->nargs == 2 && e->args[0] &&
 		    ((e->args[0]->kind == E_IDENT && e->args[0]->str == name) ||
 		     (e->args[0]->kind == E_RANGE && e->args[0]->a && e->args[0]->a->kind == E_IDENT &&
 		      e->args[0]->a->str == name)))
 			return found;
-		int64_t f = infer_extent(S, cx, e->args[i], name, where);
-		if (f == -2)
-			return -2;
-		if (f >= 0) {
-			if (found >= 0 && found != f) {
-				diag_error(S->d, *where, "index '%s' is used with ranges %lld and %lld", name,
-				           (long long)found, (long long)f);
-				return -2;
-			}
-			found = f;
-		}
+		found = merge_extent(S, name, found, infer_extent(S, cx, e->args[i], name, where), *where);
 	}
 	return found;
 }
