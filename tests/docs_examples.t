@@ -6,8 +6,7 @@
 # and no 'error:' on standard error.  Blocks fenced ```dam-error must be
 # rejected (exit status 1); when such a block is followed, after a blank line,
 # by an indented line holding 'error: ...', standard error must contain that
-# text.  One TAP line per block, named by its file and line number.  A ```dam
-# fragment rejected only because it declares no layer is a TODO test.
+# text.  One TAP line per block, named by its file and line number.
 set -u
 DAMC=${DAMC:-build/damc}
 export DAMC_STDLIB=$PWD/stdlib
@@ -58,13 +57,6 @@ while IFS=$'\t' read -r k kind where want; do
     desc="$where: damc check rejects the example${want:+ with '$want'}"
   fi
   if [ $ok = 1 ]; then echo "ok $n - $desc"
-  elif [ "$kind" = dam ] && [ "$(grep -c 'error:' "$tmp/err")" = 1 ] &&
-       grep -q 'error: the model declares no layers$' "$tmp/err"; then
-    # Known: a fragment of the reference (one statement shown alone) has no
-    # layer, and damc check rejects a file without layers.  Either the doc
-    # gives the example a layer or check accepts library files; until then
-    # this is a TODO (prove reports it as passing, and says when it is fixed).
-    echo "not ok $n - $desc # TODO fragment without a layer: the model declares no layers"
   else
     echo "not ok $n - $desc (exit $st)"
     sed 's/^/#   | /' "$tmp/$k.dam"
