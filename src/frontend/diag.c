@@ -138,6 +138,23 @@ static char *diag_vformat(Arena *a, const char *fmt, va_list ap)
 	return s;
 }
 
+static bool diag_line(const Source *src, uint32_t line, size_t *start, size_t *len);
+
+/* A location past the last line (the end of file after a final newline)
+ * moves to the end of the last line, so it gets a source line and a caret. */
+static Loc diag_clamp(const Diags *d, Loc loc)
+{
+	const Source *src = loc.file ? diag_source(d, loc.file) : NULL;
+	size_t start, len;
+	if (!src || loc.line <= 1 || diag_line(src, loc.line, &start, &len))
+		return loc;
+	if (diag_line(src, loc.line - 1, &start, &len) && loc.col == 1) {
+		loc.line--;
+		loc.col = (uint32_t)len + 1;
+	}
+	return loc;
+}
+
 /* The same error at the same place is reported once (e.g. a block argument
  * used twice in the block's body); its notes are dropped with it. */
 static bool diag_seen(Diags *d, DiagSeverity sev, Loc loc, const char *msg)
@@ -169,6 +186,7 @@ static void diag_vreport(Diags *d, DiagSeverity sev, Loc loc, const char *fmt, v
 		return;
 	}
 	char *msg = diag_vformat(d->arena, fmt, ap);
+	loc = diag_clamp(d, loc);
 	if (diag_seen(d, sev, loc, msg))
 		return;
 	if (sev == DIAG_ERROR)

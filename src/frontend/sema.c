@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dam_npy.h"
 #include "sema.h"
@@ -102,7 +103,9 @@ typedef struct Sema {
 	size_t tabcap, tabn;
 	bool *define_used;
 	uint32_t import_stack[MAX_DEPTH];
+	Loc import_locs[MAX_DEPTH];   /* where import_stack[i] was imported (i >= 1) */
 	int nimport;
+	bool syntax_errors;
 	VEC(uint32_t) imported;
 	int anon;              /* counter for anonymous tensors */
 } Sema;
@@ -471,20 +474,20 @@ static bool push_bind(Sema *S, LCtx *cx, Bind b, Loc loc)
 
 static SymId err0(void) { return 0; }
 
-/* t accessed with the implicit indices of the context. */
-static SymId implicit_access(Sema *S, LCtx *cx, TensorId t, Loc loc, const char *what)
+/* t accessed with the implicit indices of the context; desc names it in
+ * messages ("tensor 'xi'", "the list literal", "argument 'x'"). */
+static SymId implicit_access(Sema *S, LCtx *cx, TensorId t, Loc loc, const char *desc)
 {
 	int r = sym_tensor_rank(S->sym, t);
 	if (r == 0)
 		return sym_at(S->sym, t, 0, NULL);
 	if (r != cx->nimplicit) {
 		if (cx->nimplicit == 0)
-			diag_error(S->d, loc, "%s '%s' has %d dimension%s; index it (e.g. %s[0]) where a scalar is expected",
-			           what, sym_tensor_name(S->sym, t), r, r == 1 ? "" : "s", sym_tensor_name(S->sym, t));
+			diag_error(S->d, loc, "%s has %d dimension%s, but a scalar is expected here (index it)", desc, r,
+			           r == 1 ? "" : "s");
 		else
-			diag_error(S->d, loc, "%s '%s' has %d dimension%s but is used where %d %s expected",
-			           what, sym_tensor_name(S->sym, t), r, r == 1 ? "" : "s", cx->nimplicit,
-			           cx->nimplicit == 1 ? "is" : "are");
+			diag_error(S->d, loc, "%s has %d dimension%s but is used where %d %s expected", desc, r,
+			           r == 1 ? "" : "s", cx->nimplicit, cx->nimplicit == 1 ? "is" : "are");
 		return err0();
 	}
 	const int64_t *sh = sym_tensor_shape(S->sym, t);
@@ -492,13 +495,18 @@ static SymId implicit_access(Sema *S, LCtx *cx, TensorId t, Loc loc, const char 
 	for (int d = 0; d < r; d++) {
 		int64_t ext = sym_index_extent(S->sym, cx->implicit[d]);
 		if (ext != sh[d]) {
-			diag_error(S->d, loc, "%s '%s' has %lld elements in dimension %d but %lld are expected here",
-			           what, sym_tensor_name(S->sym, t), (long long)sh[d], d + 1, (long long)ext);
+			diag_error(S->d, loc, "%s has %lld element%s in dimension %d but %lld are expected here", desc,
+			           (long long)sh[d], sh[d] == 1 ? "" : "s", d + 1, (long long)ext);
 			return err0();
 		}
 		args[d] = sym_idx(S->sym, cx->implicit[d]);
 	}
 	return sym_at(S->sym, t, r, args);
+}
+
+static const char *describe(Sema *S, const char *what, const char *name)
+{
+	return arena_printf(S->a, "%s '%s'", what, name);
 }
 
 static SymId lower_ident(Sema *S, LCtx *cx, Expr *e)
@@ -511,7 +519,7 @@ static SymId lower_ident(Sema *S, LCtx *cx, Expr *e)
 			return sym_idx(S->sym, b->idx);
 		if (b->kind == B_CONST)
 			return sym_const(S->sym, b->val);
-		return implicit_access(S, cx, b->t, e->loc, "argument");
+		return implicit_access(S, cx, b->t, e->loc, describe(S, "argument", b->name));
 	}
 	int p = scope_param(cx->scope, e->str);
 	if (p >= 0) {
@@ -538,13 +546,10 @@ static SymId lower_ident(Sema *S, LCtx *cx, Expr *e)
 		}
 		return sym_const(S->sym, sy->num);
 	case SY_TENSOR:
-		return implicit_access(S, cx, sy->t, e->loc, "tensor");
 	case SY_WEIGHTS:
-		return implicit_access(S, cx, sy->t, e->loc, "weight block");
 	case SY_INPUT:
-		return implicit_access(S, cx, sy->t, e->loc, "input");
 	case SY_LAYER:
-		return implicit_access(S, cx, S->layers.v[sy->index].x, e->loc, "layer");
+		return implicit_access(S, cx, name_tensor(S, sy), e->loc, describe(S, sy_kind_names[sy->kind], sy->name));
 	default:
 		diag_error(S->d, e->loc, "'%s' is a %s and cannot be used in an expression", sy->name,
 		           sy_kind_names[sy->kind]);
@@ -745,6 +750,11 @@ static TensorId load_tensor(Sema *S, LCtx *cx, Expr *e)
 		diag_error(S->d, e->args[0]->loc, "empty file name; set it with -D");
 		return 0;
 	}
+	struct stat stb;
+	if (stat(path, &stb) == 0 && S_ISDIR(stb.st_mode)) {
+		diag_error(S->d, e->args[0]->loc, "cannot load '%s': it is a directory", path);
+		return 0;
+	}
 	size_t len = strlen(path);
 	bool npz = len > 4 && !strcmp(path + len - 4, ".npz");
 	char err[512];
@@ -776,7 +786,7 @@ static TensorId load_tensor(Sema *S, LCtx *cx, Expr *e)
 		dam_array_free(&arr);
 		return 0;
 	}
-	char *nm = arena_printf(S->a, "%s", key ? key : "loaded");
+	char *nm = key ? arena_printf(S->a, "%s:%s", path, key) : arena_strdup(S->a, path);
 	TensorId t = tensor_from_array(S, nm, &arr, MT_CONST);
 	dam_array_free(&arr);
 	return t;
@@ -817,11 +827,11 @@ static SymId lower_call(Sema *S, LCtx *cx, Expr *e)
 	}
 	if (!strcmp(f, "load")) {
 		TensorId t = load_tensor(S, cx, e);
-		return t ? implicit_access(S, cx, t, e->loc, "loaded array") : 0;
+		return t ? implicit_access(S, cx, t, e->loc, describe(S, "the array loaded from", sym_tensor_name(S->sym, t))) : 0;
 	}
 	Sy *sy = resolve_name(S, cx->scope, f);
 	if (sy && sy->kind == SY_LAGR)
-		diag_error(S->d, e->loc, "lagrangian '%s' can only be used as the type of a layer", f);
+		diag_error(S->d, e->loc, "Lagrangian '%s' can only be used as the type of a layer", f);
 	else
 		diag_error(S->d, e->loc, "unknown function '%s'", f);
 	return err0();
@@ -933,7 +943,7 @@ static SymId lower(Sema *S, LCtx *cx, Expr *e)
 		return lower_index(S, cx, e);
 	case E_LIST: {
 		TensorId t = list_tensor(S, cx, e);
-		return t ? implicit_access(S, cx, t, e->loc, "list") : 0;
+		return t ? implicit_access(S, cx, t, e->loc, "the list literal") : 0;
 	}
 	case E_RANGE:
 		diag_error(S->d, e->loc, "a range is not allowed here");
@@ -989,7 +999,8 @@ static bool decl_head(Sema *S, LCtx *cx, Expr **dims, int ndims, Expr *value, in
 	for (int d = 0; d < ndims; d++) {
 		n *= shape[d];
 		if (n > MAX_ELEMS) {
-			diag_error(S->d, dims[0]->loc, "tensor with %lld or more elements is too large", (long long)n);
+			diag_error(S->d, dims[0]->loc, "a tensor of %lld or more elements is too large (the limit is %lld)",
+			           (long long)n, (long long)MAX_ELEMS);
 			return false;
 		}
 	}
@@ -1411,7 +1422,7 @@ static void stmt_weights(Sema *S, Scope *sc, Stmt *st)
 	int64_t shape[2] = { S->layers.v[ra.layer].n, S->layers.v[rb.layer].n };
 	IdxId idx[2] = { sym_index_new(S->sym, ra.iname ? ra.iname : "r", shape[0]),
 	                 sym_index_new(S->sym, rb.iname ? rb.iname : "c", shape[1]) };
-	if (ra.layer == rb.layer && ra.iname && rb.iname && ra.iname == rb.iname) {
+	if (ra.iname && rb.iname && ra.iname == rb.iname) {
 		diag_error(S->d, st->rhs->loc, "the two sides of weight block '%s' need different index names", st->name);
 		return;
 	}
@@ -1711,7 +1722,8 @@ static bool import_file(Sema *S, Stmt *st)
 	size_t len = strlen(p);
 	bool relative = strchr(p, '/') || (len > 4 && !strcmp(p + len - 4, ".dam"));
 	if (relative) {
-		path = p[0] == '/' ? p : arena_printf(S->a, "%s/%s", path_dir(S, st->file), p);
+		const char *dir = path_dir(S, st->file);
+		path = p[0] == '/' || !strcmp(dir, ".") ? p : arena_printf(S->a, "%s/%s", dir, p);
 	} else {
 		const char *dir = S->o->stdlib_dir;
 		if (!dir || !dir[0])
@@ -1733,8 +1745,8 @@ static bool import_file(Sema *S, Stmt *st)
 		if (S->import_stack[i] == f) {
 			diag_error(S->d, st->loc, "import cycle: '%s' imports itself through this chain",
 			           diag_source(S->d, f)->path);
-			for (int k = i; k < S->nimport; k++)
-				diag_note(S->d, (Loc){ S->import_stack[k], 1, 1 }, "'%s' is being imported here",
+			for (int k = i + 1; k < S->nimport; k++)
+				diag_note(S->d, S->import_locs[k], "'%s' is imported here",
 				          diag_source(S->d, S->import_stack[k])->path);
 			return false;
 		}
@@ -1746,6 +1758,7 @@ static bool import_file(Sema *S, Stmt *st)
 		diag_error(S->d, st->loc, "imports nested too deeply");
 		return false;
 	}
+	S->import_locs[S->nimport] = st->loc;
 	sema_file(S, f, false);
 	return true;
 }
@@ -1753,11 +1766,17 @@ static bool import_file(Sema *S, Stmt *st)
 static void sema_file(Sema *S, uint32_t file, bool main_file)
 {
 	S->import_stack[S->nimport++] = file;
+	int before = diag_errors(S->d);
 	Module *mod = parse_module(S->d, S->in, file);
 	if (main_file && S->o->dump_ast)
 		ast_print(mod, S->o->dump_ast);
+	/* After a syntax error the statements that failed are missing: checking
+	 * the rest would only report cascades (undefined names). */
+	if (diag_errors(S->d) > before)
+		S->syntax_errors = true;
 	Scope top = { .prefix = "" };
-	sema_stmts(S, &top, mod->stmts, mod->nstmts);
+	if (!S->syntax_errors)
+		sema_stmts(S, &top, mod->stmts, mod->nstmts);
 	S->nimport--;
 	vec_push(&S->imported, file);
 }

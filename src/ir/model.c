@@ -46,8 +46,39 @@ static void print_seg(const Model *m, const MLayer *L, const MSeg *s, const char
 		fprintf(out, "%s_{%s}[%lld{:}%lld] &= ", what, L->name, (long long)s->lo, (long long)s->hi);
 	else
 		fprintf(out, "  %s %s[%lld:%lld] = ", what, L->name, (long long)s->lo, (long long)s->hi);
+	/* A small literal vector is shown by value: [0, 0, 0.5][j]. */
+	const SymNode *nd = sym_node(m->sym, s->value);
+	if (st == SYM_TEXT && nd->kind == SYM_TENSOR && nd->nkids == 1 && m->tensors[nd->aux].kind == MT_CONST &&
+	    !m->tensors[nd->aux].def && sym_tensor_shape(m->sym, nd->aux)[0] <= 16) {
+		char nb[40];
+		const double *v = m->tensors[nd->aux].data;
+		for (int64_t i = 0; i < sym_tensor_shape(m->sym, nd->aux)[0]; i++)
+			fprintf(out, "%s%s", i ? ", " : "[", num(v[i], nb, sizeof nb));
+		fputs("][", out);
+		print_expr(m, nd->kids[0], st, out);
+		fputs("]\n", out);
+		return;
+	}
 	print_expr(m, s->value, st, out);
 	fputs(st == SYM_LATEX ? " \\\\\n" : "\n", out);
+}
+
+/* Biases folded into constant tensors: show their definitions. */
+static void print_biases(const Model *m, FILE *out)
+{
+	bool header = false;
+	for (int l = 0; l < m->nlayers; l++) {
+		const SymNode *nd = sym_node(m->sym, m->layers[l].bias);
+		if (nd->kind != SYM_TENSOR || m->tensors[nd->aux].kind != MT_CONST || !m->tensors[nd->aux].def)
+			continue;
+		const MTensor *t = &m->tensors[nd->aux];
+		if (!header)
+			fputs("biases\n", out);
+		header = true;
+		fprintf(out, "  %s[%s] = ", sym_tensor_name(m->sym, nd->aux), sym_index_name(m->sym, t->idx[0]));
+		print_expr(m, t->def, SYM_TEXT, out);
+		fputc('\n', out);
+	}
 }
 
 static void print_text(const Model *m, FILE *out)
@@ -88,12 +119,15 @@ static void print_text(const Model *m, FILE *out)
 			        m->layers[B->b].name, (long long)m->layers[B->a].n, (long long)m->layers[B->b].n,
 			        B->dynamic ? "dynamic" : "static", B->self ? ", symmetric self-coupling" : "");
 			if (B->dynamic) {
-				fprintf(out, "    %s = ", B->name);
+				const MTensor *wt = &m->tensors[B->w];
+				fprintf(out, "    %s[%s, %s] = ", B->name, sym_index_name(m->sym, wt->idx[0]),
+				        sym_index_name(m->sym, wt->idx[1]));
 				print_expr(m, m->tensors[B->w].def, st, out);
 				fputc('\n', out);
 			}
 		}
 	}
+	print_biases(m, out);
 	fputs("lagrangians\n", out);
 	for (int l = 0; l < m->nlayers; l++) {
 		fprintf(out, "  L_%s = ", m->layers[l].name);
@@ -115,9 +149,14 @@ static void print_text(const Model *m, FILE *out)
 			fputs("   (dense)\n", out);
 			continue;
 		}
-		fputs("delta(j, k)*(", out);
-		print_expr(m, L->hess.diag, st, out);
-		fputc(')', out);
+		double one;
+		if (sym_is_const(m->sym, L->hess.diag, &one) && one == 1) {
+			fputs("delta(j, k)", out);
+		} else {
+			fputs("delta(j, k)*(", out);
+			print_expr(m, L->hess.diag, st, out);
+			fputc(')', out);
+		}
 		for (int r = 0; r < L->hess.nterms; r++) {
 			fputs(" + (", out);
 			print_expr(m, L->hess.u[r], st, out);
@@ -132,7 +171,10 @@ static void print_text(const Model *m, FILE *out)
 	fputs("\ndynamics\n", out);
 	for (int l = 0; l < m->nlayers; l++) {
 		const MLayer *L = &m->layers[l];
-		fprintf(out, "  %s * d %s[j]/dt = ", num(L->tau, nb, sizeof nb), L->name);
+		if (L->tau == 1)
+			fprintf(out, "  d %s[j]/dt = ", L->name);
+		else
+			fprintf(out, "  %s * d %s[j]/dt = ", num(L->tau, nb, sizeof nb), L->name);
 		print_expr(m, L->rhs, st, out);
 		fputc('\n', out);
 	}
@@ -183,7 +225,10 @@ static void print_latex(const Model *m, FILE *out)
 	fputs(" \\\\\n", out);
 	for (int l = 0; l < m->nlayers; l++) {
 		const MLayer *L = &m->layers[l];
-		fprintf(out, "%s \\, \\frac{d %s_{j}}{dt} &= ", num(L->tau, nb, sizeof nb), L->name);
+		if (L->tau == 1)
+			fprintf(out, "\\frac{d %s_{j}}{dt} &= ", L->name);
+		else
+			fprintf(out, "%s \\, \\frac{d %s_{j}}{dt} &= ", num(L->tau, nb, sizeof nb), L->name);
 		print_expr(m, L->rhs, st, out);
 		fputs(l + 1 < m->nlayers ? " \\\\\n" : "\n", out);
 	}
