@@ -422,12 +422,23 @@ static LLVMValueRef jit_helper_begin(JitEmit *E, const char *name, int nptr)
 	return fn;
 }
 
-/* Calls helper fn(ws, x[, dst]) at the innermost level. */
-static void jit_call(JitEmit *E, LLVMValueRef fn, LLVMValueRef dst)
+/* Calls helper fn(ws, x[, dst]) at the innermost level.  Only the Euler
+ * loop may inline the helpers: elsewhere a call keeps one copy of the code
+ * and shortens compile time (bench/README.md). */
+static void jit_call_ex(JitEmit *E, LLVMValueRef fn, LLVMValueRef dst, bool may_inline)
 {
 	LLVMValueRef args[3] = {E->ws, E->x, dst};
 	jit_position_top(E);
-	LLVMBuildCall2(E->b, LLVMGlobalGetValueType(fn), fn, args, dst ? 3 : 2, "");
+	LLVMValueRef call = LLVMBuildCall2(E->b, LLVMGlobalGetValueType(fn), fn, args, dst ? 3 : 2, "");
+	if (!may_inline) {
+		unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+		LLVMAddCallSiteAttribute(call, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(E->ctx, noinline, 0));
+	}
+}
+
+static void jit_call(JitEmit *E, LLVMValueRef fn, LLVMValueRef dst)
+{
+	jit_call_ex(E, fn, dst, false);
 }
 
 typedef struct JitHelpers {
@@ -546,8 +557,8 @@ static void jit_build_euler(JitEmit *E, const JitLayout *lay, const JitHelpers *
 	LLVMValueRef dx = jit_elem_ptr(E, E->ws, jit_i64(E, lay->dx_off), "dx");
 	jit_loop_open(E, 0, jit_i64(E, 0), nsteps, "step");
 	E->floor = 1;
-	jit_call(E, H->acts, NULL);
-	jit_call(E, H->rhs, dx);
+	jit_call_ex(E, H->acts, NULL, true);
+	jit_call_ex(E, H->rhs, dx, true);
 	for (int l = 0; l < m->nlayers; l++) {
 		const MLayer *L = &m->layers[l];
 		int64_t off = model_layer_offset(m, l);
