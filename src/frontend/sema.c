@@ -1242,8 +1242,11 @@ static SymId fold_vector(Sema *S, const char *name, SymId v, IdxId j, int64_t n)
 	unsigned dp = deps(S, v);
 	if (dp & (DEP_DYNAMIC | DEP_STATE))
 		return v;
-	if (!sym_node(S->sym, v)->nfree)
+	const SymNode *nd = sym_node(S->sym, v);
+	if (!nd->nfree)
 		return v;   /* a scalar broadcast: nothing to fold */
+	if (nd->kind == SYM_TENSOR && nd->nkids == 1 && sym_node(S->sym, nd->kids[0])->kind == SYM_IDX)
+		return v;   /* already a vector, e.g. bias = a */
 	TensorId t = new_tensor(S, name, MT_CONST, 1, &n);
 	S->tens.v[t].data = eval_tensor(S, v, 1, &j, &n);
 	S->tens.v[t].def = v;

@@ -71,8 +71,8 @@ static void test_trailing_newline(void)
 	diag_error(&d, (Loc){ f, 2, 1 }, "at end of file");
 	diag_error(&d, (Loc){ f, 1, 2 }, "at the newline");
 	char *s = render(&d);
-	is_str(s, "n.dam:2:1: error: at end of file\nn.dam:1:2: error: at the newline\na\n ^\n",
-	       "the line after a final newline does not exist");
+	is_str(s, "n.dam:1:2: error: at end of file\na\n ^\nn.dam:1:2: error: at the newline\na\n ^\n",
+	       "the end of file after a final newline is shown at the end of the last line");
 	free(s);
 	diags_free(&d);
 	arena_free(&a);
