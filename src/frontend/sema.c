@@ -1829,6 +1829,7 @@ Model *sema_program(const char *path, const SemaOptions *o, Diags *d, Arena *a, 
 	uint32_t f = diag_add_file(d, path);
 	if (!f) {
 		diag_error(d, (Loc){0, 0, 0}, "cannot read '%s': %s", path, strerror(errno));
+		vec_free(&S->tens);
 		return NULL;
 	}
 	sema_file(S, f, true);
