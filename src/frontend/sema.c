@@ -224,12 +224,7 @@ static TensorId new_tensor(Sema *S, const char *name, MTensorKind kind, int rank
 
 static int64_t tensor_elems(Sema *S, TensorId t)
 {
-	int r = sym_tensor_rank(S->sym, t);
-	const int64_t *sh = sym_tensor_shape(S->sym, t);
-	int64_t n = 1;
-	for (int i = 0; i < r; i++)
-		n *= sh[i];
-	return n;
+	return sym_tensor_size(S->sym, t);
 }
 
 /* Which kinds of tensors does e depend on? bit (1 << kind). */

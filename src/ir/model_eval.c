@@ -9,23 +9,13 @@
 
 #include "model.h"
 
-static int64_t tensor_size(const Model *m, TensorId t)
-{
-	int r = sym_tensor_rank(m->sym, t);
-	const int64_t *sh = sym_tensor_shape(m->sym, t);
-	int64_t n = 1;
-	for (int i = 0; i < r; i++)
-		n *= sh[i];
-	return n;
-}
-
 static void eval_dyn(ModelEval *ev, TensorId t)
 {
 	const Model *m = ev->m;
 	const MTensor *mt = &m->tensors[t];
 	int r = sym_tensor_rank(m->sym, t);
 	const int64_t *sh = sym_tensor_shape(m->sym, t);
-	int64_t n = tensor_size(m, t);
+	int64_t n = sym_tensor_size(m->sym, t);
 	double *out = dam_xrealloc(NULL, (size_t)(n ? n : 1) * sizeof *out);
 	SymEnv env = { ev->data, ev->idx };
 	for (int64_t f = 0; f < n; f++) {

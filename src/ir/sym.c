@@ -139,6 +139,14 @@ const int64_t *sym_tensor_shape(const SymCtx *c, TensorId t)
 	return c->tens[t].shape;
 }
 
+int64_t sym_tensor_size(const SymCtx *c, TensorId t)
+{
+	int64_t n = 1;
+	for (int k = 0; k < sym_tensor_rank(c, t); k++)
+		n *= sym_tensor_shape(c, t)[k];
+	return n;
+}
+
 uint32_t sym_tensor_count(const SymCtx *c)
 {
 	return c->ntens;

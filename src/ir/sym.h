@@ -101,6 +101,7 @@ TensorId    sym_tensor_new(SymCtx *c, const char *name, int rank, const int64_t 
 const char *sym_tensor_name(const SymCtx *c, TensorId t);
 int         sym_tensor_rank(const SymCtx *c, TensorId t);
 const int64_t *sym_tensor_shape(const SymCtx *c, TensorId t);
+int64_t     sym_tensor_size(const SymCtx *c, TensorId t);  /* number of elements */
 uint32_t    sym_tensor_count(const SymCtx *c);       /* number of tensors + 1 */
 
 /* Constructors (simplifying, hash-consed). */

@@ -39,12 +39,7 @@
 
 static int64_t jit_tensor_size(JitEmit *E, TensorId t)
 {
-	int rank = sym_tensor_rank(E->sym, t);
-	const int64_t *shape = sym_tensor_shape(E->sym, t);
-	int64_t n = 1;
-	for (int k = 0; k < rank; k++)
-		n *= shape[k];
-	return n;
+	return sym_tensor_size(E->sym, t);
 }
 
 /* ---- constants ------------------------------------------------------------ */
