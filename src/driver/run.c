@@ -34,6 +34,7 @@ typedef struct RunArgs {
 	const char *config;
 	RunConfig cli;         /* what the flags set */
 	bool dump_ir, help, have_inputs_flag;
+	int opt_level;         /* LLVM optimisation level, default 3 */
 } RunArgs;
 
 /* One row of input values (all inputs concatenated). */
@@ -80,6 +81,7 @@ static const char run_usage[] =
 	"  --plot FILE            plot the first run with gnuplot (.png or .svg)\n"
 	"  --json                 one JSON object per run per line\n"
 	"  --dump-ir              print the optimised LLVM IR\n"
+	"  -O0 .. -O3             LLVM optimisation level (default -O3; -O1 compiles faster, runs slower)\n"
 	"  -h, --help             show this help\n"
 	"\n"
 	"Exit status: 0 all runs ok, 1 input errors, 2 usage, 3 some run diverged or became NaN.\n";
@@ -245,6 +247,8 @@ static int run_parse_args(RunArgs *ra, int argc, char **argv)
 			ra->cli.json = true;
 		else if (strcmp(a, "--dump-ir") == 0)
 			ra->dump_ir = true;
+		else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
+			ra->opt_level = a[2] - '0';
 		else if (a[0] == '-' && a[1] != '\0')
 			rc = run_parse_flag(ra, argc, argv, &i);
 		else if (!ra->model)
@@ -738,7 +742,7 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 		return RUN_EXIT_INPUT;
 	}
 	char err[1024];
-	JitOptions jo = { 3, ra->dump_ir ? stdout : NULL, NULL };
+	JitOptions jo = { ra->opt_level, ra->dump_ir ? stdout : NULL, NULL };
 	Jit *jit = jit_compile(m, &jo, err, sizeof err);
 	int status;
 	if (!jit) {
@@ -758,6 +762,7 @@ int cmd_run(int argc, char **argv)
 {
 	RunArgs ra;
 	memset(&ra, 0, sizeof ra);
+	ra.opt_level = 3;
 	runcfg_init(&ra.cli);
 	int status = run_parse_args(&ra, argc, argv);
 	if (status || ra.help) {
