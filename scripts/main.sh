@@ -18,11 +18,30 @@ if [ -x "$DAMC" ] && $DAMC run --help >/dev/null 2>&1; then
   $DAMC run examples/xor.dam -c examples/xor.lua
   echo "== damc run examples/hamming74.dam (16 codewords x 7 bit flips)"
   $DAMC run examples/hamming74.dam -c examples/hamming74.lua --json > out/hamming74.jsonl
-  echo "$(wc -l < out/hamming74.jsonl) runs written to out/hamming74.jsonl"
+  python3 - out/hamming74.jsonl <<'PY'
+import json, sys, itertools
+# The 16 Hamming(7,4) codewords (paper Table 1): a run is corrected when its
+# rounded final state is the codeword one bit away from its input.
+code = lambda d: [d[0], d[1], d[2], d[3], d[1]^d[2]^d[3], d[0]^d[2]^d[3], d[0]^d[1]^d[3]]
+words = {tuple(code(d)) for d in itertools.product([0, 1], repeat=4)}
+runs = [json.loads(l) for l in open(sys.argv[1])]
+good = 0
+for r in runs:
+    out = tuple(int(round(x)) for x in r["outputs"]["code"])
+    inp = r["inputs"]["word"]
+    good += out in words and sum(a != b for a, b in zip(out, inp)) <= 1 and r["status"] == "ok"
+print(f"hamming74: {good}/{len(runs)} corrupted words corrected (out/hamming74.jsonl)")
+PY
   if [ -f "$PARITY/model_best.npz" ]; then
     echo "== damc run examples/parity_et.dam on the published validation split"
     $DAMC run examples/parity_et.dam -D weights="$PARITY/model_best.npz" \
       --dataset "$PARITY/parity_data_test_X.txt" --json > out/parity.jsonl
-    echo "$(wc -l < out/parity.jsonl) runs written to out/parity.jsonl"
+    python3 - out/parity.jsonl "$PARITY/parity_data_test_y.txt" <<'PY'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+ys = [int(float(l.split()[0])) for l in open(sys.argv[2]) if l.strip()]
+pred = [max(range(2), key=lambda k: r["outputs"]["logits"][k]) for r in runs]
+print(f"parity_et: {sum(p == y for p, y in zip(pred, ys))}/{len(ys)} validation strings correct (out/parity.jsonl)")
+PY
   fi
 fi
