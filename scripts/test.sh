@@ -16,6 +16,6 @@ run() {
 }
 run build
 if [ $quick -eq 0 ]; then
-  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 run build-asan
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run build-asan
 fi
 exit $status
