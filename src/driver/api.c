@@ -1,17 +1,13 @@
 /* api.c - the public C API (runtime/include/dam.h) over the front end, the
  * JIT and the runtime integrators.
  *
- * A DamModel handle is one simulator instance on a shared DamCode: the
- * compilation arena with the Model IR, the JIT's native kernels and the
- * per-component time constants, reference counted so that clones share the
- * code.  The instance keeps the inputs the host set, its weight overrides
- * and its own JIT workspace; dam_run() copies the inputs into the
- * workspace, lets the JIT's setup() compute the dynamic tensors and biases,
- * writes the overrides over the dynamic blocks' rows (at jit_ws_offset),
- * then sets the initial state and integrates with dam_integrate() using the
- * JIT kernels as callbacks (the fused Euler loop included).  It does the
- * same steps as the driver's sim_run(), with the override in between, and
- * uses the same divergence rule and messages.
+ * A DamModel handle is one simulator instance (the driver's DamSim, which
+ * `damc run` uses too) on a shared DamCode: the compilation arena with the
+ * Model IR and the JIT's native kernels, reference counted so that clones
+ * share the code.  Inputs and programmed weight rows live in the DamSim;
+ * dam_run() is sim_run(): setup() computes the dynamic tensors, programmed
+ * rows replace them, then the initial state and dam_integrate() with the JIT
+ * kernels (the fused Euler loop included).
  *
  * Every failure is a DamError plus a one-line message kept in the handle;
  * nothing here exits or aborts on bad arguments.
@@ -29,10 +25,8 @@
 #include "dam_integrate.h"
 #include "frontend.h"
 #include "jit.h"
+#include "sim.h"
 
-/* A run diverges when some |x_i| exceeds this many times its initial scale
- * (unless the caller sets diverge_limit), as in sim.c. */
-#define API_DIVERGE_FACTOR 100.0
 #define API_MAX_FIXED_STEPS 1e10
 
 _Static_assert((int)DAM_SOLVER_EULER == (int)DAM_EULER && (int)DAM_SOLVER_RK4 == (int)DAM_RK4 &&
@@ -48,7 +42,6 @@ typedef struct DamCode {
 	Model *m;
 	Jit *jit;
 	const JitKernels *k;
-	double *tau;           /* per state component */
 	char *warnings;        /* rendered; "" if none */
 } DamCode;
 
@@ -56,13 +49,10 @@ struct DamModel {
 	DamCode *c;
 	const Model *m;        /* == c->m */
 	const JitKernels *k;   /* == c->k */
-	double *ws;            /* k->ws_size */
-	double *x;             /* k->nstate */
-	double *g;             /* k->nstate: activation / rhs scratch */
+	DamSim *sim;           /* workspace, state, inputs, programmed rows */
+	double *g;             /* k->nstate: activations */
 	double *out;           /* k->noutput */
-	double **inputs;       /* per input: values set, NULL if never */
-	double **override;     /* per block: rows * cols values, NULL if none */
-	bool ran;              /* a run has happened (x, ws are meaningful) */
+	bool ran;              /* a run has happened (the state is meaningful) */
 	DamRunInfo last;
 	char err[512];
 };
@@ -135,21 +125,8 @@ static void api_code_free(DamCode *c)
 		return;
 	jit_free(c->jit);
 	arena_free(&c->arena);
-	free(c->tau);
 	free(c->warnings);
 	free(c);
-}
-
-static double *api_fill_tau(const Model *m, size_t n)
-{
-	double *tau = calloc(n ? n : 1, sizeof *tau);
-	size_t i = 0;
-	if (!tau)
-		return NULL;
-	for (int l = 0; l < m->nlayers; l++)
-		for (int64_t j = 0; j < m->layers[l].n && i < n; j++)
-			tau[i++] = m->layers[l].tau;
-	return tau;
 }
 
 /* Front end then JIT; NULL with *err set on failure. */
@@ -194,11 +171,11 @@ static DamCode *api_compile_code(const char *path, const char *text, const DamCo
 		return NULL;
 	}
 	c->k = jit_kernels(c->jit);
-	c->tau = api_fill_tau(c->m, c->k->nstate);
 	return c;
 }
 
-static DamModel *api_instance(DamCode *c)
+/* A new instance on c; sim is the simulator to use (NULL: a fresh one). */
+static DamModel *api_instance(DamCode *c, DamSim *sim)
 {
 	DamModel *h = calloc(1, sizeof *h);
 	if (!h)
@@ -206,14 +183,13 @@ static DamModel *api_instance(DamCode *c)
 	h->c = c;
 	h->m = c->m;
 	h->k = c->k;
-	h->ws = calloc(c->k->ws_size ? c->k->ws_size : 1, sizeof *h->ws);
-	h->x = calloc(c->k->nstate ? c->k->nstate : 1, sizeof *h->x);
+	h->sim = sim ? sim : sim_new(c->m, c->jit);
 	h->g = calloc(c->k->nstate ? c->k->nstate : 1, sizeof *h->g);
 	h->out = calloc(c->k->noutput ? c->k->noutput : 1, sizeof *h->out);
-	h->inputs = calloc((size_t)c->m->ninputs + 1, sizeof *h->inputs);
-	h->override = calloc((size_t)c->m->nblocks + 1, sizeof *h->override);
-	if (!h->ws || !h->x || !h->g || !h->out || !h->inputs || !h->override) {
-		free(h->ws); free(h->x); free(h->g); free(h->out); free(h->inputs); free(h->override);
+	if (!h->g || !h->out) {
+		sim_free(h->sim);
+		free(h->g);
+		free(h->out);
 		free(h);
 		return NULL;
 	}
@@ -235,7 +211,7 @@ static DamModel *api_compile(const char *path, const char *text, const DamCompil
 	pthread_mutex_lock(&api_compile_lock);
 	DamCode *c = api_compile_code(path, text, o, err);
 	pthread_mutex_unlock(&api_compile_lock);
-	DamModel *h = c ? api_instance(c) : NULL;
+	DamModel *h = c ? api_instance(c, NULL) : NULL;
 	if (c && !h) {
 		api_code_free(c);
 		*err = api_strdup("damc: out of memory\n");
@@ -265,14 +241,6 @@ const char *dam_warnings(const DamModel *h)
 	return h && h->c->warnings ? h->c->warnings : "";
 }
 
-static double *api_dup_values(const double *v, size_t n)
-{
-	double *p = malloc((n ? n : 1) * sizeof *p);
-	if (p && n)
-		memcpy(p, v, n * sizeof *v);
-	return p;
-}
-
 static size_t api_block_size(const Model *m, int b)
 {
 	const MBlock *B = &m->blocks[b];
@@ -283,21 +251,10 @@ DamModel *dam_model_clone(const DamModel *src)
 {
 	if (!src)
 		return NULL;
-	DamModel *h = api_instance(src->c);
+	DamModel *h = api_instance(src->c, sim_clone(src->sim));   /* inputs and programmed rows too */
 	if (!h)
 		return NULL;
 	atomic_fetch_add(&src->c->refs, 1);
-	bool oom = false;
-	for (int i = 0; i < src->m->ninputs; i++)
-		if (src->inputs[i] && !(h->inputs[i] = api_dup_values(src->inputs[i], (size_t)src->m->inputs[i].n)))
-			oom = true;
-	for (int b = 0; b < src->m->nblocks; b++)
-		if (src->override[b] && !(h->override[b] = api_dup_values(src->override[b], api_block_size(src->m, b))))
-			oom = true;
-	if (oom) {
-		dam_model_free(h);
-		return NULL;
-	}
 	return h;
 }
 
@@ -305,14 +262,7 @@ void dam_model_free(DamModel *h)
 {
 	if (!h)
 		return;
-	for (int i = 0; i < h->m->ninputs; i++)
-		free(h->inputs[i]);
-	for (int b = 0; b < h->m->nblocks; b++)
-		free(h->override[b]);
-	free(h->inputs);
-	free(h->override);
-	free(h->ws);
-	free(h->x);
+	sim_free(h->sim);
 	free(h->g);
 	free(h->out);
 	if (atomic_fetch_sub(&h->c->refs, 1) == 1)
@@ -434,24 +384,6 @@ int dam_weights_shape(const DamModel *h, const char *name, size_t *rows, size_t 
 
 /* ---- inputs and weights ------------------------------------------------------------ */
 
-static DamError api_check_values(DamModel *h, const MInput *in, const double *v, size_t n)
-{
-	if ((int64_t)n != in->n)
-		return api_fail(h, DAM_E_COUNT, "input '%s' expects %lld value%s, got %zu", in->name,
-		                (long long)in->n, in->n == 1 ? "" : "s", n);
-	if (n && !v)
-		return api_fail(h, DAM_E_ARG, "input '%s': no values (NULL)", in->name);
-	for (size_t i = 0; i < n; i++) {
-		if (!isfinite(v[i]))
-			return api_fail(h, DAM_E_VALUE, "input '%s' value at position %zu is not a finite "
-			                "number", in->name, i);
-		if (in->is_index && (v[i] != floor(v[i]) || v[i] < 0 || v[i] >= (double)in->vocab))
-			return api_fail(h, DAM_E_VALUE, "input '%s' value %.17g at position %zu is not a "
-			                "token index in 0..%lld", in->name, v[i], i, (long long)(in->vocab - 1));
-	}
-	return DAM_E_OK;
-}
-
 DamError dam_set_input(DamModel *h, const char *name, const double *v, size_t n)
 {
 	if (!h)
@@ -459,14 +391,12 @@ DamError dam_set_input(DamModel *h, const char *name, const double *v, size_t n)
 	int i = api_find_input(h->m, name);
 	if (i < 0)
 		return api_fail(h, DAM_E_NAME, "the model has no input '%s'", name ? name : "(null)");
-	const MInput *in = &h->m->inputs[i];
-	DamError e = api_check_values(h, in, v, n);
-	if (e)
-		return e;
-	if (!h->inputs[i] && !(h->inputs[i] = calloc(n ? n : 1, sizeof(double))))
-		return api_fail(h, DAM_E_ARG, "out of memory");
-	if (n)
-		memcpy(h->inputs[i], v, n * sizeof *v);
+	if (n && !v)
+		return api_fail(h, DAM_E_ARG, "input '%s': no values (NULL)", name);
+	char msg[256];
+	int rc = sim_set_input(h->sim, i, v, n, msg, sizeof msg);
+	if (rc < 0)
+		return api_fail(h, rc == -1 ? DAM_E_COUNT : DAM_E_VALUE, "%s", msg);
 	return DAM_E_OK;
 }
 
@@ -519,10 +449,7 @@ DamError dam_set_weights(DamModel *h, const char *block, const double *data, siz
 		if (!isfinite(data[i]))
 			return api_fail(h, DAM_E_VALUE, "weight block '%s' value at position %zu is not a "
 			                "finite number", block, i);
-	if (!h->override[b] && !(h->override[b] = malloc((n ? n : 1) * sizeof(double))))
-		return api_fail(h, DAM_E_ARG, "out of memory");
-	if (n)
-		memcpy(h->override[b], data, n * sizeof *data);
+	sim_set_dynamic(h->sim, B->w, data);
 	return DAM_E_OK;
 }
 
@@ -531,18 +458,14 @@ DamError dam_clear_weights(DamModel *h, const char *block)
 	if (!h)
 		return DAM_E_ARG;
 	if (!block) {
-		for (int b = 0; b < h->m->nblocks; b++) {
-			free(h->override[b]);
-			h->override[b] = NULL;
-		}
+		sim_clear_dynamic(h->sim, 0);
 		return DAM_E_OK;
 	}
 	int b;
 	DamError e = api_dyn_block(h, block, &b);
 	if (e)
 		return e;
-	free(h->override[b]);
-	h->override[b] = NULL;
+	sim_clear_dynamic(h->sim, h->m->blocks[b].w);
 	return DAM_E_OK;
 }
 
@@ -565,7 +488,7 @@ DamError dam_get_weights(DamModel *h, const char *block, double *out, size_t n)
 		if (!h->ran)
 			return api_fail(h, DAM_E_NORUN, "weight block '%s' is computed at run time; no run "
 			                "yet", block);
-		memcpy(out, h->ws + off, n * sizeof *out);
+		memcpy(out, sim_tensor(h->sim, h->m->blocks[b].w), n * sizeof *out);
 	} else if ((T->kind == MT_CONST || T->kind == MT_LEARN) && T->data) {
 		memcpy(out, T->data, n * sizeof *out);
 	} else {
@@ -629,104 +552,20 @@ static DamError api_make_opts(DamModel *h, const DamRunOptions *in, DamRunOpts *
 	return DAM_E_OK;
 }
 
-static void api_rhs(void *ctx, const double *x, double *dxdt)
-{
-	DamModel *h = ctx;
-	h->k->rhs(h->ws, x, dxdt);
-}
-
-static double api_energy_cb(void *ctx, const double *x)
-{
-	DamModel *h = ctx;
-	return h->k->energy(h->ws, x);
-}
-
-static void api_euler_steps(void *ctx, double *x, double dt, int64_t nsteps)
-{
-	DamModel *h = ctx;
-	h->k->euler(h->ws, x, dt, nsteps);
-}
-
-/* max(1, |x(0)|, |tau f(x(0)) + x(0)|): the initial state and what the
- * leak pulls it towards (sim.c's rule). */
-static double api_initial_scale(DamModel *h)
-{
-	size_t n = h->k->nstate;
-	double scale = 1.0;
-	h->k->rhs(h->ws, h->x, h->g);
-	for (size_t i = 0; i < n; i++) {
-		scale = fmax(scale, fabs(h->x[i]));
-		scale = fmax(scale, fabs(h->c->tau[i] * h->g[i] + h->x[i]));
-	}
-	return isfinite(scale) ? scale : 1.0;
-}
-
-/* Layer and neuron of flat state component i. */
-static void api_locate(const Model *m, int64_t i, int *layer, int64_t *neuron)
-{
-	int64_t off = 0;
-	for (int l = 0; l < m->nlayers; l++) {
-		if (i >= off && i < off + m->layers[l].n) {
-			*layer = l;
-			*neuron = i - off;
-			return;
-		}
-		off += m->layers[l].n;
-	}
-	*layer = -1;
-	*neuron = i;
-}
-
-static DamError api_run_failed(DamModel *h, const DamRunResult *r)
-{
-	if (r->status == DAM_STEP_FAIL)
-		return api_fail(h, DAM_E_RUN, "the step size underflowed (or too many steps) at t = %g", r->t);
-	int layer;
-	int64_t neuron;
-	api_locate(h->m, r->bad_index, &layer, &neuron);
-	const char *what = r->status == DAM_NAN ? "became NaN" : "diverged";
-	if (layer >= 0)
-		return api_fail(h, DAM_E_RUN, "layer '%s' neuron %lld %s at t = %g",
-		                h->m->layers[layer].name, (long long)neuron, what, r->t_bad);
-	return api_fail(h, DAM_E_RUN, "state component %lld %s at t = %g", (long long)neuron, what,
-	                r->t_bad);
-}
-
-/* Inputs into the workspace, setup(), overrides, initial state. */
-static void api_prepare(DamModel *h)
-{
-	const JitKernels *k = h->k;
-	for (int i = 0; i < h->m->ninputs; i++)
-		if (h->m->inputs[i].n)
-			memcpy(h->ws + k->input_off[i], h->inputs[i], (size_t)h->m->inputs[i].n * sizeof(double));
-	k->setup(h->ws);
-	for (int b = 0; b < h->m->nblocks; b++)
-		if (h->override[b])
-			memcpy(h->ws + api_block_ws(h, b), h->override[b], api_block_size(h->m, b) * sizeof(double));
-	memset(h->x, 0, k->nstate * sizeof *h->x);
-	k->init_state(h->ws, h->x);
-}
-
 DamError dam_run(DamModel *h, const DamRunOptions *opts, DamRunInfo *info)
 {
 	if (!h)
 		return DAM_E_ARG;
-	for (int i = 0; i < h->m->ninputs; i++)
-		if (!h->inputs[i])
-			return api_fail(h, DAM_E_MISSING, "input '%s' was not set", h->m->inputs[i].name);
+	int missing = sim_missing_input(h->sim);
+	if (missing >= 0)
+		return api_fail(h, DAM_E_MISSING, "input '%s' was not set", h->m->inputs[missing].name);
 	DamRunOpts o;
 	DamError e = api_make_opts(h, opts, &o);
 	if (e)
 		return e;
-	api_prepare(h);
-	if (!(o.diverge_limit > 0))
-		o.diverge_limit = API_DIVERGE_FACTOR * api_initial_scale(h);
-	DamSystem sys = {
-		.n = h->k->nstate, .tau = h->c->tau, .ctx = h,
-		.rhs = api_rhs, .energy = api_energy_cb, .euler_steps = api_euler_steps,
-	};
 	DamRunResult r;
-	dam_integrate(&sys, h->x, &o, &r);
+	char msg[256];
+	sim_run(h->sim, &o, &r, NULL, NULL, msg, sizeof msg);
 	h->ran = true;
 	h->last = (DamRunInfo){
 		.status = (DamRunStatus)r.status, .t = r.t, .t_converged = r.t_converged,
@@ -736,7 +575,7 @@ DamError dam_run(DamModel *h, const DamRunOptions *opts, DamRunInfo *info)
 	if (info)
 		*info = h->last;
 	if (r.status != DAM_OK)
-		return api_run_failed(h, &r);
+		return api_fail(h, DAM_E_RUN, "%s", msg);
 	h->err[0] = '\0';
 	return DAM_E_OK;
 }
@@ -776,7 +615,7 @@ DamError dam_get_output(DamModel *h, const char *name, double *out, size_t n)
 	DamError e = api_readout(h, "output", name, (size_t)h->m->outputs[i].n, n, out);
 	if (e)
 		return e;
-	h->k->outputs(h->ws, h->x, h->out);
+	sim_outputs(h->sim, h->out);
 	memcpy(out, h->out + h->k->output_off[i], n * sizeof *out);
 	return DAM_E_OK;
 }
@@ -791,9 +630,9 @@ static DamError api_layer_readout(DamModel *h, const char *layer, double *out, s
 	DamError e = api_readout(h, "layer", layer, (size_t)h->m->layers[l].n, n, out);
 	if (e)
 		return e;
-	const double *src = h->x;
+	const double *src = sim_state(h->sim);
 	if (acts) {
-		h->k->acts(h->ws, h->x, h->g);
+		sim_acts(h->sim, h->g);
 		src = h->g;
 	}
 	memcpy(out, src + model_layer_offset(h->m, l), n * sizeof *out);
@@ -817,7 +656,7 @@ DamError dam_get_state_all(DamModel *h, double *out, size_t n)
 	DamError e = api_readout(h, "the state of", "all layers", h->k->nstate, n, out);
 	if (e)
 		return e;
-	memcpy(out, h->x, n * sizeof *out);
+	memcpy(out, sim_state(h->sim), n * sizeof *out);
 	return DAM_E_OK;
 }
 
@@ -825,5 +664,5 @@ double dam_energy(DamModel *h)
 {
 	if (!h || !h->ran)
 		return NAN;
-	return h->k->energy(h->ws, h->x);
+	return sim_energy(h->sim);
 }

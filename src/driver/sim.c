@@ -29,6 +29,7 @@ struct DamSim {
 	double *g;             /* activation scratch for traces, k->nstate */
 	double *tau;           /* per component */
 	double **inputs;       /* per input: the values set (NULL: not set) */
+	double **dynamic;      /* per tensor: values programmed over an MT_DYN tensor (or NULL) */
 	SimTraceFn trace;
 	void *trace_user;
 };
@@ -62,6 +63,7 @@ DamSim *sim_new(const Model *m, const Jit *jit)
 	s->g = sim_xcalloc(s->k->nstate, sizeof *s->g);
 	s->tau = sim_xcalloc(s->k->nstate, sizeof *s->tau);
 	s->inputs = sim_xcalloc((size_t)m->ninputs, sizeof *s->inputs);
+	s->dynamic = sim_xcalloc(m->ntensors, sizeof *s->dynamic);
 	sim_fill_tau(s);
 	return s;
 }
@@ -72,6 +74,9 @@ DamSim *sim_clone(const DamSim *src)
 	for (int i = 0; i < src->m->ninputs; i++)
 		if (src->inputs[i])
 			sim_set_input(s, i, src->inputs[i], (size_t)src->m->inputs[i].n, NULL, 0);
+	for (uint32_t t = 0; t < src->m->ntensors; t++)
+		if (src->dynamic[t])
+			sim_set_dynamic(s, t, src->dynamic[t]);
 	return s;
 }
 
@@ -82,6 +87,8 @@ void sim_free(DamSim *s)
 	for (int i = 0; i < s->m->ninputs; i++)
 		free(s->inputs[i]);
 	free(s->inputs);
+	sim_clear_dynamic(s, 0);
+	free(s->dynamic);
 	free(s->ws);
 	free(s->x);
 	free(s->g);
@@ -122,12 +129,12 @@ static int sim_check_values(const MInput *in, const double *v, size_t n, char *e
 		if (!isfinite(v[i])) {
 			snprintf(err, errlen, "input '%s' value at position %zu is not a finite number",
 			         in->name, i);
-			return -1;
+			return -2;
 		}
 		if (in->is_index && (v[i] != floor(v[i]) || v[i] < 0 || v[i] >= (double)in->vocab)) {
 			snprintf(err, errlen, "input '%s' value %.17g at position %zu is not a token "
 			         "index in 0..%lld", in->name, v[i], i, (long long)(in->vocab - 1));
-			return -1;
+			return -2;
 		}
 	}
 	return 0;
@@ -145,8 +152,9 @@ int sim_set_input(DamSim *s, int input, const double *v, size_t n, char *err, si
 		return -1;
 	}
 	const MInput *in = &s->m->inputs[input];
-	if (sim_check_values(in, v, n, err, errlen) < 0)
-		return -1;
+	int rc = sim_check_values(in, v, n, err, errlen);
+	if (rc < 0)
+		return rc;
 	if (!s->inputs[input])
 		s->inputs[input] = sim_xcalloc(n, sizeof(double));
 	if (n) {
@@ -167,6 +175,44 @@ int sim_missing_input(const DamSim *s)
 		if (!s->inputs[i])
 			return i;
 	return -1;
+}
+
+/* ---- dynamic tensors programmed by the host ---------------------------------- */
+
+double *sim_tensor(DamSim *s, TensorId t)
+{
+	int64_t off = t < s->m->ntensors ? jit_ws_offset(s->jit, t) : -1;
+	return off < 0 ? NULL : s->ws + off;
+}
+
+int sim_set_dynamic(DamSim *s, TensorId t, const double *v)
+{
+	if (t == 0 || t >= s->m->ntensors || s->m->tensors[t].kind != MT_DYN || !sim_tensor(s, t))
+		return -1;
+	size_t n = (size_t)sym_tensor_size(s->m->sym, t);
+	if (!s->dynamic[t])
+		s->dynamic[t] = sim_xcalloc(n, sizeof(double));
+	memcpy(s->dynamic[t], v, n * sizeof *v);
+	return 0;
+}
+
+void sim_clear_dynamic(DamSim *s, TensorId t)
+{
+	for (uint32_t u = 0; u < s->m->ntensors; u++)
+		if (t == 0 || u == t) {
+			free(s->dynamic[u]);
+			s->dynamic[u] = NULL;
+		}
+}
+
+/* setup() computes the dynamic tensors from the inputs; programmed values
+ * then replace them (a controller writing crossbar rows itself). */
+static void sim_setup(DamSim *s)
+{
+	s->k->setup(s->ws);
+	for (uint32_t t = 0; t < s->m->ntensors; t++)
+		if (s->dynamic[t])
+			memcpy(sim_tensor(s, t), s->dynamic[t], (size_t)sym_tensor_size(s->m->sym, t) * sizeof(double));
 }
 
 /* ---- the DamSystem callbacks ---------------------------------------------- */
@@ -263,7 +309,7 @@ DamStatus sim_run(DamSim *s, const DamRunOpts *opts, DamRunResult *res, SimTrace
 	s->trace_user = user;
 	o.trace = trace ? sim_trace_cb : NULL;
 	o.trace_user = s;
-	s->k->setup(s->ws);
+	sim_setup(s);
 	memset(s->x, 0, s->k->nstate * sizeof *s->x);
 	s->k->init_state(s->ws, s->x);
 	if (!(o.diverge_limit > 0))

@@ -39,7 +39,8 @@ int sim_find_output(const Model *m, const char *name);
 
 /* Set input `input` (model->inputs order) to n values.  Checks the count and,
  * for index inputs, that every value is an integer token in 0..vocab-1.
- * Returns 0, or -1 with a message in err, e.g.
+ * Returns 0, -1 (wrong count or input number) or -2 (a bad value), with a
+ * message in err, e.g.
  *   "input 'tok' expects 8 values, got 7"
  *   "input 'tok' value 2 at position 3 is not a token index in 0..1" */
 int sim_set_input(DamSim *s, int input, const double *v, size_t n, char *err, size_t errlen);
@@ -47,6 +48,17 @@ int sim_set_input(DamSim *s, int input, const double *v, size_t n, char *err, si
 const double *sim_input(const DamSim *s, int input);
 /* -1 if every input is set, else the index of the first one that is not. */
 int sim_missing_input(const DamSim *s);
+
+/* Dynamic tensors (MT_DYN, e.g. the attention rows of the Analog ET) are
+ * computed from the inputs by the JIT's setup() before each run.  A host can
+ * program them itself instead: sim_set_dynamic() keeps a copy of the
+ * tensor's values (sym_tensor_size of them) that every later run writes over
+ * what setup() computed; sim_clear_dynamic(s, t) forgets it (t = 0: all).
+ * sim_tensor() is the tensor's storage in the workspace (NULL if it has
+ * none). Returns -1 if t is not a dynamic tensor. */
+int sim_set_dynamic(DamSim *s, TensorId t, const double *v);
+void sim_clear_dynamic(DamSim *s, TensorId t);
+double *sim_tensor(DamSim *s, TensorId t);
 
 /* Setup, initial state and integration from t = 0 (opts as dam_integrate,
  * except that opts->diverge_limit <= 0 means 100 times the initial scale

@@ -100,10 +100,10 @@ static void test_parity_tokens(void)
 	DamSim *s = sim_new(c.m, c.jit);
 	char err[256] = "";
 	int in = sim_find_input(c.m, "tok");
-	ok(sim_set_input(s, in, (double[]){ 0, 1, 0, 2, 0, 0, 1, 1 }, 8, err, sizeof err) == -1 &&
+	ok(sim_set_input(s, in, (double[]){ 0, 1, 0, 2, 0, 0, 1, 1 }, 8, err, sizeof err) == -2 &&
 	   strcmp(err, "input 'tok' value 2 at position 3 is not a token index in 0..1") == 0,
 	   "token 2 refused: %s", err);
-	ok(sim_set_input(s, in, (double[]){ 0, 1, 0, 0.5, 0, 0, 1, 1 }, 8, err, sizeof err) == -1 &&
+	ok(sim_set_input(s, in, (double[]){ 0, 1, 0, 0.5, 0, 0, 1, 1 }, 8, err, sizeof err) == -2 &&
 	   strcmp(err, "input 'tok' value 0.5 at position 3 is not a token index in 0..1") == 0,
 	   "token 0.5 refused: %s", err);
 	ok(sim_set_input(s, in, (double[]){ 1, 1, 1, 0, 0, 0, 1, 1 }, 8, err, sizeof err) == 0,
