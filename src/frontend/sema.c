@@ -414,6 +414,22 @@ static int64_t merge_extent(Sema *S, const char *name, int64_t a, int64_t b, Loc
 	return a >= 0 ? a : b;
 }
 
+/* act(L): the activation tensor g of layer L, or 0 (reporting when loc given). */
+static TensorId act_tensor(Sema *S, LCtx *cx, Expr *call, bool report)
+{
+	if (!call || call->kind != E_CALL || strcmp(call->str, "act"))
+		return 0;
+	Scope *sc = cx->scope;
+	Expr *arg = call->nargs == 1 ? deref_param(&sc, call->args[0]) : NULL;
+	Sy *sy = arg && arg->kind == E_IDENT ? resolve_name(S, sc, arg->str) : NULL;
+	if (!sy || sy->kind != SY_LAYER) {
+		if (report)
+			diag_error(S->d, call->loc, "act takes one layer, e.g. act(h)");
+		return 0;
+	}
+	return S->layers.v[sy->index].g;
+}
+
 /* Infer the extent of index `name` from its uses `T[..., name, ...]` in e.
  * Returns -1 when there is no such use, -2 after reporting a conflict. */
 static int64_t infer_extent(Sema *S, LCtx *cx, Expr *e, const char *name, Loc *where)
@@ -421,8 +437,8 @@ static int64_t infer_extent(Sema *S, LCtx *cx, Expr *e, const char *name, Loc *w
 	if (!e)
 		return -1;
 	int64_t found = -1;
-	if (e->kind == E_INDEX && e->a && e->a->kind == E_IDENT) {
-		TensorId t = ident_tensor(S, cx, e->a->str);
+	if (e->kind == E_INDEX && e->a && (e->a->kind == E_IDENT || e->a->kind == E_CALL)) {
+		TensorId t = e->a->kind == E_IDENT ? ident_tensor(S, cx, e->a->str) : act_tensor(S, cx, e->a, false);
 		if (t) {
 			int r = sym_tensor_rank(S->sym, t);
 			const int64_t *sh = sym_tensor_shape(S->sym, t);
@@ -555,6 +571,10 @@ static SymId lower_ident(Sema *S, LCtx *cx, Expr *e)
 /* Tensor named by a base expression of an index expression. */
 static TensorId base_tensor(Sema *S, LCtx *cx, Expr *base, const char **what)
 {
+	if (base && base->kind == E_CALL && !strcmp(base->str, "act")) {
+		*what = "activation";
+		return act_tensor(S, cx, base, true);
+	}
 	if (!base || base->kind != E_IDENT) {
 		diag_error(S->d, base ? base->loc : (Loc){0, 0, 0}, "only named tensors, layers and inputs can be indexed");
 		return 0;
@@ -811,6 +831,10 @@ static SymId lower_call(Sema *S, LCtx *cx, Expr *e)
 			return err0();
 		}
 		return sym_const(S->sym, (double)sym_tensor_shape(S->sym, t)[0]);
+	}
+	if (!strcmp(f, "act")) {
+		TensorId t = act_tensor(S, cx, e, true);
+		return t ? implicit_access(S, cx, t, e->loc, describe(S, "activation", sym_tensor_name(S->sym, t))) : 0;
 	}
 	if (!strcmp(f, "delta")) {
 		if (e->nargs != 2) {
@@ -1346,6 +1370,14 @@ static SymId instantiate_lagrangian(Sema *S, Scope *sc, MLayer *L, Expr *type, c
 	if (deps(S, Lx) & ((1u << MT_INPUT) | (1u << MT_DYN))) {
 		diag_error(S->d, type->loc, "Lagrangian '%s' must not depend on inputs", fname);
 		return 0;
+	}
+	for (uint32_t t = 1; t < S->tens.n; t++) {
+		MTensorKind k = S->tens.v[t].kind;
+		if ((k == MT_STATE || k == MT_ACT) && t != L->x && sym_uses_tensor(S->sym, Lx, t)) {
+			diag_error(S->d, type->loc, "Lagrangian '%s' may depend only on its own layer's state, not on '%s'",
+			           fname, sym_tensor_name(S->sym, t));
+			return 0;
+		}
 	}
 	if (!sym_uses_tensor(S->sym, Lx, L->x)) {
 		diag_error(S->d, type->loc, "Lagrangian '%s' does not depend on its argument '%s'", fname, def->params[0]);
