@@ -195,14 +195,15 @@ static int scope_param(Scope *sc, const char *name)
 	return -1;
 }
 
+/* Inside a block instance a name means the instance's own declaration
+ * ("inst.name") if there is one, else the top-level name (hygiene: the
+ * caller's block-local names are not visible). */
 static Sy *resolve_name(Sema *S, Scope *sc, const char *name)
 {
-	for (Scope *s = sc; s; s = NULL) {
-		if (s->prefix[0]) {
-			Sy *sy = sema_lookup(S, qualify(S, s, name));
-			if (sy)
-				return sy;
-		}
+	if (sc->prefix[0]) {
+		Sy *sy = sema_lookup(S, qualify(S, sc, name));
+		if (sy)
+			return sy;
 	}
 	return sema_lookup(S, name);
 }
