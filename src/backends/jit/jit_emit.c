@@ -75,6 +75,7 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->cache_off = jit_zalloc(E->nsym, sizeof *E->cache_off);
 	E->memo = jit_zalloc(E->nsym, sizeof *E->memo);
 	E->memo_gen = jit_zalloc(E->nsym, sizeof *E->memo_gen);
+	E->lse = jit_zalloc(E->nsym, sizeof *E->lse);
 	for (uint32_t s = 0; s < E->nsym; s++)
 		E->cache_off[s] = -1;
 
@@ -95,6 +96,7 @@ void jit_emit_fini(JitEmit *E)
 	dam_free(E->cache_off);
 	dam_free(E->memo);
 	dam_free(E->memo_gen);
+	dam_free(E->lse);
 	dam_free(E->var_level);
 	E->b = NULL;
 }
@@ -569,7 +571,7 @@ static LLVMValueRef jit_stack_buffer(JitEmit *E, int64_t n)
 /* Stable logsumexp: pass 1 finds the max m (keeping the values in a stack
  * buffer when small), pass 2 sums exp(b - m); result m + log(sum).  An all
  * -inf (or empty) range shifts by 0 instead of m. */
-static LLVMValueRef jit_emit_lse(JitEmit *E, IdxId var, SymId body, int level)
+static LLVMValueRef jit_emit_lse(JitEmit *E, SymId e, IdxId var, SymId body, int level)
 {
 	char name[64];
 	const char *vn = sym_index_name(E->sym, var);
@@ -609,6 +611,8 @@ static LLVMValueRef jit_emit_lse(JitEmit *E, IdxId var, SymId body, int level)
 		jit_position_top(E);
 	}
 	LLVMValueRef t = jit_intrin1(E, "llvm.exp", LLVMBuildFSub(E->b, b2, shift, "d"), "e");
+	if (buf)   /* keep exp(b_i - shift) for softmax activations (jit_emit_softmax) */
+		LLVMBuildStore(E->b, t, jit_elem_ptr(E, buf, E->lv[E->depth - 1].iv, "eslot"));
 	LLVMValueRef snext = LLVMBuildFAdd(E->b, s, t, "s");
 	LLVMValueRef zero = jit_f64(E, 0.0);
 	jit_loop_close_acc(E, 1, &s, &zero, &snext);
@@ -616,7 +620,10 @@ static LLVMValueRef jit_emit_lse(JitEmit *E, IdxId var, SymId body, int level)
 	jit_at(E, level);
 	LLVMValueRef lg = jit_intrin1(E, "llvm.log", s, "logsum");
 	snprintf(name, sizeof name, "lse.%s", vn);
-	return LLVMBuildFAdd(E->b, shift, lg, name);
+	LLVMValueRef r = LLVMBuildFAdd(E->b, shift, lg, name);
+	if (buf)
+		E->lse[e] = (JitLse){ E->fn, r, buf, s };
+	return r;
 }
 
 static LLVMValueRef jit_emit_reduce(JitEmit *E, SymId e, int level)
@@ -626,7 +633,7 @@ static LLVMValueRef jit_emit_reduce(JitEmit *E, SymId e, int level)
 	int nhidden = jit_hide(E, level, saved);
 	LLVMValueRef r;
 	if (n->kind == SYM_LSE)
-		r = jit_emit_lse(E, n->aux, n->kids[0], level);
+		r = jit_emit_lse(E, e, n->aux, n->kids[0], level);
 	else
 		r = jit_emit_fold(E, (SymKind)n->kind, n->aux, n->kids[0]);
 	jit_unhide(E, level, saved, nhidden);
@@ -739,6 +746,59 @@ static LLVMValueRef jit_emit_delta(JitEmit *E, const SymNode *n, int level)
 	return LLVMBuildUIToFP(E->b, c, E->f64, "delta");
 }
 
+/* Is a the same expression as b with index variable i renamed to j?  (A
+ * structural walk: the backend never builds new expressions.) */
+static bool jit_same_renamed(JitEmit *E, SymId a, SymId b, IdxId i, IdxId j, int depth)
+{
+	if (a == b && !sym_has_free(E->sym, a, i))
+		return true;
+	const SymNode *x = sym_node(E->sym, a), *y = sym_node(E->sym, b);
+	if (depth > 64 || x->kind != y->kind || x->fn != y->fn || x->nkids != y->nkids)
+		return false;
+	if (x->kind == SYM_IDX)
+		return x->aux == i ? y->aux == j : x->aux == y->aux;
+	if (x->kind == SYM_CONST)
+		return x->val == y->val;
+	if (x->aux != y->aux || ((x->kind == SYM_SUM || x->kind == SYM_LSE || x->kind == SYM_MAX) && x->aux == i))
+		return false;
+	for (int k = 0; k < x->nkids; k++)
+		if (!jit_same_renamed(E, x->kids[k], y->kids[k], i, j, depth + 1))
+			return false;
+	return true;
+}
+
+/* exp(b_j - logsumexp(i, b_i)), the softmax of a Lagrangian like
+ * log sum exp(beta x)/beta, is buf[j] / s with the exponentials the
+ * logsumexp already computed (one exp per neuron instead of two; the value
+ * differs from exp(b_j - lse) only in rounding).  NULL when e has another
+ * shape or the logsumexp kept no buffer. */
+static LLVMValueRef jit_emit_softmax(JitEmit *E, SymId arg, int level)
+{
+	const SymNode *a = sym_node(E->sym, arg);
+	if (a->kind != SYM_ADD || a->nkids != 2)
+		return NULL;
+	for (int k = 0; k < 2; k++) {
+		SymId lse = jit_negated(E, a->kids[k]), bj = a->kids[1 - k];
+		const SymNode *ln = lse ? sym_node(E->sym, lse) : NULL;
+		const SymNode *bn = sym_node(E->sym, bj);
+		if (!ln || ln->kind != SYM_LSE || bn->nfree != 1)
+			continue;
+		IdxId j = bn->free[0];
+		if (E->var_level[j] < 0 || sym_index_extent(E->sym, j) != sym_index_extent(E->sym, ln->aux) ||
+		    !jit_same_renamed(E, ln->kids[0], bj, ln->aux, j, 0))
+			continue;
+		LLVMValueRef v = jit_emit(E, lse);
+		const JitLse *info = &E->lse[lse];
+		if (E->failed || info->fn != E->fn || info->value != v)
+			return NULL;
+		jit_at(E, level);
+		LLVMValueRef slot = jit_elem_ptr(E, info->buf, E->lv[E->var_level[j]].iv, "eslot");
+		LLVMValueRef ej = LLVMBuildLoad2(E->b, E->f64, slot, "ej");
+		return LLVMBuildFDiv(E->b, ej, info->sum, "softmax");
+	}
+	return NULL;
+}
+
 static LLVMValueRef jit_emit_node(JitEmit *E, SymId e, int level)
 {
 	const SymNode *n = sym_node(E->sym, e);
@@ -765,6 +825,8 @@ static LLVMValueRef jit_emit_node(JitEmit *E, SymId e, int level)
 	case SYM_POW:
 		return jit_emit_pow(E, n, level);
 	case SYM_FN:
+		if (n->fn == SYMFN_EXP && (a = jit_emit_softmax(E, n->kids[0], level)))
+			return a;
 		a = jit_emit(E, n->kids[0]);
 		jit_at(E, level);
 		return jit_fn_value(E, (SymFn)n->fn, a);

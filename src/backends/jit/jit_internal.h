@@ -40,6 +40,15 @@ typedef struct JitLevel {
 	int shadow;                /* var_level[var] before this level bound var */
 } JitLevel;
 
+/* What the last emission of a logsumexp node left behind: a stack buffer
+ * holding exp(b_i - shift) for every i, and their sum s, so that the softmax
+ * exp(b_j - logsumexp) is emitted as buf[j] / s (no second exp). */
+typedef struct JitLse {
+	LLVMValueRef fn;           /* function the buffer lives in */
+	LLVMValueRef value;        /* the logsumexp value it belongs to */
+	LLVMValueRef buf, sum;
+} JitLse;
+
 typedef struct JitEmit {
 	LLVMContextRef ctx;
 	LLVMModuleRef mod;
@@ -59,6 +68,7 @@ typedef struct JitEmit {
 	int64_t *cache_off;        /* ws offset of a setup-time cache, -1 none */
 	LLVMValueRef *memo;
 	uint64_t *memo_gen;
+	struct JitLse *lse;        /* logsumexp nodes: buffer of exp(b_i - shift) */
 
 	/* Per IdxId. */
 	int *var_level;            /* level binding the variable, -1 unbound */
