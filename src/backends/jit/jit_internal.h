@@ -120,8 +120,14 @@ typedef struct JitLayout {
 	uint32_t ntensors;
 } JitLayout;
 
-/* Lays out ws, emits every kernel into E->mod; 0 on success. */
-int jit_build_kernels(JitEmit *E, JitLayout *lay);
+/* Which kernels a module holds: all of them, the hot half (the fused Euler
+ * loop and the rhs kernel, with the helpers they call) or the cold half (the
+ * others).  jit.c compiles the two halves on two threads; the layout is the
+ * same in both. */
+typedef enum { JIT_PART_ALL, JIT_PART_HOT, JIT_PART_COLD } JitPart;
+
+/* Lays out ws, emits the kernels of `part` into E->mod; 0 on success. */
+int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part);
 
 /* Names of the emitted functions, in JitKernels order. */
 #define JIT_FN_SETUP   "dam_setup"

@@ -441,11 +441,14 @@ typedef struct JitHelpers {
 	LLVMValueRef rhs;          /* dam.rhs(ws, x, dst): rhs/tau of the free neurons */
 } JitHelpers;
 
-static void jit_build_helpers(JitEmit *E, const JitLayout *lay, JitHelpers *H)
+static void jit_build_helpers(JitEmit *E, const JitLayout *lay, JitHelpers *H, bool with_rhs)
 {
 	H->acts = jit_helper_begin(E, "dam.acts", 2);
 	jit_emit_acts(E, lay);
 	jit_fn_end(E, NULL);
+	H->rhs = NULL;
+	if (!with_rhs)
+		return;
 	H->rhs = jit_helper_begin(E, "dam.rhs", 3);
 	jit_emit_rhs_into(E, LLVMGetParam(H->rhs, 2), 0);
 	jit_fn_end(E, NULL);
@@ -568,19 +571,23 @@ static void jit_build_euler(JitEmit *E, const JitLayout *lay, const JitHelpers *
 	jit_fn_end(E, NULL);
 }
 
-int jit_build_kernels(JitEmit *E, JitLayout *lay)
+int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part)
 {
 	JitCachePlan P = {0};
 	if (jit_layout(E, lay, &P) == 0) {
 		JitHelpers H;
-		jit_build_helpers(E, lay, &H);
-		jit_build_setup(E, &P);
-		jit_build_init(E);
-		jit_build_rhs(E, &H);
-		jit_build_energy(E, &H);
-		jit_build_acts(E, lay, &H);
-		jit_build_outputs(E, lay, &H);
-		jit_build_euler(E, lay, &H);
+		jit_build_helpers(E, lay, &H, part != JIT_PART_COLD);
+		if (part != JIT_PART_HOT) {
+			jit_build_setup(E, &P);
+			jit_build_init(E);
+			jit_build_energy(E, &H);
+			jit_build_acts(E, lay, &H);
+			jit_build_outputs(E, lay, &H);
+		}
+		if (part != JIT_PART_COLD) {
+			jit_build_rhs(E, &H);
+			jit_build_euler(E, lay, &H);
+		}
 	}
 	dam_free(P.costly);
 	dam_free(P.seen);
