@@ -272,38 +272,6 @@ void dam_model_free(DamModel *h)
 
 /* ---- what the model declares -------------------------------------------------- */
 
-static int api_find_input(const Model *m, const char *name)
-{
-	for (int i = 0; name && i < m->ninputs; i++)
-		if (!strcmp(m->inputs[i].name, name))
-			return i;
-	return -1;
-}
-
-static int api_find_output(const Model *m, const char *name)
-{
-	for (int i = 0; name && i < m->noutputs; i++)
-		if (!strcmp(m->outputs[i].name, name))
-			return i;
-	return -1;
-}
-
-static int api_find_layer(const Model *m, const char *name)
-{
-	for (int i = 0; name && i < m->nlayers; i++)
-		if (!strcmp(m->layers[i].name, name))
-			return i;
-	return -1;
-}
-
-static int api_find_block(const Model *m, const char *name)
-{
-	for (int i = 0; name && i < m->nblocks; i++)
-		if (!strcmp(m->blocks[i].name, name))
-			return i;
-	return -1;
-}
-
 int dam_input_count(const DamModel *h) { return h ? h->m->ninputs : 0; }
 int dam_output_count(const DamModel *h) { return h ? h->m->noutputs : 0; }
 int dam_layer_count(const DamModel *h) { return h ? h->m->nlayers : 0; }
@@ -332,31 +300,31 @@ const char *dam_weights_name(const DamModel *h, int i)
 
 size_t dam_input_size(const DamModel *h, const char *name)
 {
-	int i = h ? api_find_input(h->m, name) : -1;
+	int i = h ? model_find(h->m, MODEL_INPUT, name) : -1;
 	return i < 0 ? 0 : (size_t)h->m->inputs[i].n;
 }
 
 size_t dam_output_size(const DamModel *h, const char *name)
 {
-	int i = h ? api_find_output(h->m, name) : -1;
+	int i = h ? model_find(h->m, MODEL_OUTPUT, name) : -1;
 	return i < 0 ? 0 : (size_t)h->m->outputs[i].n;
 }
 
 size_t dam_layer_size(const DamModel *h, const char *name)
 {
-	int i = h ? api_find_layer(h->m, name) : -1;
+	int i = h ? model_find(h->m, MODEL_LAYER, name) : -1;
 	return i < 0 ? 0 : (size_t)h->m->layers[i].n;
 }
 
 int64_t dam_input_vocab(const DamModel *h, const char *name)
 {
-	int i = h ? api_find_input(h->m, name) : -1;
+	int i = h ? model_find(h->m, MODEL_INPUT, name) : -1;
 	return i < 0 || !h->m->inputs[i].is_index ? 0 : h->m->inputs[i].vocab;
 }
 
 double dam_layer_tau(const DamModel *h, const char *name)
 {
-	int i = h ? api_find_layer(h->m, name) : -1;
+	int i = h ? model_find(h->m, MODEL_LAYER, name) : -1;
 	return i < 0 ? 0.0 : h->m->layers[i].tau;
 }
 
@@ -371,7 +339,7 @@ static int64_t api_block_ws(const DamModel *h, int b)
 
 int dam_weights_shape(const DamModel *h, const char *name, size_t *rows, size_t *cols)
 {
-	int b = h ? api_find_block(h->m, name) : -1;
+	int b = h ? model_find(h->m, MODEL_BLOCK, name) : -1;
 	if (b < 0)
 		return -1;
 	const MBlock *B = &h->m->blocks[b];
@@ -388,7 +356,7 @@ DamError dam_set_input(DamModel *h, const char *name, const double *v, size_t n)
 {
 	if (!h)
 		return DAM_E_ARG;
-	int i = api_find_input(h->m, name);
+	int i = model_find(h->m, MODEL_INPUT, name);
 	if (i < 0)
 		return api_fail(h, DAM_E_NAME, "the model has no input '%s'", name ? name : "(null)");
 	if (n && !v)
@@ -419,7 +387,7 @@ DamError dam_set_tokens(DamModel *h, const char *name, const int *tok, size_t n)
 /* The block named `name` that can be reprogrammed, or an error. */
 static DamError api_dyn_block(DamModel *h, const char *name, int *bp)
 {
-	int b = api_find_block(h->m, name);
+	int b = model_find(h->m, MODEL_BLOCK, name);
 	if (b < 0)
 		return api_fail(h, DAM_E_NAME, "the model has no weight block '%s'", name ? name : "(null)");
 	if (api_block_ws(h, b) < 0)
@@ -473,7 +441,7 @@ DamError dam_get_weights(DamModel *h, const char *block, double *out, size_t n)
 {
 	if (!h)
 		return DAM_E_ARG;
-	int b = api_find_block(h->m, block);
+	int b = model_find(h->m, MODEL_BLOCK, block);
 	if (b < 0)
 		return api_fail(h, DAM_E_NAME, "the model has no weight block '%s'", block ? block : "(null)");
 	size_t want = api_block_size(h->m, b);
@@ -609,7 +577,7 @@ DamError dam_get_output(DamModel *h, const char *name, double *out, size_t n)
 {
 	if (!h)
 		return DAM_E_ARG;
-	int i = api_find_output(h->m, name);
+	int i = model_find(h->m, MODEL_OUTPUT, name);
 	if (i < 0)
 		return api_fail(h, DAM_E_NAME, "the model has no output '%s'", name ? name : "(null)");
 	DamError e = api_readout(h, "output", name, (size_t)h->m->outputs[i].n, n, out);
@@ -624,7 +592,7 @@ static DamError api_layer_readout(DamModel *h, const char *layer, double *out, s
 {
 	if (!h)
 		return DAM_E_ARG;
-	int l = api_find_layer(h->m, layer);
+	int l = model_find(h->m, MODEL_LAYER, layer);
 	if (l < 0)
 		return api_fail(h, DAM_E_NAME, "the model has no layer '%s'", layer ? layer : "(null)");
 	DamError e = api_readout(h, "layer", layer, (size_t)h->m->layers[l].n, n, out);

@@ -102,18 +102,12 @@ size_t sim_output_size(const DamSim *s) { return s->k->noutput; }
 
 int sim_find_input(const Model *m, const char *name)
 {
-	for (int i = 0; i < m->ninputs; i++)
-		if (strcmp(m->inputs[i].name, name) == 0)
-			return i;
-	return -1;
+	return model_find(m, MODEL_INPUT, name);
 }
 
 int sim_find_output(const Model *m, const char *name)
 {
-	for (int i = 0; i < m->noutputs; i++)
-		if (strcmp(m->outputs[i].name, name) == 0)
-			return i;
-	return -1;
+	return model_find(m, MODEL_OUTPUT, name);
 }
 
 /* ---- inputs ----------------------------------------------------------- */

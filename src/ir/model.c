@@ -24,6 +24,26 @@ int64_t model_layer_offset(const Model *m, int layer)
 	return off;
 }
 
+/* Every table's entries start with their `const char *name`. */
+int model_find(const Model *m, ModelTable table, const char *name)
+{
+	const void *base = NULL;
+	size_t size = 0;
+	int n = 0;
+	switch (table) {
+	case MODEL_LAYER:  base = m->layers;  size = sizeof *m->layers;  n = m->nlayers;  break;
+	case MODEL_BLOCK:  base = m->blocks;  size = sizeof *m->blocks;  n = m->nblocks;  break;
+	case MODEL_INPUT:  base = m->inputs;  size = sizeof *m->inputs;  n = m->ninputs;  break;
+	case MODEL_OUTPUT: base = m->outputs; size = sizeof *m->outputs; n = m->noutputs; break;
+	}
+	for (int i = 0; name && i < n; i++) {
+		const char *const *entry = (const char *const *)(const void *)((const char *)base + (size_t)i * size);
+		if (strcmp(*entry, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
 /* Shortest of %.15g/%.16g/%.17g that reads back exactly. */
 static const char *num(double v, char *buf, size_t n)
 {

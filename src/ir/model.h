@@ -126,6 +126,10 @@ typedef struct Model {
 int64_t model_state_size(const Model *m);
 int64_t model_layer_offset(const Model *m, int layer);
 
+/* Index of the layer / block / input / output called `name`, or -1. */
+typedef enum { MODEL_LAYER, MODEL_BLOCK, MODEL_INPUT, MODEL_OUTPUT } ModelTable;
+int model_find(const Model *m, ModelTable table, const char *name);
+
 /* The derivation report printed by `damc derive` (text or LaTeX). */
 void model_print(const Model *m, SymStyle style, FILE *out);
 
