@@ -10,5 +10,7 @@
 int cmd_check(int argc, char **argv);
 int cmd_derive(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_netlist(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif

@@ -3,6 +3,8 @@
  *   damc check  FILE [-D name=value]...     parse, check, derive; diagnostics only
  *   damc derive FILE [--latex] [-D ...]     print activations, energy, ODEs
  *   damc run    FILE [options]              JIT-compile and simulate
+ *   damc netlist FILE [options]             the analog circuit as an ngspice deck
+ *   damc verify FILE [options]              ngspice against the JIT, neuron by neuron
  */
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +21,8 @@ static void usage(FILE *out)
 	      "  check    parse and check a model, derive its equations, report diagnostics\n"
 	      "  derive   print the derived activations, Hessians, energy and ODEs\n"
 	      "  run      compile the model to native code (LLVM) and simulate it\n"
+	      "  netlist  write the analog circuit as an ngspice netlist (docs/netlist.md)\n"
+	      "  verify   simulate the netlist in ngspice and compare it with the JIT\n"
 	      "\n"
 	      "options:\n"
 	      "  -h, --help     show this help (damc COMMAND --help for a command)\n"
@@ -49,6 +53,10 @@ int main(int argc, char **argv)
 		return cmd_derive(argc - 1, argv + 1);
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "netlist"))
+		return cmd_netlist(argc - 1, argv + 1);
+	if (!strcmp(cmd, "verify"))
+		return cmd_verify(argc - 1, argv + 1);
 	fprintf(stderr, "damc: error: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return 2;

@@ -24,40 +24,7 @@
 #include "runcfg.h"
 #include "sim.h"
 
-#define RUN_EXIT_OK 0
-#define RUN_EXIT_INPUT 1
-#define RUN_EXIT_USAGE 2
-#define RUN_EXIT_DIVERGED 3
-
-typedef struct RunArgs {
-	const char *model;
-	const char *config;
-	RunConfig cli;         /* what the flags set */
-	bool dump_ir, help, have_inputs_flag;
-	int opt_level;         /* LLVM optimisation level, default 3 */
-	long check_every;      /* steps between energy/divergence checks, 0 default (1) */
-} RunArgs;
-
-/* One row of input values (all inputs concatenated). */
-typedef struct RunRow {
-	double *v;
-} RunRow;
-
-/* Everything the parallel jobs read and write. */
-typedef struct RunBatch {
-	const Model *m;
-	const Jit *jit;
-	DamRunOpts opts;
-	RunRow *rows; size_t nrows;
-	uint32_t file;         /* dataset file the rows came from (0: none) */
-	size_t nin;            /* values per row */
-	size_t nout;           /* output values per run */
-	double *outputs;       /* nrows * nout */
-	DamRunResult *res;
-	char (*msg)[256];
-	const double **inputs;  /* nrows * ninputs pointers into rows */
-	RepTrace *trace;       /* first run only; NULL: none */
-} RunBatch;
+#include "run.h"
 
 static const char run_usage[] =
 	"usage: damc run MODEL.dam [options]\n"
@@ -89,7 +56,7 @@ static const char run_usage[] =
 	"\n"
 	"Exit status: 0 all runs ok, 1 input errors, 2 usage, 3 some run diverged or became NaN.\n";
 
-static void *run_xcalloc(size_t n, size_t size)
+void *run_xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size);
 	if (!p) {
@@ -99,13 +66,13 @@ static void *run_xcalloc(size_t n, size_t size)
 	return p;
 }
 
-static char *run_strdup(const char *s)
+char *run_strdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
 	return memcpy(run_xcalloc(n, 1), s, n);
 }
 
-static int run_usage_error(const char *fmt, const char *arg)
+int run_usage_error(const char *fmt, const char *arg)
 {
 	fputs("damc run: ", stderr);
 	fprintf(stderr, fmt, arg);
@@ -115,7 +82,7 @@ static int run_usage_error(const char *fmt, const char *arg)
 
 /* ---- flags ----------------------------------------------------------------- */
 
-static int run_parse_number(const char *flag, const char *s, double *out)
+int run_parse_number(const char *flag, const char *s, double *out)
 {
 	char *end;
 	errno = 0;
@@ -186,7 +153,7 @@ static int run_set_string(char **dst, const char *flag, const char *v)
 	return 0;
 }
 
-static int run_parse_flag(RunArgs *ra, int argc, char **argv, int *i)
+int run_parse_flag(RunArgs *ra, int argc, char **argv, int *i)
 {
 	static const struct { const char *flag; size_t off; } nums[] = {
 		{ "--dt", offsetof(RunConfig, dt) }, { "--t-end", offsetof(RunConfig, t_end) },
@@ -284,13 +251,15 @@ static void run_take_str(char **dst, char **src)
 	}
 }
 
-static void run_merge(RunConfig *rc, RunConfig *cli, bool cli_inputs)
+void run_merge(RunConfig *rc, RunConfig *cli, bool cli_inputs)
 {
 	run_take_str(&rc->solver, &cli->solver);
+	run_take_str(&rc->device, &cli->device);
+	run_take_str(&rc->level, &cli->level);
 	double *dst[] = { &rc->dt, &rc->t_end, &rc->rtol, &rc->atol, &rc->steady_tol,
-	                  &rc->diverge_limit };
+	                  &rc->diverge_limit, &rc->volts_per_unit, &rc->seconds_per_time_unit };
 	double src[] = { cli->dt, cli->t_end, cli->rtol, cli->atol, cli->steady_tol,
-	                 cli->diverge_limit };
+	                 cli->diverge_limit, cli->volts_per_unit, cli->seconds_per_time_unit };
 	for (size_t i = 0; i < sizeof src / sizeof src[0]; i++)
 		if (src[i] >= 0)
 			*dst[i] = src[i];
@@ -319,7 +288,7 @@ static void run_merge(RunConfig *rc, RunConfig *cli, bool cli_inputs)
 		rc->threads = cli->threads;
 }
 
-static int run_make_opts(const RunConfig *rc, DamRunOpts *o, Diags *d)
+int run_make_opts(const RunConfig *rc, DamRunOpts *o, Diags *d)
 {
 	dam_run_opts_default(o);
 	if (rc->solver && dam_solver_parse(rc->solver, &o->solver) < 0) {
@@ -347,7 +316,7 @@ static int run_make_opts(const RunConfig *rc, DamRunOpts *o, Diags *d)
 
 /* ---- rows: named inputs or a dataset ---------------------------------------- */
 
-static size_t run_input_width(const Model *m)
+size_t run_input_width(const Model *m)
 {
 	size_t n = 0;
 	for (int i = 0; i < m->ninputs; i++)
@@ -577,7 +546,7 @@ static int run_check_rows(const Model *m, RunBatch *b, Diags *d)
 	return bad ? -1 : 0;
 }
 
-static int run_build_rows(const Model *m, const RunConfig *rc, RunBatch *b, Diags *d)
+int run_build_rows(const Model *m, const RunConfig *rc, RunBatch *b, Diags *d)
 {
 	int r;
 	if (rc->dataset_path)
@@ -683,7 +652,7 @@ static int run_write_trace(const RunBatch *b, const RunConfig *rc)
 	return 0;
 }
 
-static void run_batch_free(RunBatch *b)
+void run_batch_free(RunBatch *b)
 {
 	for (size_t r = 0; r < b->nrows; r++) {
 		free(b->rows[r].v);
@@ -725,7 +694,7 @@ static int run_simulate(const Model *m, const Jit *jit, const RunConfig *rc, Run
 
 /* ---- the command ----------------------------------------------------------- */
 
-static Model *run_compile(const char *path, const RunConfig *rc, Diags *d, Arena *a)
+Model *run_compile(const char *path, const RunConfig *rc, Diags *d, Arena *a)
 {
 	FrontendOptions fo = { (const char *const *)rc->defines, (int)rc->ndefines, NULL, NULL };
 	return dam_frontend_compile(path, &fo, d, a);

@@ -17,6 +17,8 @@
 #include "runcfg.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +33,16 @@
 #define CFG_HOOK_EVERY  1000
 #define CFG_CHUNK       "config"
 #define CFG_MAX_ROWS    10000000u
+
+typedef struct RepLine {
+	char s[512];
+} RepLine;
+
+/* A device profile being read. */
+typedef struct DevLoad {
+	DevProfile *dp;
+	char *name, *what;
+} DevLoad;
 
 typedef struct CfgState {
 	size_t used, limit;
@@ -48,6 +60,7 @@ void runcfg_init(RunConfig *rc)
 {
 	memset(rc, 0, sizeof *rc);
 	rc->dt = rc->t_end = rc->rtol = rc->atol = rc->steady_tol = rc->diverge_limit = -1;
+	rc->volts_per_unit = rc->seconds_per_time_unit = -1;
 	rc->threads = -1;
 }
 
@@ -72,6 +85,8 @@ void runcfg_free(RunConfig *rc)
 	cfg_free_strv(rc->outputs, rc->noutputs);
 	free(rc->trace_path);
 	free(rc->plot_path);
+	free(rc->device);
+	free(rc->level);
 	runcfg_init(rc);
 }
 
@@ -691,7 +706,8 @@ static int cfg_read_outputs(lua_State *L, CfgState *cs, RunConfig *rc)
 
 static const char *const cfg_known[] = {
 	"solver", "dt", "t_end", "rtol", "atol", "steady_tol", "diverge_limit", "params", "inputs", "dataset",
-	"outputs", "trace", "plot", "threads", "json", NULL,
+	"outputs", "trace", "plot", "threads", "json", "volts_per_unit", "seconds_per_time_unit",
+	"device", "level", NULL,
 };
 
 /* Warn about globals that are not settings (likely typos); functions are
@@ -723,8 +739,12 @@ static int cfg_read_all(lua_State *L, CfgState *cs, RunConfig *rc)
 		{ "rtol", offsetof(RunConfig, rtol) }, { "atol", offsetof(RunConfig, atol) },
 		{ "steady_tol", offsetof(RunConfig, steady_tol) },
 		{ "diverge_limit", offsetof(RunConfig, diverge_limit) },
+		{ "volts_per_unit", offsetof(RunConfig, volts_per_unit) },
+		{ "seconds_per_time_unit", offsetof(RunConfig, seconds_per_time_unit) },
 	};
 	int bad = 0;
+	bad |= cfg_read_string(L, cs, "device", &rc->device, false);
+	bad |= cfg_read_string(L, cs, "level", &rc->level, false);
 	bad |= cfg_read_string(L, cs, "solver", &rc->solver, false);
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
 		bad |= cfg_read_number(L, cs, nums[i].key, (double *)((char *)rc + nums[i].off));
@@ -740,11 +760,24 @@ static int cfg_read_all(lua_State *L, CfgState *cs, RunConfig *rc)
 	return bad ? -1 : 0;
 }
 
+/* What a chunk's globals are read into: a RunConfig or a device profile. */
+typedef int (*CfgReader)(lua_State *L, CfgState *cs, void *out);
+
+typedef struct CfgJob {
+	CfgReader read;
+	void *out;
+} CfgJob;
+
+static int cfg_read_run(lua_State *L, CfgState *cs, void *out)
+{
+	return cfg_read_all(L, cs, out);
+}
+
 /* Runs inside lua_pcall: everything that may raise a Lua error. */
 static int cfg_main(lua_State *L)
 {
 	CfgState *cs = cfg_state(L);
-	RunConfig *rc = lua_touserdata(L, 1);
+	CfgJob *job = lua_touserdata(L, 1);
 	const Source *src = diag_source(cs->d, cs->file);
 	cfg_open_libs(L);
 	if (luaL_loadbufferx(L, src->text, src->len, "=" CFG_CHUNK, "t") != LUA_OK)
@@ -754,7 +787,7 @@ static int cfg_main(lua_State *L)
 	cfg_push_env(L, cs);
 	lua_setupvalue(L, -2, 1);
 	lua_call(L, 0, 0);
-	lua_pushboolean(L, cfg_read_all(L, cs, rc) == 0);
+	lua_pushboolean(L, job->read(L, cs, job->out) == 0);
 	return 1;
 }
 
@@ -770,12 +803,12 @@ static char *cfg_dirname(const char *path)
 	return d;
 }
 
-int cfg_load_lua(const char *path, RunConfig *rc, Diags *d)
+static int cfg_run(const char *path, const char *what, CfgJob *job, Diags *d)
 {
 	CfgState cs = { 0, CFG_MEM_LIMIT, 0, path, NULL, 0, d, LUA_NOREF, LUA_NOREF };
 	cs.file = diag_add_file(d, path);
 	if (!cs.file) {
-		diag_error(d, (Loc){ 0, 0, 0 }, "cannot read config file '%s': %s", path,
+		diag_error(d, (Loc){ 0, 0, 0 }, "cannot read %s '%s': %s", what, path,
 		           strerror(errno));
 		return -1;
 	}
@@ -789,7 +822,7 @@ int cfg_load_lua(const char *path, RunConfig *rc, Diags *d)
 	lua_sethook(L, cfg_hook, LUA_MASKCOUNT, CFG_HOOK_EVERY);
 	lua_pushcfunction(L, cfg_msgh);
 	lua_pushcfunction(L, cfg_main);
-	lua_pushlightuserdata(L, rc);
+	lua_pushlightuserdata(L, job);
 	int ok = 0;
 	if (lua_pcall(L, 1, 1, 1) != LUA_OK)
 		cfg_report_lua_error(&cs, lua_tostring(L, -1));
@@ -798,4 +831,142 @@ int cfg_load_lua(const char *path, RunConfig *rc, Diags *d)
 	lua_close(L);
 	free(cs.dir);
 	return ok ? 0 : -1;
+}
+
+int cfg_load_lua(const char *path, RunConfig *rc, Diags *d)
+{
+	CfgJob job = { cfg_read_run, rc };
+	return cfg_run(path, "config file", &job, d);
+}
+
+/* ---- device profiles ------------------------------------------------------------ */
+
+typedef struct DevField {
+	const char *key;
+	size_t off;
+} DevField;
+
+/* Read table `key` (absent: left as is) whose fields must all be known numbers. */
+static int dev_read_table(lua_State *L, CfgState *cs, const char *key, const DevField *f, size_t nf,
+                          char *base)
+{
+	int t = cfg_get(L, cs, key), bad = 0;
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (t != LUA_TTABLE) {
+		bad = cfg_type_error(L, cs, key, "a table", -1);
+		lua_pop(L, 1);
+		return bad;
+	}
+	size_t n;
+	char **keys = cfg_sorted_keys(L, cs, -1, key, &n);
+	for (size_t i = 0; keys && i < n; i++) {
+		size_t k = 0;
+		while (k < nf && strcmp(f[k].key, keys[i]))
+			k++;
+		if (k == nf) {
+			RepLine names = { 0 };
+			for (size_t j = 0; j < nf; j++)
+				snprintf(names.s + strlen(names.s), sizeof names.s - strlen(names.s), "%s%s",
+				         j ? ", " : "", f[j].key);
+			cfg_error(L, cs, key, "unknown key '%s' in '%s' (known: %s)", keys[i], key, names.s);
+			bad = -1;
+			continue;
+		}
+		lua_getfield(L, -1, keys[i]);
+		double v = lua_tonumber(L, -1);
+		if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 0 || !strcmp(keys[i], "vmin")) || v != v) {
+			cfg_error(L, cs, key, "'%s.%s' must be a %snumber, got %s", key, keys[i],
+			           strcmp(keys[i], "vmin") ? "non-negative " : "", luaL_typename(L, -1));
+			bad = -1;
+		} else {
+			*(double *)(base + f[k].off) = v;
+		}
+		lua_pop(L, 1);
+	}
+	if (keys)
+		cfg_free_strv(keys, n);
+	lua_pop(L, 1);
+	return bad;
+}
+
+static int dev_read(lua_State *L, CfgState *cs, void *out)
+{
+	static const char *const known[] = { "name", "description", "amplifier", "crossbar" };
+	static const DevField amp[] = {
+		{ "gain", offsetof(DevAmp, gain) }, { "gbw", offsetof(DevAmp, gbw) },
+		{ "slew", offsetof(DevAmp, slew) }, { "vmax", offsetof(DevAmp, vmax) },
+		{ "vmin", offsetof(DevAmp, vmin) }, { "power", offsetof(DevAmp, power) },
+	};
+	static const DevField xbar[] = {
+		{ "rows", offsetof(DevXbar, rows) }, { "cols", offsetof(DevXbar, cols) },
+		{ "gmin", offsetof(DevXbar, gmin) }, { "gmax", offsetof(DevXbar, gmax) },
+	};
+	DevLoad *dl = out;
+	int bad = 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, cs->store);
+	size_t n;
+	char **keys = cfg_sorted_keys(L, cs, -1, "profile", &n);
+	lua_pop(L, 1);
+	for (size_t i = 0; keys && i < n; i++) {
+		size_t k = 0;
+		while (k < sizeof known / sizeof *known && strcmp(known[k], keys[i]))
+			k++;
+		if (k == sizeof known / sizeof *known) {
+			cfg_error(L, cs, keys[i], "unknown device profile key '%s' (known: name, description, "
+			          "amplifier, crossbar)", keys[i]);
+			bad = -1;
+		}
+	}
+	if (keys)
+		cfg_free_strv(keys, n);
+	bad |= cfg_read_string(L, cs, "name", &dl->name, false);
+	bad |= cfg_read_string(L, cs, "description", &dl->what, false);
+	bad |= dev_read_table(L, cs, "amplifier", amp, sizeof amp / sizeof *amp, (char *)&dl->dp->amp);
+	bad |= dev_read_table(L, cs, "crossbar", xbar, sizeof xbar / sizeof *xbar, (char *)&dl->dp->xbar);
+	return bad;
+}
+
+static bool dev_is_path(const char *s)
+{
+	size_t n = strlen(s);
+	return strchr(s, '/') || (n > 4 && !strcmp(s + n - 4, ".lua"));
+}
+
+int cfg_load_device(const char *name, DevProfile *dp, Arena *a, Diags *d)
+{
+	memset(dp, 0, sizeof *dp);
+	char path[4096];
+	const char *env = getenv("DAMC_DEVICES");
+	if (dev_is_path(name)) {
+		snprintf(path, sizeof path, "%s", name);
+	} else {
+		bool ok = false;
+		for (int k = 0; k < 2 && !ok; k++) {
+			const char *dir = k == 0 ? env : DAM_DEVICES_DIR;
+			if (!dir || !*dir)
+				continue;
+			snprintf(path, sizeof path, "%s/%s.lua", dir, name);
+			FILE *f = fopen(path, "r");
+			ok = f != NULL;
+			if (f)
+				fclose(f);
+		}
+		if (!ok) {
+			diag_error(d, (Loc){ 0, 0, 0 }, "unknown device profile '%s' (shipped: %s; or give the "
+			           "path of a .lua profile)", name, DAM_DEVICE_NAMES);
+			return -1;
+		}
+	}
+	DevLoad dl = { dp, NULL, NULL };
+	CfgJob job = { dev_read, &dl };
+	int rc = cfg_run(path, "device profile", &job, d);
+	dp->name = arena_strdup(a, dl.name ? dl.name : name);
+	dp->what = arena_strdup(a, dl.what ? dl.what : "");
+	dp->path = arena_strdup(a, path);
+	free(dl.name);
+	free(dl.what);
+	return rc;
 }

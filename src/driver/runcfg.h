@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "backend.h"
 #include "diag.h"
 
 typedef struct CfgValues {
@@ -32,6 +33,10 @@ typedef struct RunConfig {
 	char *trace_path, *plot_path;
 	bool json;
 	int threads;                                  /* 0: all cores */
+	/* netlist / verify / report (docs/netlist.md) */
+	double volts_per_unit, seconds_per_time_unit; /* < 0: not set */
+	char *device;                                 /* device profile name or path */
+	char *level;                                  /* "behavioural" or "amplifier" */
 } RunConfig;
 
 void runcfg_init(RunConfig *rc);
@@ -41,5 +46,11 @@ void runcfg_free(RunConfig *rc);
  * Errors (syntax, runtime, wrong types, instruction limit) are reported to d
  * located at the config file and line; returns 0 on success, -1 on error. */
 int cfg_load_lua(const char *path, RunConfig *rc, Diags *d);
+
+/* Read a device profile (docs/netlist.md): NAME is NAME.lua in $DAMC_DEVICES or
+ * in the shipped examples/devices/; a name with a '/' or ending in .lua is a
+ * path.  The same sandbox as configs; unknown keys are errors located in the
+ * file.  Strings live in a. Returns 0, or -1 after reporting to d. */
+int cfg_load_device(const char *name, DevProfile *dp, Arena *a, Diags *d);
 
 #endif

@@ -24,6 +24,10 @@ Model *dam_frontend_compile(const char *path, const FrontendOptions *opt, Diags 
 	Model *m = sema_program(path, &so, d, a, &layer_locs, &block_locs);
 	if (!m || diag_errors(d))
 		return NULL;
+	for (int p = 0; p < m->nlayers; p++)
+		m->layers[p].loc = (MLoc){ layer_locs[p].file, layer_locs[p].line, layer_locs[p].col };
+	for (int b = 0; b < m->nblocks; b++)
+		m->blocks[b].loc = (MLoc){ block_locs[b].file, block_locs[b].line, block_locs[b].col };
 	derive_model(m, d, layer_locs);
 	if (diag_errors(d))
 		return NULL;

@@ -1489,7 +1489,7 @@ static void stmt_weights(Sema *S, Scope *sc, Stmt *st)
 		}
 		S->tens.v[t].data = data;
 	}
-	MBlock b = { sy->name, ra.layer, rb.layer, t, ra.layer == rb.layer, dynamic };
+	MBlock b = { sy->name, ra.layer, rb.layer, t, ra.layer == rb.layer, dynamic, { 0, 0, 0 } };
 	sy->index = (int)S->blocks.n;
 	vec_push(&S->blocks, b);
 	vec_push(&S->block_locs, sc->prefix[0] ? sc->use_loc : st->name_loc);

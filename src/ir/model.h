@@ -57,8 +57,16 @@ typedef struct MSeg {
 	SymId value;
 } MSeg;
 
+/* Where a layer or block was declared (the front end's file, line, column:
+ * the same numbers as its diagnostics' Loc; 0 = unknown), so that backends
+ * can locate their errors in the user's source. */
+typedef struct MLoc {
+	uint32_t file, line, col;
+} MLoc;
+
 typedef struct MLayer {
 	const char *name;
+	MLoc loc;
 	int64_t n;
 	double tau;
 	TensorId x, g;         /* state and activation tensors */
@@ -82,6 +90,7 @@ typedef struct MBlock {
 	TensorId w;            /* rank 2: [n_a, n_b] */
 	bool self;             /* a == b: symmetric self-coupling */
 	bool dynamic;          /* w is MT_DYN */
+	MLoc loc;
 } MBlock;
 
 typedef struct MInput {

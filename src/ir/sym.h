@@ -162,10 +162,35 @@ typedef struct SymEnv {
 } SymEnv;
 double sym_eval(const SymCtx *c, SymId e, SymEnv *env);
 
-/* Printing: readable math or LaTeX. */
-typedef enum { SYM_TEXT, SYM_LATEX } SymStyle;
+/* Printing: readable math, LaTeX, or (only for debugging: symbolic, with
+ * SPICE functions and tensors as name[idx]) the SPICE style. */
+typedef enum { SYM_TEXT, SYM_LATEX, SYM_SPICE } SymStyle;
 void  sym_print(const SymCtx *c, SymId e, SymStyle style, FILE *out);
 char *sym_to_string(const SymCtx *c, SymId e, SymStyle style, Arena *a);
+
+/* SPICE printing (ngspice B-source syntax).  Free index variables take the
+ * values idx[i] (indexed by IdxId, sym_index_count(c) entries; the printer
+ * works on its own copy; idx may be NULL when e has no free index).
+ * Reductions are expanded over their extent:
+ * sum -> (a0 + a1 + ...), max -> max(a0, max(a1, ...)), logsumexp -> the
+ * stable (m + ln(exp(a0 - m) + exp(a1 - m) + ...)) with m the expanded max,
+ * unless hooks->reduction returns a text for that node (the caller computes
+ * it elsewhere, e.g. "V(h_lse)").  Tensor accesses are printed by
+ * hooks->tensor with their index expressions evaluated to integers (index
+ * expressions may read tensors through hooks->data, e.g. tok[A]).  Returns an
+ * arena string, or NULL (and a message in err) when a hook fails or an index
+ * is out of range.  A hook's text that is not an operand by itself (e.g.
+ * "-0.5") is parenthesized.  Powers: pow(x,y) is |x|^y in ngspice, so odd
+ * integer exponents print as pwr(x,n); step(x) prints as (x > 0 ? 1 : 0)
+ * because ngspice's u(0) is 0.5. */
+typedef struct SymSpiceHooks {
+	void *user;
+	int (*tensor)(void *user, TensorId t, int n, const int64_t *idx, char *buf, size_t len); /* 0 ok, -1 fail */
+	const char *(*reduction)(void *user, SymId e);   /* may be NULL; only asked for reductions with no free index */
+	const double *const *data;                       /* per TensorId, for index expressions; may be NULL */
+} SymSpiceHooks;
+char *sym_to_spice(const SymCtx *c, SymId e, const int64_t *idx, const SymSpiceHooks *h,
+                   Arena *a, char *err, size_t errlen);
 
 /* Debug dump of the DAG below e, one node per line ("%id = kind ..."). */
 void  sym_dump(const SymCtx *c, SymId e, FILE *out);

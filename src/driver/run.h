@@ -1,0 +1,66 @@
+/* run.h - what `damc run` shares with the commands built on it (netlist,
+ * verify, report): the common flags, the Lua config merged under them, the
+ * compiled model and the list of input rows.
+ */
+#ifndef DAM_RUN_H
+#define DAM_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dam_integrate.h"
+#include "frontend.h"
+#include "jit.h"
+#include "report.h"
+#include "runcfg.h"
+
+#define RUN_EXIT_OK 0
+#define RUN_EXIT_INPUT 1
+#define RUN_EXIT_USAGE 2
+#define RUN_EXIT_DIVERGED 3
+
+typedef struct RunArgs {
+	const char *model;
+	const char *config;
+	RunConfig cli;         /* what the flags set */
+	bool dump_ir, help, have_inputs_flag;
+	int opt_level;         /* LLVM optimisation level, default 3 */
+	long check_every;      /* steps between energy/divergence checks, 0 default (1) */
+} RunArgs;
+
+/* One row of input values (all inputs concatenated). */
+typedef struct RunRow {
+	double *v;
+} RunRow;
+
+/* Everything the parallel jobs read and write. */
+typedef struct RunBatch {
+	const Model *m;
+	const Jit *jit;
+	DamRunOpts opts;
+	RunRow *rows; size_t nrows;
+	uint32_t file;         /* dataset file the rows came from (0: none) */
+	size_t nin;            /* values per row */
+	size_t nout;           /* output values per run */
+	double *outputs;       /* nrows * nout */
+	DamRunResult *res;
+	char (*msg)[256];
+	const double **inputs;  /* nrows * ninputs pointers into rows */
+	RepTrace *trace;       /* first run only; NULL: none */
+} RunBatch;
+
+void *run_xcalloc(size_t n, size_t size);
+char *run_strdup(const char *s);
+int run_usage_error(const char *fmt, const char *arg);
+int run_parse_number(const char *flag, const char *s, double *out);
+/* One flag shared with `damc run` at argv[*i] (-c, -D, --input, --dataset, --dt,
+ * --t-end, --solver, ...); returns 0 or an exit status. */
+int run_parse_flag(RunArgs *ra, int argc, char **argv, int *i);
+void run_merge(RunConfig *rc, RunConfig *cli, bool cli_inputs);
+int run_make_opts(const RunConfig *rc, DamRunOpts *o, Diags *d);
+Model *run_compile(const char *path, const RunConfig *rc, Diags *d, Arena *a);
+size_t run_input_width(const Model *m);
+int run_build_rows(const Model *m, const RunConfig *rc, RunBatch *b, Diags *d);
+void run_batch_free(RunBatch *b);
+
+#endif
