@@ -506,6 +506,12 @@ static int verify_row(NetSession *s, const Jit *jit, const char *dir, size_t row
 		for (int l = 0; l < m->nlayers; l++)
 			pass &= vr.dev_max[l] <= tol;
 		verify_print(s, p, row, &vr, tol, pass, out);
+		const DevProfile *dev = s->bo.device;
+		double swing = dev ? fmin(dev->amp.vmax, -dev->amp.vmin) : 0;
+		if (s->bo.level == LEVEL_AMPLIFIER && swing > 0 && vr.scale * p->vpu > swing)
+			diag_warning(d, (Loc){ 0, 0, 0 }, "row %zu: states reach %.3g V, beyond the output swing "
+			             "+-%g V of device '%s': lower --volts-per-unit", row, vr.scale * p->vpu, swing,
+			             dev->name);
 		rc = pass ? 0 : 1;
 	}
 	ng_raw_free(&raw);

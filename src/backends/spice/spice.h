@@ -28,7 +28,7 @@ extern const Backend spice_backend;
 /* Defaults of the physical scales (docs/netlist.md). */
 #define SPICE_VOLTS_PER_UNIT 0.1           /* 1 model unit = 100 mV */
 #define SPICE_SECONDS_PER_TIME_UNIT 1e-6   /* 1 model time unit = 1 us */
-#define SPICE_G0 1e-5                      /* unit weight = 10 uS (100 kOhm); R2 = 1/G0 */
+#define SPICE_R0 1e5                       /* unit weight 1/R0 = 10 uS; R2 = R0 */
 
 typedef struct SpiceNeuron {
 	int layer;

@@ -43,8 +43,8 @@ static int plan_scales(SpicePlan *p, const BackendOptions *o, Diags *d)
 {
 	p->vpu = o->volts_per_unit > 0 ? o->volts_per_unit : SPICE_VOLTS_PER_UNIT;
 	p->spu = o->seconds_per_time_unit > 0 ? o->seconds_per_time_unit : SPICE_SECONDS_PER_TIME_UNIT;
-	p->g0 = o->g0 > 0 ? o->g0 : SPICE_G0;
-	p->r2 = 1 / p->g0;
+	p->r2 = o->g0 > 0 ? 1 / o->g0 : SPICE_R0;
+	p->g0 = 1 / p->r2;
 	if (!isfinite(p->vpu) || !isfinite(p->spu) || !isfinite(p->g0) || !isfinite(p->r2)) {
 		diag_error(d, (Loc){ 0, 0, 0 }, "the netlist scales must be finite and positive");
 		return -1;
