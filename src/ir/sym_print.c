@@ -468,22 +468,24 @@ static int sym_pr_factors(SymPr *p, int n, const SymId *f0, bool den, bool start
 	return count;
 }
 
-static int sym_count_den(const SymCtx *c, int n, const SymId *f)
+/* The factors of a numerator (den false) or denominator (den true). */
+static int sym_count_factors(const SymCtx *c, int n, const SymId *f, bool den)
 {
 	int m = 0;
 	for (int i = 0; i < n; i++)
-		m += sym_is_recip(c, f[i]);
+		m += !sym_is_const(c, f[i], NULL) && sym_is_recip(c, f[i]) == den;
 	return m;
 }
 
-/* k * factors, k >= 0 already stripped of its sign. */
+/* k * factors, k >= 0 already stripped of its sign; k leads when it is not
+ * 1 or when the numerator is empty ("1/x", "-1/x"). */
 static void sym_pr_scaled(SymPr *p, double k, int n, const SymId *f)
 {
 	const char *const *frac = p->st->frac;
-	int nden = sym_count_den(p->c, n, f);
+	int nden = sym_count_factors(p->c, n, f, true);
 	if (frac[0] && nden)
 		sym_put(p, frac[0]);
-	bool lead = k != 1 || n - nden == 0;
+	bool lead = k != 1 || sym_count_factors(p->c, n, f, false) == 0;
 	if (lead)
 		sym_put_num(p, k);
 	sym_pr_factors(p, n, f, false, lead);
