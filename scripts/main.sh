@@ -45,3 +45,14 @@ print(f"parity_et: {sum(p == y for p, y in zip(pred, ys))}/{len(ys)} validation 
 PY
   fi
 fi
+echo "== damc netlist examples/xor.dam (input 1,0): the analog circuit as an ngspice deck"
+$DAMC netlist examples/xor.dam -c examples/xor.lua --row 2 -o out/xor.cir
+head -6 out/xor.cir
+echo "== ngspice -b out/xor.cir"
+ngspice -b -r out/xor.raw out/xor.cir >out/xor.ngspice.log 2>&1 && grep -E "No. of Data Rows|Total analysis time" out/xor.ngspice.log
+echo "== damc verify examples/xor.dam: ngspice against the JIT on all four inputs (RK4 reference)"
+$DAMC verify examples/xor.dam -c examples/xor.lua --solver rk4
+if [ -f "$PARITY/model_best.npz" ]; then
+  echo "== damc report examples/parity_et.dam: hardware, latency and energy (integrated device)"
+  $DAMC report examples/parity_et.dam -D weights="$PARITY/model_best.npz" --dataset "$PARITY/parity_data_test_X.txt" 2>/dev/null
+fi

@@ -5,6 +5,7 @@
  *   damc run    FILE [options]              JIT-compile and simulate
  *   damc netlist FILE [options]             the analog circuit as an ngspice deck
  *   damc verify FILE [options]              ngspice against the JIT, neuron by neuron
+ *   damc report FILE [options]              hardware, latency and energy under a device
  */
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,7 @@ static void usage(FILE *out)
 	      "  run      compile the model to native code (LLVM) and simulate it\n"
 	      "  netlist  write the analog circuit as an ngspice netlist (docs/netlist.md)\n"
 	      "  verify   simulate the netlist in ngspice and compare it with the JIT\n"
+	      "  report   the hardware a model needs, its latency and energy per inference\n"
 	      "\n"
 	      "options:\n"
 	      "  -h, --help     show this help (damc COMMAND --help for a command)\n"
@@ -57,6 +59,8 @@ int main(int argc, char **argv)
 		return cmd_netlist(argc - 1, argv + 1);
 	if (!strcmp(cmd, "verify"))
 		return cmd_verify(argc - 1, argv + 1);
+	if (!strcmp(cmd, "report"))
+		return cmd_report(argc - 1, argv + 1);
 	fprintf(stderr, "damc: error: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return 2;

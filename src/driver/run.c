@@ -104,6 +104,11 @@ static void run_add_str(char ***v, size_t *n, const char *s)
 	(*v)[(*n)++] = run_strdup(s);
 }
 
+void run_add_define(RunConfig *rc, const char *def)
+{
+	run_add_str(&rc->defines, &rc->ndefines, def);
+}
+
 /* --input NAME=V1,V2: kept as text until the model is known. */
 static int run_add_input(RunConfig *rc, const char *arg)
 {

@@ -57,6 +57,7 @@ int run_parse_number(const char *flag, const char *s, double *out);
  * --t-end, --solver, ...); returns 0 or an exit status. */
 int run_parse_flag(RunArgs *ra, int argc, char **argv, int *i);
 void run_merge(RunConfig *rc, RunConfig *cli, bool cli_inputs);
+void run_add_define(RunConfig *rc, const char *def);   /* -D NAME=VALUE */
 int run_make_opts(const RunConfig *rc, DamRunOpts *o, Diags *d);
 Model *run_compile(const char *path, const RunConfig *rc, Diags *d, Arena *a);
 size_t run_input_width(const Model *m);
