@@ -127,7 +127,7 @@ ok $? "signed.dam: the deck says it chose a differential pair; w = -0.4 is 250 k
 # ---- every example's deck parses in ngspice without warnings ------------------------
 decks=("examples/xor.dam -c examples/xor.lua --row 1" "examples/hamming74.dam -c examples/hamming74.lua --row 5"
        "examples/hopfield_classic.dam --input probe=1,-1,1,-1,1,-1,1,-1" "examples/hierarchical.dam --input x=1,0,1,0"
-       "tests/spice/signed.dam" "examples/xor.dam -c examples/xor.lua --row 2 --level amplifier --device discrete")
+       "tests/spice/signed.dam" "examples/dense_family.dam -D N=32" "examples/xor.dam -c examples/xor.lua --row 2 --level amplifier --device discrete")
 [ -f "$W/model_best.npz" ] && decks+=("examples/parity_et.dam -c examples/parity_et.lua --row 3")
 for a in "${decks[@]}"; do
   # shellcheck disable=SC2086
@@ -140,6 +140,13 @@ for a in "${decks[@]}"; do
   ok $? "deck of $a: title line, .end, ngspice -b exits 0 with no warning"
   sed 's/^/#   /' "$tmp/w.txt" | head -5
 done
+
+# ---- --plot overlays both trajectories -----------------------------------------------
+"$DAMC" verify examples/xor.dam -c examples/xor.lua --row 1 --solver rk4 --plot "$tmp/v.png" >/dev/null 2>&1
+[ -s "$tmp/v.png" ] && [ "$(head -c 4 "$tmp/v.png" | od -An -c | tr -d ' ')" = "211PNG" ]
+ok $? "verify --plot writes a PNG"
+"$DAMC" report examples/dense_family.dam --sweep N=8,16 --plot "$tmp/s.svg" >/dev/null 2>&1 && grep -q '<svg' "$tmp/s.svg"
+ok $? "report --sweep --plot writes an SVG"
 
 # ---- node names, scales, determinism ---------------------------------------------
 if [ -f "$W/model_best.npz" ]; then

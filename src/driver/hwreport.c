@@ -2,7 +2,7 @@
  * how frugal it can be under a device profile.
  *
  *   damc report MODEL.dam [run options] [--device P] [--row N] [--json]
- *               [--sweep PARAM=V1,V2,...]
+ *               [--sweep PARAM=V1,V2,... [--plot FILE]]
  *
  * Counts come from the SPICE backend's plan (spice_census).  Speed follows
  * the blog post's estimate (physical-inference-blog, last section): an
@@ -269,7 +269,7 @@ static void hw_text(const NetSession *s, size_t row, const HwReport *h, RepBuf *
 
 /* ---- the command ------------------------------------------------------------ */
 
-static int hw_one(NetSession *s, const char *sweep, Diags *d)
+static int hw_one(NetSession *s, const char *sweep, RepBuf *plot, Diags *d)
 {
 	char err[1024];
 	JitOptions jo = { s->args->ra.opt_level, NULL, NULL };
@@ -283,6 +283,10 @@ static int hw_one(NetSession *s, const char *sweep, Diags *d)
 	jit_free(jit);
 	if (rc < 0)
 		return RUN_EXIT_INPUT;
+	if (plot)
+		rep_printf(plot, "%lld %.17g %.17g %.17g %.17g\n", (long long)model_state_size(s->m),
+		           h.t_settle >= 0 ? h.t_settle / h.tau_max : NAN, h.latency,
+		           h.e_xbar + h.e_leak + h.e_amp, h.jit_seconds);
 	RepBuf b;
 	rep_init(&b);
 	if (s->args->json)
@@ -313,11 +317,37 @@ static const char hw_usage[] =
 	"  --volts-per-unit X    state scale (default 0.1)\n"
 	"  --sweep PARAM=V1,V2,..  one line per value of model parameter PARAM (e.g. D=16,64,256)\n"
 	"  --json                one JSON object (per sweep value)\n"
+	"  --plot FILE           with --sweep: settle time, latency and JIT wall time against size\n"
 	"  -h, --help            show this help\n";
+
+/* --plot of a sweep: settle time in tau units, latency and JIT wall time against size. */
+static int hw_plot(const char *path, const char *sweep, const RepBuf *data)
+{
+	if (!sweep) {
+		fputs("damc report: error: --plot draws a sweep: give --sweep PARAM=V1,V2,...\n", stderr);
+		return RUN_EXIT_USAGE;
+	}
+	RepBuf body;
+	rep_init(&body);
+	rep_printf(&body, "set grid\nset logscale x\nset multiplot layout 2,1 title 'damc report --sweep %.*s'\n"
+	           "set ylabel 'settle time / tau'\nset yrange [0:*]\n"
+	           "plot 'trace.dat' using 1:2 with linespoints lw 2 title 'settle time (tau units)'\n"
+	           "set logscale y\nset format y '%%g'\nset yrange [*:*]\nset xlabel 'neurons'\nset ylabel 'seconds'\n"
+	           "plot 'trace.dat' using 1:3 with linespoints lw 2 title 'analog latency', "
+	           "'trace.dat' using 1:5 with linespoints lw 2 title 'JIT wall time'\nunset multiplot\n",
+	           (int)strcspn(sweep, "="), sweep);
+	char err[512];
+	int rc = report_gnuplot(path, body.s, data->s ? data->s : "", data->n, err, sizeof err);
+	if (rc < 0)
+		fprintf(stderr, "damc report: error: --plot: %s\n", err);
+	rep_free(&body);
+	return rc < 0 ? RUN_EXIT_INPUT : 0;
+}
 
 /* One report (one sweep value v, or none): flags parsed afresh each time,
  * since the session takes ownership of what they set. */
-static int hw_run(int argc, char **argv, const char *param, size_t plen, const char *v, bool *help)
+static int hw_run(int argc, char **argv, const char *param, size_t plen, const char *v, bool *help,
+                  RepBuf *plot)
 {
 	NetArgs na;
 	int status = net_parse_args(&na, "report", argc, argv);
@@ -342,7 +372,7 @@ static int hw_run(int argc, char **argv, const char *param, size_t plen, const c
 	NetSession s;
 	status = net_open(&s, &na, false, &d, &a);
 	if (!status)
-		status = hw_one(&s, v ? def : NULL, &d);
+		status = hw_one(&s, v ? def : NULL, plot, &d);
 	diag_render(&d, stderr);
 	net_close(&s);
 	diags_free(&d);
@@ -369,8 +399,14 @@ int cmd_report(int argc, char **argv)
 		return run_usage_error("--sweep expects PARAM=V1,V2,..., got '%s'", sweep);
 	}
 	bool json = false, help = false;
-	for (int i = 1; i < nargs; i++)
+	const char *plot = NULL;
+	for (int i = 1; i < nargs; i++) {
 		json |= !strcmp(args[i], "--json");
+		if (!strcmp(args[i], "--plot") && i + 1 < nargs)
+			plot = args[i + 1];
+	}
+	RepBuf pdata;
+	rep_init(&pdata);
 	size_t plen = sweep ? (size_t)(strchr(sweep, '=') - sweep) : 0;
 	char *vals = sweep ? run_strdup(sweep + plen + 1) : NULL, *save = NULL;
 	char *v = vals ? strtok_r(vals, ",", &save) : NULL;
@@ -382,9 +418,12 @@ int cmd_report(int argc, char **argv)
 			       "amplifiers", "settle/tau", "latency_s", "energy_J", "jit_s", "tau_min_s");
 			header = false;
 		}
-		status = hw_run(nargs, args, sweep, plen, v, &help);
+		status = hw_run(nargs, args, sweep, plen, v, &help, &pdata);
 		v = vals ? strtok_r(NULL, ",", &save) : NULL;
 	} while (v && !status && !help);
+	if (!status && !help && plot)
+		status = hw_plot(plot, sweep, &pdata);
+	rep_free(&pdata);
 	free(vals);
 	free(args);
 	return status;

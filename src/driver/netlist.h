@@ -17,6 +17,7 @@ typedef struct NetArgs {
 	RunArgs ra;            /* model, -c, and the flags `damc run` has */
 	const char *cmd;
 	const char *out;       /* -o */
+	const char *plot;      /* --plot FILE (.png / .svg) */
 	long row_lo, row_hi;   /* --row A[:B]; row_lo < 0: not given; row_hi < 0: to the end */
 	double tol;            /* verify: fraction of the state scale (< 0: default) */
 	bool json, sweep;

@@ -2,7 +2,7 @@
  * and the deck checked against the JIT.
  *
  *   damc netlist MODEL.dam [run options] [--row N] [--level L] [--device P] [-o deck.cir]
- *   damc verify  MODEL.dam [same options] [--row A:B] [--tol X] [--json]
+ *   damc verify  MODEL.dam [same options] [--row A:B] [--tol X] [--json] [--plot FILE]
  *
  * Both take the flags of `damc run` (-c, -D, --input, --dataset, --dt,
  * --t-end, --solver) and build one backend input per row.  netlist asks the
@@ -106,6 +106,8 @@ static int net_parse_one(NetArgs *na, int argc, char **argv, int *i)
 		return net_parse_number("--volts-per-unit", v, &rc->volts_per_unit);
 	if ((v = net_value(argc, argv, i, "--seconds-per-time-unit")))
 		return net_parse_number("--seconds-per-time-unit", v, &rc->seconds_per_time_unit);
+	if ((v = net_value(argc, argv, i, "--plot")))
+		return *v ? (na->plot = v, 0) : run_usage_error("%s expects a file", "--plot");
 	if ((v = net_value(argc, argv, i, "--tol")))
 		return net_parse_number("--tol", v, &na->tol);
 	return run_parse_flag(&na->ra, argc, argv, i);
@@ -239,6 +241,17 @@ SpicePlan *net_plan(NetSession *s, size_t row, Diags *d)
 
 /* ---- damc netlist ------------------------------------------------------------- */
 
+/* The file-producing backends (backend.h); the image backend joins this table. */
+static const Backend *const net_backends[] = { &spice_backend };
+
+static const Backend *backend_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof net_backends / sizeof *net_backends; i++)
+		if (!strcmp(net_backends[i]->name, name))
+			return net_backends[i];
+	return NULL;
+}
+
 int cmd_netlist(int argc, char **argv)
 {
 	NetArgs na;
@@ -262,21 +275,19 @@ int cmd_netlist(int argc, char **argv)
 		diag_error(&d, (Loc){ 0, 0, 0 }, "a deck is one inference: choose one row with --row N");
 		status = RUN_EXIT_INPUT;
 	}
-	SpicePlan *p = status ? NULL : net_plan(&s, s.lo, &d);
-	if (!status && !p)
-		status = RUN_EXIT_INPUT;
-	if (p) {
+	if (!status) {
+		const Backend *be = backend_find("spice");
+		s.bo.inputs = s.batch.rows[s.lo].v;
 		OutFile of;
 		FILE *out = outfile_open(&of, na.out);
 		if (!out) {
 			status = RUN_EXIT_INPUT;
-		} else if (spice_write(p, out, &d) < 0) {
+		} else if (be->emit(s.m, &s.bo, &d, out) < 0) {
 			outfile_abort(&of);
 			status = RUN_EXIT_INPUT;
 		} else if (outfile_close(&of)) {
 			status = RUN_EXIT_INPUT;
 		}
-		spice_plan_free(p);
 	}
 	diag_render(&d, stderr);
 	net_close(&s);
@@ -295,6 +306,7 @@ typedef struct VerifyRow {
 	DamStatus status;
 	char msg[256];
 	size_t nspice;               /* ngspice time points */
+	bool plot;                   /* this row is the one plotted */
 } VerifyRow;
 
 static void verify_trace(void *user, double t, const double *x, const double *g, double e)
@@ -332,6 +344,9 @@ static void verify_decode(const Model *m, const double *inputs, const double *x,
 			out[k++] = model_eval_expr(&ev, m->outputs[o].expr, m->outputs[o].rank ? m->outputs[o].i : 0, i);
 	model_eval_free(&ev);
 }
+
+static int verify_plot(const char *path, const SpicePlan *p, const RepTrace *tr, const NgRaw *raw,
+                       const int *col, Diags *d);
 
 /* Compare the raw file with the trace. */
 static int verify_compare(NetSession *s, SpicePlan *p, const NgRaw *raw, const RepTrace *tr,
@@ -373,6 +388,11 @@ static int verify_compare(NetSession *s, SpicePlan *p, const NgRaw *raw, const R
 	}
 	verify_decode(m, p->opt.inputs, xs, vr->out_spice);
 	vr->nspice = raw->npoints;
+	if (s->args->plot && vr->plot && verify_plot(s->args->plot, p, tr, raw, col, d) < 0) {
+		free(xs);
+		free(col);
+		return -1;
+	}
 	free(xs);
 	free(col);
 	return 0;
@@ -410,6 +430,48 @@ static int verify_spice(SpicePlan *p, const char *dir, size_t row, NgRaw *raw, D
 	}
 	unlink(deck);
 	unlink(rawp);
+	return rc;
+}
+
+/* --plot: one panel per layer (at most 6), JIT solid, ngspice dashed. */
+static int verify_plot(const char *path, const SpicePlan *p, const RepTrace *tr, const NgRaw *raw,
+                       const int *col, Diags *d)
+{
+	const Model *m = p->m;
+	RepBuf data, body;
+	rep_init(&data);
+	rep_init(&body);
+	for (size_t r = 0; r < tr->nrows; r++) {
+		const double *row = tr->rows + r * tr->ncols;
+		rep_printf(&data, "%.17g", row[0]);
+		for (int64_t k = 0; k < p->n; k++)
+			rep_printf(&data, " %.17g", row[1 + k]);
+		for (int64_t k = 0; k < p->n; k++)
+			rep_printf(&data, " %.17g", ng_raw_at(raw, col[k], row[0] * p->spu) / p->vpu);
+		rep_printf(&data, "\n");
+	}
+	int panels = m->nlayers < 6 ? m->nlayers : 6;
+	rep_printf(&body, "set grid\nset key outside right\nset multiplot layout %d,1 title 'JIT (lines) "
+	           "and ngspice (dashes): %s'\nset lmargin 12\nset rmargin 18\n", panels,
+	           m->path ? m->path : "");
+	for (int l = 0; l < panels; l++) {
+		const MLayer *L = &m->layers[l];
+		int64_t off = model_layer_offset(m, l), shown = L->n < 8 ? L->n : 8;
+		rep_printf(&body, "set ylabel 'x of %s'\n%s", L->name, l == panels - 1 ? "set xlabel 't'\n" : "");
+		for (int64_t i = 0; i < shown; i++)
+			rep_printf(&body, "%s'trace.dat' using 1:%lld with lines lc %lld title '%s[%lld]', "
+			           "'trace.dat' using 1:%lld with lines dt 2 lw 2 lc %lld notitle", i ? ", \\\n  " : "plot ",
+			           (long long)(2 + off + i), (long long)(i + 1), L->name, (long long)i,
+			           (long long)(2 + p->n + off + i), (long long)(i + 1));
+		rep_printf(&body, "\n");
+	}
+	rep_printf(&body, "unset multiplot\n");
+	char err[512];
+	int rc = report_gnuplot(path, body.s, data.s ? data.s : "", data.n, err, sizeof err);
+	if (rc < 0)
+		diag_error(d, (Loc){ 0, 0, 0 }, "--plot: %s", err);
+	rep_free(&data);
+	rep_free(&body);
 	return rc;
 }
 
@@ -491,6 +553,7 @@ static int verify_row(NetSession *s, const Jit *jit, const char *dir, size_t row
 	vr.dev_end = run_xcalloc((size_t)m->nlayers, sizeof(double));
 	vr.out_jit = run_xcalloc(nout, sizeof(double));
 	vr.out_spice = run_xcalloc(nout, sizeof(double));
+	vr.plot = row == s->lo;
 	RepTrace tr;
 	report_trace_init(&tr, (size_t)p->n);
 	NgRaw raw;
@@ -581,6 +644,7 @@ int cmd_verify(int argc, char **argv)
 			       "  --tol X               pass when every deviation <= X * state scale, where the\n"
 			       "                        state scale is max(1, max |x|) (default 1e-3)\n"
 			       "  --json                one JSON object per row\n"
+			       "  --plot FILE           JIT and ngspice trajectories of the first row overlaid (.png/.svg)\n"
 			       "  -h, --help            show this help\n\n"
 			       "Exit status: 0 every row within tolerance, 1 some row is not (or input errors).\n",
 			       net_flags_help);

@@ -408,21 +408,6 @@ static bool rep_is_visible(const Model *m, int l)
 	return col && !row;
 }
 
-/* Write the trace as whitespace-separated columns for gnuplot. */
-static int rep_plot_data(const char *path, const RepTrace *t, char *err, size_t errlen)
-{
-	RepBuf b;
-	rep_init(&b);
-	for (size_t r = 0; r < t->nrows; r++)
-		for (size_t c = 0; c < t->ncols; c++) {
-			rep_csv_number(&b, t->rows[r * t->ncols + c]);
-			rep_printf(&b, c + 1 == t->ncols ? "\n" : " ");
-		}
-	int rc = report_write_file(path, b.s ? b.s : "", b.n, err, errlen);
-	rep_free(&b);
-	return rc;
-}
-
 /* One panel: every neuron of the selected layers; x (pass 0) or g (pass 1). */
 static void rep_plot_panel(RepBuf *b, const Model *m, const RepTrace *t, bool visible, int pass,
                            const char *ylabel)
@@ -452,12 +437,8 @@ static void rep_plot_panel(RepBuf *b, const Model *m, const RepTrace *t, bool vi
 	rep_printf(b, "\n");
 }
 
-static void rep_plot_script(RepBuf *b, const Model *m, const RepTrace *t, bool svg)
+static void rep_plot_script(RepBuf *b, const Model *m, const RepTrace *t)
 {
-	if (svg)
-		rep_printf(b, "set terminal svg noenhanced size 900,1000 dynamic\nset output 'plot.out'\n");
-	else
-		rep_printf(b, "set terminal pngcairo noenhanced size 900,1000\nset output 'plot.out'\n");
 	rep_printf(b, "set datafile missing 'nan'\nset grid\n");
 	rep_printf(b, "set multiplot layout 3,1\nset lmargin 12\nset rmargin 16\n");
 	rep_plot_panel(b, m, t, true, 0, "visible state x");
@@ -521,7 +502,8 @@ static void rep_rmdir(const char *dir)
 	rmdir(dir);
 }
 
-int report_plot(const char *path, const Model *m, const RepTrace *t, char *err, size_t errlen)
+int report_gnuplot(const char *path, const char *body, const char *data, size_t ndata, char *err,
+                   size_t errlen)
 {
 	bool svg = rep_has_suffix(path, ".svg");
 	if (!svg && !rep_has_suffix(path, ".png")) {
@@ -538,9 +520,13 @@ int report_plot(const char *path, const Model *m, const RepTrace *t, char *err, 
 	}
 	RepBuf script;
 	rep_init(&script);
-	rep_plot_script(&script, m, t, svg);
+	if (svg)
+		rep_printf(&script, "set terminal svg noenhanced size 900,1000 dynamic\nset output 'plot.out'\n");
+	else
+		rep_printf(&script, "set terminal pngcairo noenhanced size 900,1000\nset output 'plot.out'\n");
+	rep_printf(&script, "%s", body);
 	snprintf(p, sizeof p, "%s/trace.dat", dir);
-	int rc = rep_plot_data(p, t, err, errlen);
+	int rc = report_write_file(p, data, ndata, err, errlen);
 	snprintf(p, sizeof p, "%s/plot.gp", dir);
 	if (rc == 0)
 		rc = report_write_file(p, script.s, script.n, err, errlen);
@@ -551,5 +537,22 @@ int report_plot(const char *path, const Model *m, const RepTrace *t, char *err, 
 		rc = rep_copy_file(p, path, err, errlen);
 	rep_free(&script);
 	rep_rmdir(dir);
+	return rc;
+}
+
+int report_plot(const char *path, const Model *m, const RepTrace *t, char *err, size_t errlen)
+{
+	RepBuf script, data;
+	rep_init(&script);
+	rep_init(&data);
+	rep_plot_script(&script, m, t);
+	for (size_t r = 0; r < t->nrows; r++)
+		for (size_t c = 0; c < t->ncols; c++) {
+			rep_csv_number(&data, t->rows[r * t->ncols + c]);
+			rep_printf(&data, c + 1 == t->ncols ? "\n" : " ");
+		}
+	int rc = report_gnuplot(path, script.s, data.s ? data.s : "", data.n, err, errlen);
+	rep_free(&script);
+	rep_free(&data);
 	return rc;
 }

@@ -63,5 +63,9 @@ int report_trace_write(const char *path, const Model *m, const RepTrace *t, char
                        size_t errlen);
 /* Run gnuplot to draw the trace into a .png or .svg file. */
 int report_plot(const char *path, const Model *m, const RepTrace *t, char *err, size_t errlen);
+/* Run gnuplot on body (which reads 'trace.dat', holding data) and write the
+ * picture to path (.png or .svg; the terminal lines are added here). */
+int report_gnuplot(const char *path, const char *body, const char *data, size_t ndata, char *err,
+                   size_t errlen);
 
 #endif
