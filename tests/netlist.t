@@ -127,7 +127,7 @@ ok $? "signed.dam: the deck says it chose a differential pair; w = -0.4 is 250 k
 # ---- every example's deck parses in ngspice without warnings ------------------------
 decks=("examples/xor.dam -c examples/xor.lua --row 1" "examples/hamming74.dam -c examples/hamming74.lua --row 5"
        "examples/hopfield_classic.dam --input probe=1,-1,1,-1,1,-1,1,-1" "examples/hierarchical.dam --input x=1,0,1,0"
-       "tests/spice/signed.dam" "examples/dense_family.dam -D N=32" "examples/xor.dam -c examples/xor.lua --row 2 --level amplifier --device discrete")
+       "tests/spice/signed.dam" "examples/dense_family.dam -D N=32" "examples/et_family.dam --input tok=0,1,1,0,1,0,0,1" "examples/xor.dam -c examples/xor.lua --row 2 --level amplifier --device discrete")
 [ -f "$W/model_best.npz" ] && decks+=("examples/parity_et.dam -c examples/parity_et.lua --row 3")
 for a in "${decks[@]}"; do
   # shellcheck disable=SC2086
