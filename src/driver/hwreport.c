@@ -50,17 +50,6 @@ typedef struct HwReport {
 	double jit_seconds;             /* wall time of the settle run */
 } HwReport;
 
-typedef struct HwTrace {
-	RepTrace tr;
-	const SpicePlan *p;
-	double *rate;                   /* per neuron: max |tau dx/dt| seen */
-} HwTrace;
-
-static void hw_trace(void *user, double t, const double *x, const double *g, double e)
-{
-	report_trace_add(&((HwTrace *)user)->tr, t, x, g, e);
-}
-
 static void hw_taus(const SpicePlan *p, HwReport *h)
 {
 	const Model *m = p->m;
@@ -89,27 +78,18 @@ static void hw_taus(const SpicePlan *p, HwReport *h)
 }
 
 /* Settle run: trace every step, stop at steady state. */
-static int hw_settle(NetSession *s, const Jit *jit, size_t row, HwTrace *ht, HwReport *h)
+static int hw_settle(NetSession *s, const Jit *jit, size_t row, RepTrace *tr, HwReport *h)
 {
-	const Model *m = s->m;
-	DamSim *sim = sim_new(m, jit);
-	size_t off = 0;
-	for (int i = 0; i < m->ninputs; i++) {
-		sim_set_input(sim, i, s->batch.rows[row].v + off, (size_t)m->inputs[i].n, NULL, 0);
-		off += (size_t)m->inputs[i].n;
-	}
 	DamRunOpts o = s->opts;
-	o.check_every = 1;
 	o.t_end = HW_CAP_TAU * h->tau_max;
 	o.steady_tol = HW_SETTLE_TOL / h->tau_max;
 	DamRunResult res;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	h->status = sim_run(sim, &o, &res, hw_trace, ht, h->msg, sizeof h->msg);
+	h->status = net_run_jit(s, jit, row, &o, tr, &res, h->msg, sizeof h->msg, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	h->jit_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
 	h->t_settle = res.t_converged;
-	sim_free(sim);
 	return h->status == DAM_OK ? 0 : -1;
 }
 
@@ -167,27 +147,27 @@ static int hw_compute(NetSession *s, const Jit *jit, size_t row, HwReport *h, Di
 		return -1;
 	spice_census(p, &h->c);
 	hw_taus(p, h);
-	HwTrace ht = { .p = p };
-	report_trace_init(&ht.tr, (size_t)p->n);
-	int rc = hw_settle(s, jit, row, &ht, h);
+	RepTrace tr;
+	report_trace_init(&tr, (size_t)p->n);
+	int rc = hw_settle(s, jit, row, &tr, h);
 	if (rc < 0) {
 		diag_error(d, (Loc){ 0, 0, 0 }, "the settle run of row %zu did not finish: %s %s", row,
 		           report_status_name(h->status), h->msg);
 	} else {
 		const DevAmp *A = &s->bo.device->amp;
-		hw_rates(p, &ht.tr, h);
+		hw_rates(p, &tr, h);
 		h->tau_gbw = h->kmax / (2 * 3.14159265358979323846 * A->gbw);
 		h->tau_sr = p->vpu * h->rate_max / A->slew;
 		h->slew_limited = h->tau_sr > h->tau_gbw;
 		h->tau_use = 10 * fmax(h->tau_gbw, h->tau_sr);
 		h->spu = h->tau_use / h->tau_min;
-		double t_run = h->t_settle >= 0 ? h->t_settle : ht.tr.rows[(ht.tr.nrows - 1) * ht.tr.ncols];
+		double t_run = h->t_settle >= 0 ? h->t_settle : tr.rows[(tr.nrows - 1) * tr.ncols];
 		h->latency = t_run * h->spu;
 		h->latency_blog = 10 * h->tau_max * h->spu;
-		hw_energy(p, &ht.tr, h);
+		hw_energy(p, &tr, h);
 		h->e_amp = (double)h->c.amplifiers * A->power * h->latency;
 	}
-	report_trace_free(&ht.tr);
+	report_trace_free(&tr);
 	spice_plan_free(p);
 	return rc;
 }
@@ -305,7 +285,7 @@ static int hw_one(NetSession *s, const char *sweep, RepBuf *plot, Diags *d)
 }
 
 static const char hw_usage[] =
-	"usage: damc report MODEL.dam [options]\n"
+	"usage: damc report MODEL.dam [options]%.0s\n"
 	"\n"
 	"The hardware MODEL.dam needs (crosspoints, resistors, capacitors, amplifiers,\n"
 	"DAC/ADC channels, conductance range), the smallest usable time constant under\n"
@@ -344,40 +324,41 @@ static int hw_plot(const char *path, const char *sweep, const RepBuf *data)
 	return rc < 0 ? RUN_EXIT_INPUT : 0;
 }
 
-/* One report (one sweep value v, or none): flags parsed afresh each time,
- * since the session takes ownership of what they set. */
+/* One report: the sweep value v (or none) and the plot rows. */
+typedef struct HwRun {
+	const char *param;
+	size_t plen;
+	const char *v;
+	char def[256];
+	RepBuf *plot;
+} HwRun;
+
+static void hw_prepare(NetArgs *na, void *user)
+{
+	HwRun *r = user;
+	if (!na->ra.cli.device)
+		na->ra.cli.device = run_strdup("integrated");
+	if (r->v) {
+		snprintf(r->def, sizeof r->def, "%.*s=%s", (int)r->plen, r->param, r->v);
+		run_add_define(&na->ra.cli, r->def);
+	}
+}
+
+static int hw_body(NetSession *s, Diags *d, void *user)
+{
+	HwRun *r = user;
+	return hw_one(s, r->v ? r->def : NULL, r->plot, d);
+}
+
+/* Flags are parsed afresh for each sweep value, since the session takes
+ * ownership of what they set. */
 static int hw_run(int argc, char **argv, const char *param, size_t plen, const char *v, bool *help,
                   RepBuf *plot)
 {
-	NetArgs na;
-	int status = net_parse_args(&na, "report", argc, argv);
-	*help = na.ra.help;
-	if (status || na.ra.help) {
-		if (na.ra.help && !status)
-			fputs(hw_usage, stdout);
-		net_args_free(&na);
-		return status;
-	}
-	if (!na.ra.cli.device)
-		na.ra.cli.device = run_strdup("integrated");
-	char def[256] = "";
-	if (v) {
-		snprintf(def, sizeof def, "%.*s=%s", (int)plen, param, v);
-		run_add_define(&na.ra.cli, def);
-	}
-	Arena a;
-	Diags d;
-	arena_init(&a);
-	diags_init(&d, &a);
-	NetSession s;
-	status = net_open(&s, &na, false, &d, &a);
-	if (!status)
-		status = hw_one(&s, v ? def : NULL, plot, &d);
-	diag_render(&d, stderr);
-	net_close(&s);
-	diags_free(&d);
-	arena_free(&a);
-	net_args_free(&na);
+	HwRun r = { param, plen, v, "", plot };
+	NetCommand c = { hw_usage, false, hw_prepare, hw_body, &r, false };
+	int status = net_main("report", argc, argv, &c);
+	*help = c.help_shown;
 	return status;
 }
 

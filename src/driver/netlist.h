@@ -37,9 +37,26 @@ typedef struct NetSession {
 
 int net_parse_args(NetArgs *na, const char *cmd, int argc, char **argv);
 void net_args_free(NetArgs *na);
+/* A command built on the session (netlist, verify, report). */
+typedef struct NetCommand {
+	const char *help;      /* printf format; %s receives the common flags' help */
+	bool multi;            /* may take several rows */
+	void (*prepare)(NetArgs *na, void *user);          /* after parsing, before the session; may be NULL */
+	int (*body)(NetSession *s, Diags *d, void *user);  /* returns the exit status */
+	void *user;
+	bool help_shown;       /* set: --help was given */
+} NetCommand;
+
+/* Parse, print help or open the session, run the body, render diagnostics. */
+int net_main(const char *cmd, int argc, char **argv, NetCommand *c);
+
 /* Load the config, compile, build and select rows, load the device. Returns 0 or an exit status. */
 int net_open(NetSession *s, NetArgs *na, bool multi, Diags *d, Arena *a);
 void net_close(NetSession *s);
+/* Run the JIT on one row with a trace of every step (check_every = 1);
+ * outputs (may be NULL) receives the outputs. Returns the run's status. */
+DamStatus net_run_jit(NetSession *s, const Jit *jit, size_t row, const DamRunOpts *opts, RepTrace *tr,
+                      DamRunResult *res, char *msg, size_t msglen, double *outputs);
 /* The circuit plan for one row (NULL after reporting to d). */
 SpicePlan *net_plan(NetSession *s, size_t row, Diags *d);
 

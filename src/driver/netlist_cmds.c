@@ -239,6 +239,60 @@ SpicePlan *net_plan(NetSession *s, size_t row, Diags *d)
 	return spice_plan(s->m, &s->bo, d);
 }
 
+static void net_trace(void *user, double t, const double *x, const double *g, double e)
+{
+	report_trace_add(user, t, x, g, e);
+}
+
+DamStatus net_run_jit(NetSession *s, const Jit *jit, size_t row, const DamRunOpts *opts, RepTrace *tr,
+                      DamRunResult *res, char *msg, size_t msglen, double *outputs)
+{
+	const Model *m = s->m;
+	DamSim *sim = sim_new(m, jit);
+	size_t off = 0;
+	for (int i = 0; i < m->ninputs; i++) {
+		sim_set_input(sim, i, s->batch.rows[row].v + off, (size_t)m->inputs[i].n, NULL, 0);
+		off += (size_t)m->inputs[i].n;
+	}
+	DamRunOpts o = *opts;
+	o.check_every = 1;
+	DamStatus st = sim_run(sim, &o, res, net_trace, tr, msg, msglen);
+	if (outputs)
+		sim_outputs(sim, outputs);
+	sim_free(sim);
+	return st;
+}
+
+/* The skeleton of netlist, verify and report: flags, help, session, body, diagnostics. */
+int net_main(const char *cmd, int argc, char **argv, NetCommand *c)
+{
+	NetArgs na;
+	int status = net_parse_args(&na, cmd, argc, argv);
+	c->help_shown = na.ra.help;
+	if (status || na.ra.help) {
+		if (na.ra.help && !status)
+			printf(c->help, net_flags_help);
+		net_args_free(&na);
+		return status;
+	}
+	if (c->prepare)
+		c->prepare(&na, c->user);
+	Arena a;
+	Diags d;
+	arena_init(&a);
+	diags_init(&d, &a);
+	NetSession s;
+	status = net_open(&s, &na, c->multi, &d, &a);
+	if (!status)
+		status = c->body(&s, &d, c->user);
+	diag_render(&d, stderr);
+	net_close(&s);
+	diags_free(&d);
+	arena_free(&a);
+	net_args_free(&na);
+	return status;
+}
+
 /* ---- damc netlist ------------------------------------------------------------- */
 
 /* The file-producing backends (backend.h); the image backend joins this table. */
@@ -252,49 +306,33 @@ static const Backend *backend_find(const char *name)
 	return NULL;
 }
 
+static int netlist_body(NetSession *s, Diags *d, void *user)
+{
+	(void)user;
+	if (s->hi - s->lo != 1) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "a deck is one inference: choose one row with --row N");
+		return RUN_EXIT_INPUT;
+	}
+	const Backend *be = backend_find("spice");
+	s->bo.inputs = s->batch.rows[s->lo].v;
+	OutFile of;
+	FILE *out = outfile_open(&of, s->args->out);
+	if (!out)
+		return RUN_EXIT_INPUT;
+	if (be->emit(s->m, &s->bo, d, out) < 0) {
+		outfile_abort(&of);
+		return RUN_EXIT_INPUT;
+	}
+	return outfile_close(&of) ? RUN_EXIT_INPUT : 0;
+}
+
 int cmd_netlist(int argc, char **argv)
 {
-	NetArgs na;
-	int status = net_parse_args(&na, "netlist", argc, argv);
-	if (status || na.ra.help) {
-		if (na.ra.help && !status)
-			printf("usage: damc netlist MODEL.dam [options]\n\nWrite the analog circuit of MODEL.dam "
-			       "for one input set as an ngspice deck\n(docs/netlist.md).\n\n%s"
-			       "  -o FILE               write the deck to FILE (atomically; default stdout)\n"
-			       "  -h, --help            show this help\n", net_flags_help);
-		net_args_free(&na);
-		return status;
-	}
-	Arena a;
-	Diags d;
-	arena_init(&a);
-	diags_init(&d, &a);
-	NetSession s;
-	status = net_open(&s, &na, false, &d, &a);
-	if (!status && s.hi - s.lo != 1) {
-		diag_error(&d, (Loc){ 0, 0, 0 }, "a deck is one inference: choose one row with --row N");
-		status = RUN_EXIT_INPUT;
-	}
-	if (!status) {
-		const Backend *be = backend_find("spice");
-		s.bo.inputs = s.batch.rows[s.lo].v;
-		OutFile of;
-		FILE *out = outfile_open(&of, na.out);
-		if (!out) {
-			status = RUN_EXIT_INPUT;
-		} else if (be->emit(s.m, &s.bo, &d, out) < 0) {
-			outfile_abort(&of);
-			status = RUN_EXIT_INPUT;
-		} else if (outfile_close(&of)) {
-			status = RUN_EXIT_INPUT;
-		}
-	}
-	diag_render(&d, stderr);
-	net_close(&s);
-	diags_free(&d);
-	arena_free(&a);
-	net_args_free(&na);
-	return status;
+	NetCommand c = { "usage: damc netlist MODEL.dam [options]\n\nWrite the analog circuit of MODEL.dam "
+	                "for one input set as an ngspice deck\n(docs/netlist.md).\n\n%s"
+	                "  -o FILE               write the deck to FILE (atomically; default stdout)\n"
+	                 "  -h, --help            show this help\n", false, NULL, netlist_body, NULL, false };
+	return net_main("netlist", argc, argv, &c);
 }
 
 /* ---- damc verify -------------------------------------------------------------- */
@@ -309,27 +347,11 @@ typedef struct VerifyRow {
 	bool plot;                   /* this row is the one plotted */
 } VerifyRow;
 
-static void verify_trace(void *user, double t, const double *x, const double *g, double e)
-{
-	report_trace_add(user, t, x, g, e);
-}
-
 /* JIT run of one row with a trace of every step. */
 static int verify_jit(NetSession *s, const Jit *jit, size_t row, RepTrace *tr, VerifyRow *vr)
 {
-	const Model *m = s->m;
-	DamSim *sim = sim_new(m, jit);
-	size_t off = 0;
-	for (int i = 0; i < m->ninputs; i++) {
-		sim_set_input(sim, i, s->batch.rows[row].v + off, (size_t)m->inputs[i].n, NULL, 0);
-		off += (size_t)m->inputs[i].n;
-	}
-	DamRunOpts o = s->opts;
-	o.check_every = 1;
 	DamRunResult res;
-	vr->status = sim_run(sim, &o, &res, verify_trace, tr, vr->msg, sizeof vr->msg);
-	sim_outputs(sim, vr->out_jit);
-	sim_free(sim);
+	vr->status = net_run_jit(s, jit, row, &s->opts, tr, &res, vr->msg, sizeof vr->msg, vr->out_jit);
 	return vr->status == DAM_OK ? 0 : -1;
 }
 
@@ -587,8 +609,9 @@ static int verify_row(NetSession *s, const Jit *jit, const char *dir, size_t row
 	return rc;
 }
 
-static int verify_all(NetSession *s, Diags *d)
+static int verify_all(NetSession *s, Diags *d, void *user)
 {
+	(void)user;
 	if (!ng_program()) {
 		diag_error(d, (Loc){ 0, 0, 0 }, "ngspice is not installed (apt-get install ngspice, or set "
 		           "$DAMC_NGSPICE)");
@@ -633,36 +656,16 @@ static int verify_all(NetSession *s, Diags *d)
 
 int cmd_verify(int argc, char **argv)
 {
-	NetArgs na;
-	int status = net_parse_args(&na, "verify", argc, argv);
-	if (status || na.ra.help) {
-		if (na.ra.help && !status)
-			printf("usage: damc verify MODEL.dam [options]\n\nRun the same inference through the JIT "
-			       "and through ngspice (the deck of\n`damc netlist`), and compare the trajectories of "
-			       "every neuron.\n\n%s"
-			       "  --row A:B             rows A..B-1 (default: every row)\n"
-			       "  --tol X               pass when every deviation <= X * state scale, where the\n"
-			       "                        state scale is max(1, max |x|) (default 1e-3)\n"
-			       "  --json                one JSON object per row\n"
-			       "  --plot FILE           JIT and ngspice trajectories of the first row overlaid (.png/.svg)\n"
-			       "  -h, --help            show this help\n\n"
-			       "Exit status: 0 every row within tolerance, 1 some row is not (or input errors).\n",
-			       net_flags_help);
-		net_args_free(&na);
-		return status;
-	}
-	Arena a;
-	Diags d;
-	arena_init(&a);
-	diags_init(&d, &a);
-	NetSession s;
-	status = net_open(&s, &na, true, &d, &a);
-	if (!status)
-		status = verify_all(&s, &d);
-	diag_render(&d, stderr);
-	net_close(&s);
-	diags_free(&d);
-	arena_free(&a);
-	net_args_free(&na);
-	return status;
+	NetCommand c = { "usage: damc verify MODEL.dam [options]\n\nRun the same inference through the JIT "
+	                "and through ngspice (the deck of\n`damc netlist`), and compare the trajectories of "
+	                "every neuron.\n\n%s"
+	                "  --row A:B             rows A..B-1 (default: every row)\n"
+	                "  --tol X               pass when every deviation <= X * state scale, where the\n"
+	                "                        state scale is max(1, max |x|) (default 1e-3)\n"
+	                "  --json                one JSON object per row\n"
+	                "  --plot FILE           JIT and ngspice trajectories of the first row overlaid (.png/.svg)\n"
+	                "  -h, --help            show this help\n\n"
+	                "Exit status: 0 every row within tolerance, 1 some row is not (or input errors).\n",
+	                 true, NULL, verify_all, NULL, false };
+	return net_main("verify", argc, argv, &c);
 }
