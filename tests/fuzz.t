@@ -8,8 +8,10 @@
 # Each mutant is checked with `timeout 10 $DAMC check` and must end with exit
 # status 0 or 1 (never a signal, a timeout or a usage error), with no
 # sanitizer report, 'internal error' or 'Segmentation' on standard error,
-# and with at least one 'error:' line when the status is 1.  One TAP line per
-# source file; the first failing mutants are printed.
+# and with at least one 'error:' line when the status is 1.  A mutant that
+# checks clean also goes through `derive`, a short `run` (exit 0, 1 or 3: a
+# diverged run is an answer) and `netlist` (exit 0 or 1), under the same
+# rules.  One TAP line per source file; the first failing mutants are printed.
 set -u
 DAMC=${DAMC:-build/damc}
 SEED=${FUZZ_SEED:-20240611}
@@ -63,9 +65,28 @@ def mutate(rng, data):
         i = rng.randrange(len(b)); del b[i:i + rng.randint(1, 8)]
     return bytes(b), "delete span"
 
+last_status = None
+
+def judge(args, allowed):
+    """Run damc with args; return (why it is wrong or None, stderr)."""
+    global last_status
+    p = subprocess.run(["timeout", "10", damc] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last_status = p.returncode
+    err = p.stderr.decode("utf-8", "replace")
+    why = None
+    if p.returncode not in allowed:
+        why = "exit status %d" % p.returncode
+    for s in ("AddressSanitizer", "LeakSanitizer", "runtime error", "internal error", "Segmentation"):
+        if s in err:
+            why = "stderr has '%s'" % s
+    if p.returncode == 1 and not any(" error: " in l or l.startswith("damc: error:") or
+                                      l.startswith("damc run: ") for l in err.split("\n")):
+        why = why or "exit 1 without an 'error:' line"
+    return why, err
+
 rng = random.Random(seed)
 print("1..%d" % len(srcs))
-total = 0
+total = deep = 0
 for t, src in enumerate(srcs, 1):
     data = open(src, "rb").read()
     bad = []
@@ -75,20 +96,17 @@ for t, src in enumerate(srcs, 1):
             m, w = mutate(rng, m); what.append(w)
         path = os.path.join(tmp, "m%02d_%02d.dam" % (t, k))
         open(path, "wb").write(m)
-        args = ["timeout", "10", damc, "check", path]
-        if weights and b"param weights" in m:
-            args += ["-D", "weights=" + weights]
-        p = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        err = p.stderr.decode("utf-8", "replace")
-        why = None
-        if p.returncode not in (0, 1):
-            why = "exit status %d" % p.returncode
-        for s in ("AddressSanitizer", "LeakSanitizer", "runtime error", "internal error", "Segmentation"):
-            if s in err:
-                why = "stderr has '%s'" % s
-        if p.returncode == 1 and not any(" error: " in l or l.startswith("damc: error:")
-                                          for l in err.split("\n")):
-            why = why or "exit 1 without an 'error:' line"
+        extra = ["-D", "weights=" + weights] if weights and b"param weights" in m else []
+        why, err = judge(["check", path] + extra, (0, 1))
+        if not why and last_status == 0:
+            deep += 1
+            for cmd, allowed in ((["derive", path], (0, 1)),
+                                 (["run", path, "--t-end", "0.02", "--dt", "0.01"], (0, 1, 3)),
+                                 (["netlist", path, "--t-end", "0.02", "--dt", "0.01"], (0, 1))):
+                why, err = judge(cmd + extra, allowed)
+                if why:
+                    why = "damc %s: %s" % (cmd[0], why)
+                    break
         if why:
             bad.append((why, what, m, err))
     total += per_file
@@ -102,5 +120,5 @@ for t, src in enumerate(srcs, 1):
                 print("#   ! " + l)
     else:
         print("ok %d - %s: %d mutants" % (t, src, per_file))
-print("# %d mutants in all" % total)
+print("# %d mutants in all; %d checked clean and also went through derive, run and netlist" % (total, deep))
 PY
