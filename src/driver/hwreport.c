@@ -39,6 +39,7 @@ typedef struct HwReport {
 	const char *fast_layer;
 	double kmax;                    /* largest noise gain */
 	double rate_max;                /* max over neurons and time of |tau dx/dt| / (tau/tau_min) */
+	double xmax;                    /* max |x| along the trajectory (model units) */
 	double tau_gbw, tau_sr, tau_use;   /* seconds */
 	bool slew_limited;
 	double spu;                     /* seconds per model time unit at tau_use */
@@ -104,6 +105,7 @@ static void hw_rates(SpicePlan *p, const RepTrace *tr, HwReport *h)
 		model_eval_state(&p->ev, tr->rows + r * tr->ncols + 1);
 		model_eval_rhs(&p->ev, dx);
 		for (int64_t k = 0; k < p->n; k++) {
+			h->xmax = fmax(h->xmax, fabs(tr->rows[r * tr->ncols + 1 + (size_t)k]));
 			if (p->nr[k].clamped)
 				continue;
 			/* |dx/dt| * tau_min is the rate at which a neuron of any layer moves
@@ -166,6 +168,11 @@ static int hw_compute(NetSession *s, const Jit *jit, size_t row, HwReport *h, Di
 		h->latency_blog = 10 * h->tau_max * h->spu;
 		hw_energy(p, &tr, h);
 		h->e_amp = (double)h->c.amplifiers * A->power * h->latency;
+		double swing = fmin(A->vmax, -A->vmin);
+		if (h->xmax * p->vpu > swing)
+			diag_warning(d, (Loc){ 0, 0, 0 }, "the states reach %.3g V, beyond the output swing +-%g V "
+			             "of device '%s': lower --volts-per-unit (now %g)", h->xmax * p->vpu, swing,
+			             s->bo.device->name, p->vpu);
 	}
 	report_trace_free(&tr);
 	spice_plan_free(p);

@@ -42,12 +42,17 @@ static const char net_flags_help[] =
 	"  --volts-per-unit X    state scale, volts per model unit (default 0.1)\n"
 	"  --seconds-per-time-unit X   time scale (default 1e-6: tau = 1 is 1 us)\n";
 
-static int net_parse_number(const char *flag, const char *v, double *out)
+static int net_parse_number(const char *cmd, const char *flag, const char *v, double *out)
 {
-	if (run_parse_number(flag, v, out) < 0)
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (end == v || *end || errno || !isfinite(x) || !(x > 0)) {
+		fprintf(stderr, "damc %s: %s expects a positive number, got '%s'\ntry 'damc %s --help'\n", cmd,
+		        flag, v, cmd);
 		return RUN_EXIT_USAGE;
-	if (!(*out > 0))
-		return run_usage_error("%s expects a positive number", flag);
+	}
+	*out = x;
 	return 0;
 }
 
@@ -103,13 +108,13 @@ static int net_parse_one(NetArgs *na, int argc, char **argv, int *i)
 		return 0;
 	}
 	if ((v = net_value(argc, argv, i, "--volts-per-unit")))
-		return net_parse_number("--volts-per-unit", v, &rc->volts_per_unit);
+		return net_parse_number(na->cmd, "--volts-per-unit", v, &rc->volts_per_unit);
 	if ((v = net_value(argc, argv, i, "--seconds-per-time-unit")))
-		return net_parse_number("--seconds-per-time-unit", v, &rc->seconds_per_time_unit);
+		return net_parse_number(na->cmd, "--seconds-per-time-unit", v, &rc->seconds_per_time_unit);
 	if ((v = net_value(argc, argv, i, "--plot")))
 		return *v ? (na->plot = v, 0) : run_usage_error("%s expects a file", "--plot");
 	if ((v = net_value(argc, argv, i, "--tol")))
-		return net_parse_number("--tol", v, &na->tol);
+		return net_parse_number(na->cmd, "--tol", v, &na->tol);
 	return run_parse_flag(&na->ra, argc, argv, i);
 }
 
@@ -186,6 +191,19 @@ static int net_select_rows(NetSession *s, Diags *d)
 	return 0;
 }
 
+/* The amplifier model needs every key of the profile's amplifier table. */
+static int net_check_amp(const DevProfile *dev, Diags *d)
+{
+	const DevAmp *A = &dev->amp;
+	const char *missing = !(A->gain > 0) ? "gain" : !(A->gbw > 0) ? "gbw" : !(A->slew > 0) ? "slew"
+	                      : !(A->vmax > A->vmin) ? "vmax > vmin" : NULL;
+	if (!missing)
+		return 0;
+	diag_error(d, (Loc){ 0, 0, 0 }, "device profile '%s' (%s) does not set amplifier.%s, which the "
+	           "amplifier model needs", dev->name, dev->path, missing);
+	return -1;
+}
+
 int net_open(NetSession *s, NetArgs *na, bool multi, Diags *d, Arena *a)
 {
 	memset(s, 0, sizeof *s);
@@ -215,6 +233,9 @@ int net_open(NetSession *s, NetArgs *na, bool multi, Diags *d, Arena *a)
 			return RUN_EXIT_INPUT;
 		s->bo.device = &s->dev;
 	}
+	if (s->bo.device && (s->bo.level == LEVEL_AMPLIFIER || !strcmp(na->cmd, "report")) &&
+	    net_check_amp(&s->dev, d) < 0)
+		return RUN_EXIT_INPUT;
 	if (s->bo.level == LEVEL_AMPLIFIER && !s->bo.device) {
 		diag_error(d, (Loc){ 0, 0, 0 }, "--level amplifier needs a device profile: --device NAME "
 		           "(shipped: %s)", DAM_DEVICE_NAMES);
@@ -631,6 +652,7 @@ static int verify_all(NetSession *s, Diags *d, void *user)
 		return RUN_EXIT_INPUT;
 	}
 	int status = RUN_EXIT_OK;
+	bool failed = false;
 	size_t npass = 0;
 	for (size_t r = s->lo; r < s->hi; r++) {
 		RepBuf out;
@@ -640,14 +662,15 @@ static int verify_all(NetSession *s, Diags *d, void *user)
 		fflush(stdout);
 		rep_free(&out);
 		if (rc < 0) {
+			failed = true;
 			status = RUN_EXIT_INPUT;
 			break;
 		}
 		npass += rc == 0;
 		if (rc)
-			status = 1;
+			status = 1;         /* a row outside the tolerance */
 	}
-	if (!s->args->json && status != RUN_EXIT_INPUT)
+	if (!s->args->json && !failed)
 		printf("verify: %zu/%zu rows within tolerance\n", npass, s->hi - s->lo);
 	rmdir(dir);
 	jit_free(jit);
