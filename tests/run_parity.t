@@ -4,7 +4,11 @@
 # logits vs parity_data_test_y.txt) and every input starts at the same energy
 # (v(0) = 0, hidden states at their biases: the energy does not depend on the
 # tokens); at T = 4 some inputs diverge: status "diverged", a message naming
-# the layer and the time, exit status 3, and no NaN anywhere in the output.
+# the layer and the time, exit status 3.  In every output, every value
+# (inputs, outputs, energies, t_end, energy_rise) is a finite number: not
+# null (what the JSON writer prints for a non-finite number), not a NaN or
+# Infinity literal, and no run at T = 1 or from the config is anything but
+# "ok" (diverged runs stop at a finite state, so they have no null either).
 # The example config examples/parity_et.lua gives the same 52/52.
 set -u
 DAMC=${DAMC:-build/damc}
@@ -22,24 +26,53 @@ python3 - "$tmp" "$s1" "$s4" "$sc" "$pub/parity_data_test_y.txt" <<'PY'
 import json, sys
 d, s1, s4, sc, ypath = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 labels = [int(l) for l in open(ypath) if l.strip()]
+def literal(s):
+    raise ValueError(f"non-finite literal {s}")
+parse_errors = []
 def load(name):
-    return [json.loads(l) for l in open(f"{d}/{name}")]
+    # NaN / Infinity / -Infinity literals (or a bare nan) are an error, not a float
+    runs = []
+    for k, l in enumerate(open(f"{d}/{name}")):
+        try:
+            runs.append(json.loads(l, parse_constant=literal))
+        except ValueError as e:
+            parse_errors.append(f"{name} line {k + 1}: {e}")
+    return runs
 n = 0
 def ok(cond, what):
     global n; n += 1
     print(("ok" if cond else "not ok") + f" {n} - {what}")
 def correct(runs):
-    return sum(1 for r, y in zip(runs, labels)
-               if (1 if r["outputs"]["logits"][1] > r["outputs"]["logits"][0] else 0) == y)
-print("1..12")
+    def predicted(r):
+        l = r["outputs"]["logits"]
+        if not all(isinstance(v, (int, float)) for v in l):
+            return None                        # a null logit predicts nothing
+        return 1 if l[1] > l[0] else 0
+    return sum(1 for r, y in zip(runs, labels) if predicted(r) == y)
+def bad_values(runs):
+    """(run index, key) of every value that is null or not a finite number."""
+    bad = []
+    for r in runs:
+        vals = [("energy_start", r.get("energy_start")), ("energy_end", r.get("energy_end")),
+                ("t_end", r.get("t_end")), ("energy_rise", r.get("energy_rise"))]
+        for k, arr in list(r.get("outputs", {}).items()) + list(r.get("inputs", {}).items()):
+            vals += [(k, v) for v in (arr if isinstance(arr, list) else [arr])]
+        bad += [(r.get("index"), k) for k, v in vals
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)]
+    return bad
+import math
+print("1..14")
 t1, t4, cfg = load("t1.json"), load("t4.json"), load("cfg.json")
+ok(not parse_errors, f"the three outputs are strict JSON, no NaN or Infinity literal ({parse_errors[:3]})")
 ok(s1 == 0, f"T = 1: exit status 0 (got {s1})")
 ok(len(t1) == 52 and len(labels) == 52, f"52 runs (got {len(t1)})")
 ok(correct(t1) == 52, f"T = 1: {correct(t1)}/52 correct")
 es = [r["energy_start"] for r in t1]
 spread = max(es) - min(es) if es else float("nan")
 ok(es and spread == 0, f"same energy_start for every input ({es[0] if es else None}, spread {spread})")
-ok(all(r["status"] == "ok" for r in t1), "T = 1: all runs ok")
+ok(all(r["status"] == "ok" for r in t1), "T = 1: all runs ok: " + str(sorted({r["status"] for r in t1})))
+b1 = bad_values(t1)
+ok(len(t1) == 52 and not b1, f"T = 1: every input, output and energy of the 52 runs is a finite number (bad: {b1[:5]})")
 div = [r for r in t4 if r["status"] == "diverged"]
 ok(s4 == 3, f"T = 4: exit status 3 (got {s4})")
 ok(len(t4) == 52 and len(div) > 0, f"T = 4: {len(div)} of {len(t4)} runs diverged")
@@ -47,8 +80,12 @@ import re
 msg_ok = all(re.fullmatch(r"layer '[\w.]+' neuron \d+ diverged at t = [0-9.e+-]+", r["message"] or "") for r in div)
 ok(msg_ok, "divergence messages name a layer, a neuron and a time: " + (div[0]["message"] if div else "none"))
 ok(all(0 < r["t_end"] < 4 for r in div), "diverged runs stop before T = 4")
-raw = open(f"{d}/t4.json").read()
-ok("NaN" not in raw and "nan" not in raw.replace('"nan"', "") and "inf" not in raw.lower(), "no NaN or inf printed")
-ok(sc == 0 and correct(cfg) == 52, f"examples/parity_et.lua: exit {sc}, {correct(cfg)}/52 correct")
+b4 = bad_values(t4)
+ok(len(t4) == 52 and not b4 and all(r["status"] in ("ok", "diverged") for r in t4),
+   f"T = 4: every value of the ok and the diverged runs is a finite number, no status nan (bad: {b4[:5]}, "
+   f"statuses {sorted({r['status'] for r in t4})})")
+bc = bad_values(cfg)
+ok(sc == 0 and correct(cfg) == 52 and len(cfg) == 52 and not bc and all(r["status"] == "ok" for r in cfg),
+   f"examples/parity_et.lua: exit {sc}, {correct(cfg)}/52 correct, all ok, all values finite (bad: {bc[:5]})")
 ok([r["outputs"] for r in cfg] == [r["outputs"] for r in t1], "config and flags give identical outputs")
 PY

@@ -34,7 +34,7 @@ typedef enum { DAM_EULER, DAM_RK4, DAM_DOPRI5, DAM_EXPEULER } DamSolver;
 typedef enum {
 	DAM_OK = 0,        /* reached t_end or steady state */
 	DAM_DIVERGED = 1,  /* some |x_i| exceeded diverge_limit */
-	DAM_NAN = 2,       /* a non-finite value appeared */
+	DAM_NAN = 2,       /* a non-finite value appeared (in the state, or in the energy: bad_index -1) */
 	DAM_STEP_FAIL = 3, /* adaptive step size underflow / too many steps */
 } DamStatus;
 
@@ -64,7 +64,7 @@ typedef struct DamRunResult {
 	double energy_start, energy_end;
 	double max_energy_rise;/* largest increase of E between checks (0 if none) */
 	double t_energy_rise;  /* when the largest rise happened */
-	int64_t bad_index;     /* DIVERGED/NAN: component that went bad, else -1 */
+	int64_t bad_index;     /* DIVERGED/NAN: component that went bad, else -1 (NAN: the energy) */
 	double t_bad;          /* when */
 } DamRunResult;
 

@@ -7,9 +7,10 @@
  * share one driver loop that takes ceil(t_end/dt) steps, the last one
  * shortened to land on t_end, and runs the checks every check_every steps;
  * DOPRI5 runs them after every accepted step.  A check looks for non-finite
- * and diverging components, records energy rises and detects steady state,
- * then calls the trace callback.  Nothing here knows about models: the
- * right-hand side, the energy and the fast path are callbacks.
+ * and diverging components and a non-finite energy, records energy rises
+ * and detects steady state, then calls the trace callback.  Nothing here
+ * knows about models: the right-hand side, the energy and the fast path are
+ * callbacks.
  */
 #include "dam_integrate.h"
 
@@ -125,11 +126,26 @@ static void integ_trace(Integ *I, double t, const double *x, double e)
 	I->t_traced = t;
 }
 
+/* A non-finite energy at a finite state (say E = inf - inf for inputs near
+ * the overflow range) is a NAN run too, with bad_index -1: a result never
+ * holds a non-finite number under an OK status. */
+static IntegVerdict integ_check_energy_finite(Integ *I, double e, double t)
+{
+	if (isfinite(e))
+		return INTEG_GO;
+	I->res->status = DAM_NAN;
+	I->res->bad_index = -1;
+	I->res->t_bad = t;
+	return INTEG_BAD;
+}
+
 /* All checks at time t, then the trace. */
 static IntegVerdict integ_check(Integ *I, const double *x, double t)
 {
 	IntegVerdict v = integ_check_state(I, x, t);
 	double e = integ_energy(I, x);
+	if (v == INTEG_GO && I->sys->energy)
+		v = integ_check_energy_finite(I, e, t);
 	if (v == INTEG_GO && I->sys->energy)
 		integ_check_energy(I, e, t);
 	if (v == INTEG_GO)

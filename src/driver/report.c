@@ -2,7 +2,9 @@
  *
  * Text is built in a RepBuf and written in one go, so results of a batch
  * come out in run order whatever thread computed them.  JSON numbers use
- * %.17g (round-trip exact); a non-finite number is written as null.  Trace
+ * %.17g (round-trip exact); a non-finite number is written as null, in the
+ * table as "n/a", in a CSV trace as an empty field: no output prints "nan"
+ * or "inf" (only .npy traces hold such values, as data).  Trace
  * files and plots are written atomically: a temp file beside the target,
  * then rename().  A plot writes the trace as a whitespace-separated data
  * file and a gnuplot script into a private temp directory, runs `gnuplot`
@@ -200,31 +202,36 @@ void report_text_header(RepBuf *b)
 	           "outputs");
 }
 
-static void rep_text_number(RepBuf *b, double v)
+/* A number of the table; a non-finite one is "n/a" (the run's status then
+ * says why: nan, diverged, step_fail), never "nan" or "inf". */
+static void rep_text_number(RepBuf *b, int width, double v)
 {
-	if (isnan(v))
-		rep_printf(b, "nan");
+	if (!isfinite(v))
+		rep_printf(b, "%*s", width, REPORT_NOT_A_VALUE);
 	else
-		rep_printf(b, "%.6g", v);
+		rep_printf(b, "%*.6g", width, v);
 }
 
 void report_text_run(RepBuf *b, const Model *m, const ReportRun *r)
 {
-	rep_printf(b, "%5lld  %-9s  %13.6g  %13.6g ", (long long)r->index,
-	           report_status_name(r->res->status), r->res->energy_start, r->res->energy_end);
+	rep_printf(b, "%5lld  %-9s  ", (long long)r->index, report_status_name(r->res->status));
+	rep_text_number(b, 13, r->res->energy_start);
+	rep_printf(b, "  ");
+	rep_text_number(b, 13, r->res->energy_end);
+	rep_printf(b, " ");
 	for (int k = 0; k < r->nsel; k++) {
 		const MOutput *o = &m->outputs[r->sel[k]];
 		const double *v = r->outputs + r->output_off[r->sel[k]];
 		rep_printf(b, " %s=", o->name);
 		if (o->rank == 0) {
-			rep_text_number(b, v[0]);
+			rep_text_number(b, 0, v[0]);
 			continue;
 		}
 		rep_printf(b, "[");
 		for (int64_t i = 0; i < o->n; i++) {
 			if (i)
 				rep_printf(b, " ");
-			rep_text_number(b, v[i]);
+			rep_text_number(b, 0, v[i]);
 		}
 		rep_printf(b, "]");
 	}
@@ -352,14 +359,23 @@ static void rep_csv_header(RepBuf *b, const Model *m)
 	rep_printf(b, ",E\n");
 }
 
+/* A CSV field; a non-finite value is an empty (missing) field, which CSV
+ * readers take as NaN: "nan" is never printed.  Only a run that did not end
+ * ok has such values. */
 static void rep_csv_number(RepBuf *b, double v)
 {
-	if (isnan(v))
-		rep_printf(b, "nan");
-	else if (isinf(v))
-		rep_printf(b, v > 0 ? "inf" : "-inf");
-	else
+	if (isfinite(v))
 		rep_printf(b, "%.17g", v);
+}
+
+/* The data file gnuplot reads (private, deleted after the plot): a
+ * non-finite value is its 'missing' marker. */
+static void rep_plot_number(RepBuf *b, double v)
+{
+	if (isfinite(v))
+		rep_printf(b, "%.17g", v);
+	else
+		rep_printf(b, "nan");
 }
 
 int report_trace_write(const char *path, const Model *m, const RepTrace *t, char *err,
@@ -548,7 +564,7 @@ int report_plot(const char *path, const Model *m, const RepTrace *t, char *err, 
 	rep_plot_script(&script, m, t);
 	for (size_t r = 0; r < t->nrows; r++)
 		for (size_t c = 0; c < t->ncols; c++) {
-			rep_csv_number(&data, t->rows[r * t->ncols + c]);
+			rep_plot_number(&data, t->rows[r * t->ncols + c]);
 			rep_printf(&data, c + 1 == t->ncols ? "\n" : " ");
 		}
 	int rc = report_gnuplot(path, script.s, data.s ? data.s : "", data.n, err, errlen);

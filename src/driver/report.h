@@ -39,6 +39,9 @@ typedef struct ReportRun {
 	const char *message;           /* "" when none */
 } ReportRun;
 
+/* What the table shows for a non-finite number (JSON: null; CSV: empty). */
+#define REPORT_NOT_A_VALUE "n/a"
+
 const char *report_status_name(DamStatus s);
 /* Append one JSON object and a newline. */
 void report_json_run(RepBuf *b, const Model *m, const ReportRun *r);

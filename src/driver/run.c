@@ -3,12 +3,14 @@
  * The command is a flat list of steps: parse the flags into a RunConfig,
  * load the Lua config (-c) and let the flags override it, compile the model
  * (front end, then JIT), turn the named inputs or the dataset rows into a
- * list of runs and check every value before anything runs, run them on
- * all cores (one fresh simulator per run, so a batch is bit-identical to
- * one-by-one runs), then print one line per run in run order and write the
+ * list of runs and check every value before anything runs (as the input
+ * setters check them), refuse a fixed step that the model's fastest free
+ * layer makes unstable (sim_check_step), run them on all cores (one fresh
+ * simulator per run, so a batch is bit-identical to one-by-one runs), then
+ * print one line per run in run order and write the
  * trace and plot of the first run.  Exit status: 0 all runs ok, 1 errors in
- * the inputs (diagnostics printed), 2 usage, 3 some run diverged or produced
- * NaN.
+ * the inputs or an unstable step (diagnostics printed), 2 usage, 3 some run
+ * diverged or produced a non-finite number.
  */
 #include <errno.h>
 #include <math.h>
@@ -37,7 +39,8 @@ static const char run_usage[] =
 	"  --dataset FILE         one run per row; a row holds all inputs' values\n"
 	"                         in declaration order, separated by spaces or commas\n"
 	"  --solver S             euler (default), rk4, dopri5, expeuler\n"
-	"  --dt X                 step (fixed-step solvers; first step for dopri5), default 1e-3\n"
+	"  --dt X                 step (fixed-step solvers; first step for dopri5), default 1e-3;\n"
+	"                         euler refuses dt >= 2 tau, rk4 dt >= 2.785 tau of a free layer\n"
 	"  --t-end X              end time, default 1\n"
 	"  --rtol X, --atol X     dopri5 tolerances, default 1e-6 and 1e-9\n"
 	"  --steady-tol X         stop once max |dx/dt| < X (default: never)\n"
@@ -54,7 +57,8 @@ static const char run_usage[] =
 	"                         checks (default 1; larger runs faster, e.g. 3x on parity_et at 100)\n"
 	"  -h, --help             show this help\n"
 	"\n"
-	"Exit status: 0 all runs ok, 1 input errors, 2 usage, 3 some run diverged or became NaN.\n";
+	"Exit status: 0 all runs ok, 1 input errors (or an unstable step), 2 usage, 3 some run\n"
+	"diverged, became non-finite or failed to step.\n";
 
 void *run_xcalloc(size_t n, size_t size)
 {
@@ -312,11 +316,37 @@ int run_make_opts(const RunConfig *rc, DamRunOpts *o, Diags *d)
 		           dam_solver_name(o->solver));
 		return -1;
 	}
-	if (o->solver != DAM_DOPRI5 && o->t_end / o->dt > 1e10) {
-		diag_error(d, (Loc){ 0, 0, 0 }, "t_end / dt = %g steps is too many", o->t_end / o->dt);
+	if (!isfinite(o->dt) || !isfinite(o->t_end)) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "dt and t_end must be finite");
+		return -1;
+	}
+	double steps = o->t_end / o->dt;
+	if (o->solver != DAM_DOPRI5 && steps > 1e10) {
+		if (isfinite(steps))
+			diag_error(d, (Loc){ 0, 0, 0 }, "t_end / dt = %g steps is too many", steps);
+		else                  /* a subnormal dt: print the operands, not "inf" */
+			diag_error(d, (Loc){ 0, 0, 0 }, "t_end / dt = %g / %g steps is too many", o->t_end,
+			           o->dt);
 		return -1;
 	}
 	return 0;
+}
+
+int run_check_step(const Model *m, const DamRunOpts *o, Diags *d)
+{
+	SimStepLimit lim;
+	char why[256];
+	if (sim_check_step(m, o, &lim, why, sizeof why) == 0)
+		return 0;
+	const MLayer *L = &m->layers[lim.layer];
+	diag_error(d, (Loc){ 0, 0, 0 }, "%s", why);
+	if (L->loc.line)
+		diag_note(d, (Loc){ L->loc.file, L->loc.line, L->loc.col }, "layer '%s' is declared here",
+		          L->name);
+	diag_note(d, (Loc){ 0, 0, 0 }, "use a --dt well below it (the couplings make steps near it "
+	          "unstable too), or --solver dopri5 (adaptive step) or --solver expeuler (exact on "
+	          "the leak)");
+	return -1;
 }
 
 /* ---- rows: named inputs or a dataset ---------------------------------------- */
@@ -523,7 +553,9 @@ static int run_rows_from_file(const Model *m, const char *path, RunBatch *b, Dia
 	return 0;
 }
 
-/* Check every row against the model's inputs (counts, token indices). */
+/* Check every row against the model's inputs with the setter's own checks
+ * (sim_check_input: counts, finite values, token indices), so that no run
+ * starts with a value its simulator would refuse. */
 static int run_check_rows(const Model *m, RunBatch *b, Diags *d)
 {
 	int bad = 0;
@@ -533,17 +565,17 @@ static int run_check_rows(const Model *m, RunBatch *b, Diags *d)
 		for (int i = 0; i < m->ninputs; i++) {
 			const MInput *in = &m->inputs[i];
 			const double *v = b->rows[r].v + off;
+			char err[256];
+			size_t pos = 0;
 			b->inputs[r * (size_t)m->ninputs + (size_t)i] = v;
-			for (int64_t j = 0; j < in->n; j++) {
-				if (in->is_index && (v[j] != floor(v[j]) || v[j] < 0 || v[j] >= (double)in->vocab)) {
-					Loc loc = b->file ? run_value_loc(d, b->file, r, off + (size_t)j)
-					                  : (Loc){ 0, 0, 0 };
-					diag_error(d, loc, "input '%s' value %.17g at position %lld is not a token "
-					           "index in 0..%lld", in->name, v[j], (long long)j,
-					           (long long)(in->vocab - 1));
-					bad++;
-					break;
-				}
+			if (sim_check_input(in, v, (size_t)in->n, &pos, err, sizeof err) < 0) {
+				if (b->file)
+					diag_error(d, run_value_loc(d, b->file, r, off + pos), "%s", err);
+				else if (b->nrows > 1)
+					diag_error(d, (Loc){ 0, 0, 0 }, "%s (dataset row %zu)", err, r + 1);
+				else
+					diag_error(d, (Loc){ 0, 0, 0 }, "%s", err);
+				bad++;
 			}
 			off += (size_t)in->n;
 		}
@@ -608,7 +640,12 @@ static void run_job(int64_t idx, void *user)
 	DamSim *s = sim_new(b->m, b->jit);
 	size_t off = 0;
 	for (int i = 0; i < b->m->ninputs; i++) {
-		sim_set_input(s, i, b->rows[r].v + off, (size_t)b->m->inputs[i].n, NULL, 0);
+		if (sim_set_input(s, i, b->rows[r].v + off, (size_t)b->m->inputs[i].n, b->msg[r],
+		                  sizeof b->msg[r]) < 0) {
+			b->refused[r] = 1;          /* run_check_rows lets no such row through */
+			sim_free(s);
+			return;
+		}
 		off += (size_t)b->m->inputs[i].n;
 	}
 	RepTrace *tr = r == 0 ? b->trace : NULL;
@@ -666,14 +703,27 @@ void run_batch_free(RunBatch *b)
 	free(b->outputs);
 	free(b->res);
 	free(b->msg);
+	free(b->refused);
 	free(b->inputs);
 	if (b->trace)
 		report_trace_free(b->trace);
 }
 
+/* Rows whose inputs a simulator refused: errors, and no results printed. */
+static int run_refused(const RunBatch *b, Diags *d)
+{
+	int bad = 0;
+	for (size_t r = 0; r < b->nrows; r++)
+		if (b->refused[r]) {
+			diag_error(d, (Loc){ 0, 0, 0 }, "run %zu: %s", r, b->msg[r]);
+			bad = 1;
+		}
+	return bad;
+}
+
 /* Simulate every row and report; returns the exit status. */
 static int run_simulate(const Model *m, const Jit *jit, const RunConfig *rc, RunBatch *b,
-                        const int *sel, int nsel)
+                        const int *sel, int nsel, Diags *d)
 {
 	RepTrace trace;
 	b->m = m;
@@ -682,13 +732,14 @@ static int run_simulate(const Model *m, const Jit *jit, const RunConfig *rc, Run
 	b->outputs = run_xcalloc(b->nrows * (b->nout ? b->nout : 1), sizeof(double));
 	b->res = run_xcalloc(b->nrows, sizeof *b->res);
 	b->msg = run_xcalloc(b->nrows, sizeof *b->msg);
+	b->refused = run_xcalloc(b->nrows, sizeof *b->refused);
 	if (rc->trace_path || rc->plot_path) {
 		report_trace_init(&trace, jit_kernels(jit)->nstate);
 		b->trace = &trace;
 	}
 	dam_parallel_for((int64_t)b->nrows, rc->threads > 0 ? rc->threads : 0, run_job, b);
-	int status = run_print(b, rc, sel, nsel);
-	if (b->trace && run_write_trace(b, rc) < 0)
+	int status = run_refused(b, d) ? RUN_EXIT_INPUT : run_print(b, rc, sel, nsel);
+	if (b->trace && status != RUN_EXIT_INPUT && run_write_trace(b, rc) < 0)
 		status = RUN_EXIT_INPUT;
 	if (b->trace) {
 		report_trace_free(b->trace);
@@ -722,6 +773,8 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 		diag_error(d, (Loc){0, 0, 0}, "'%s' declares no layers: there is nothing to simulate", ra->model);
 		return RUN_EXIT_INPUT;
 	}
+	if (run_check_step(m, &opts, d) < 0)
+		return RUN_EXIT_INPUT;
 	if (run_select_outputs(m, rc, &sel, &nsel, d) < 0 || run_build_rows(m, rc, &b, d) < 0) {
 		free(sel);
 		run_batch_free(&b);
@@ -736,7 +789,7 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 		status = RUN_EXIT_INPUT;
 	} else {
 		b.opts = opts;
-		status = run_simulate(m, jit, rc, &b, sel, nsel);
+		status = run_simulate(m, jit, rc, &b, sel, nsel, d);
 		jit_free(jit);
 	}
 	free(sel);

@@ -45,6 +45,7 @@ typedef struct RunBatch {
 	double *outputs;       /* nrows * nout */
 	DamRunResult *res;
 	char (*msg)[256];
+	unsigned char *refused; /* per row: an input setter refused a value (msg says why) */
 	const double **inputs;  /* nrows * ninputs pointers into rows */
 	RepTrace *trace;       /* first run only; NULL: none */
 } RunBatch;
@@ -59,8 +60,14 @@ int run_parse_flag(RunArgs *ra, int argc, char **argv, int *i);
 void run_merge(RunConfig *rc, RunConfig *cli, bool cli_inputs);
 void run_add_define(RunConfig *rc, const char *def);   /* -D NAME=VALUE */
 int run_make_opts(const RunConfig *rc, DamRunOpts *o, Diags *d);
+/* Refuse a fixed step that the leak of some free layer of m makes unstable
+ * (sim_check_step), with a note naming the flags that fix it; 0 or -1. */
+int run_check_step(const Model *m, const DamRunOpts *o, Diags *d);
 Model *run_compile(const char *path, const RunConfig *rc, Diags *d, Arena *a);
 size_t run_input_width(const Model *m);
+/* The rows to run (dataset file, inline rows or named inputs), every value
+ * checked as the input setter checks it (counts, finite, token indices)
+ * before anything runs; errors are located in a dataset file. 0 or -1. */
 int run_build_rows(const Model *m, const RunConfig *rc, RunBatch *b, Diags *d);
 void run_batch_free(RunBatch *b);
 

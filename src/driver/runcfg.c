@@ -12,11 +12,14 @@
  * got string").  Lua's own errors carry "config:LINE:" prefixes (the chunk
  * is named "=config"), which are turned into diagnostics located in the
  * config file.  Every call into Lua goes through lua_pcall with a message
- * handler.
+ * handler.  Numbers are checked as the command line checks its flags: a
+ * setting or an input value that is not finite (0/0, 1/0, 1e400) is an
+ * error at the line of its global, before anything runs.
  */
 #include "runcfg.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdarg.h>
@@ -406,6 +409,9 @@ static int cfg_read_number(lua_State *L, CfgState *cs, const char *key, double *
 	if (rc == 0 && t == LUA_TNUMBER && !(*out >= 0)) {
 		cfg_error(L, cs, key, "'%s' must be a non-negative number", key);
 		rc = -1;
+	} else if (rc == 0 && t == LUA_TNUMBER && isinf(*out)) {   /* as the flags: finite */
+		cfg_error(L, cs, key, "'%s' must be a finite number, got an infinite one", key);
+		rc = -1;
 	}
 	lua_pop(L, 1);
 	return rc;
@@ -447,8 +453,17 @@ static int cfg_read_bool(lua_State *L, CfgState *cs, const char *key, bool *out)
 	return r;
 }
 
+/* What a non-finite number is, in words (a message never prints "nan"). */
+static const char *cfg_nonfinite(double v)
+{
+	return isnan(v) ? "not a number" : "infinite";
+}
+
 /* Read the array at idx into a malloc'd vector of numbers.  On a bad element
- * report "'what' element N must be a number, got T" at key's line. */
+ * report "'what' element N must be a number, got T" at key's line; a value
+ * that is not finite (0/0, 1/0, 1e400) is refused here, before anything
+ * runs, as the command line and dataset files refuse 'nan' and 'inf':
+ * "dataset row 1 element 1 is not a number (inputs must be finite)". */
 static int cfg_read_numbers(lua_State *L, CfgState *cs, int idx, const char *key,
                             const char *what, double **out, size_t *n)
 {
@@ -456,15 +471,20 @@ static int cfg_read_numbers(lua_State *L, CfgState *cs, int idx, const char *key
 	lua_Integer len = luaL_len(L, idx);
 	double *v = cfg_xmalloc((size_t)(len > 0 ? len : 1) * sizeof *v);
 	for (lua_Integer i = 1; i <= len; i++) {
-		if (lua_geti(L, idx, i) != LUA_TNUMBER) {
+		int t = lua_geti(L, idx, i);
+		double x = t == LUA_TNUMBER ? lua_tonumber(L, -1) : 0.0;
+		if (t != LUA_TNUMBER)
 			cfg_error(L, cs, key, "%s element %lld must be a number, got %s",
 			           what, (long long)i, luaL_typename(L, -1));
-			lua_pop(L, 1);
+		else if (!isfinite(x))
+			cfg_error(L, cs, key, "%s element %lld is %s (inputs must be finite)", what,
+			          (long long)i, cfg_nonfinite(x));
+		lua_pop(L, 1);
+		if (t != LUA_TNUMBER || !isfinite(x)) {
 			free(v);
 			return -1;
 		}
-		v[i - 1] = lua_tonumber(L, -1);
-		lua_pop(L, 1);
+		v[i - 1] = x;
 	}
 	*out = v;
 	*n = (size_t)len;
@@ -532,7 +552,11 @@ static int cfg_read_params(lua_State *L, CfgState *cs, RunConfig *rc)
 	char **keys = cfg_sorted_keys(L, cs, -1, "params", &n);
 	for (size_t i = 0; keys && i < n && r == 0; i++) {
 		int vt = lua_getfield(L, -1, keys[i]);
-		if (vt == LUA_TNUMBER) {
+		if (vt == LUA_TNUMBER && !isfinite(lua_tonumber(L, -1))) {
+			cfg_error(L, cs, "params", "params.%s is %s (a param must be a finite number or a "
+			          "string)", keys[i], cfg_nonfinite(lua_tonumber(L, -1)));
+			r = -1;
+		} else if (vt == LUA_TNUMBER) {
 			char buf[64];
 			if (lua_isinteger(L, -1))
 				snprintf(buf, sizeof buf, "%lld", (long long)lua_tointeger(L, -1));

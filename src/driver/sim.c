@@ -7,6 +7,9 @@
  * kernels and whose tau[] holds each layer's time constant for each of its
  * neurons.  When a run goes bad the flat component index the integrator
  * reports is mapped back to a layer name and neuron for the message.
+ * Before integrating, sim_check_step() refuses a fixed step that the leak
+ * of some free layer makes unstable (Euler dt >= 2 tau, RK4 dt >= 2.785 tau),
+ * and after it a run whose outputs are not finite is not reported OK.
  */
 #include "sim.h"
 
@@ -71,12 +74,17 @@ DamSim *sim_new(const Model *m, const Jit *jit)
 DamSim *sim_clone(const DamSim *src)
 {
 	DamSim *s = sim_new(src->m, src->jit);
-	for (int i = 0; i < src->m->ninputs; i++)
+	int bad = 0;
+	for (int i = 0; i < src->m->ninputs && !bad; i++)
 		if (src->inputs[i])
-			sim_set_input(s, i, src->inputs[i], (size_t)src->m->inputs[i].n, NULL, 0);
-	for (uint32_t t = 0; t < src->m->ntensors; t++)
+			bad = sim_set_input(s, i, src->inputs[i], (size_t)src->m->inputs[i].n, NULL, 0);
+	for (uint32_t t = 0; t < src->m->ntensors && !bad; t++)
 		if (src->dynamic[t])
-			sim_set_dynamic(s, t, src->dynamic[t]);
+			bad = sim_set_dynamic(s, t, src->dynamic[t]);
+	if (bad) {                 /* the source accepted these values: cannot happen */
+		sim_free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -112,17 +120,26 @@ int sim_find_output(const Model *m, const char *name)
 
 /* ---- inputs ----------------------------------------------------------- */
 
-static int sim_check_values(const MInput *in, const double *v, size_t n, char *err, size_t errlen)
+int sim_check_input(const MInput *in, const double *v, size_t n, size_t *bad, char *err,
+                    size_t errlen)
 {
+	char buf[256];
+	if (!err) {
+		err = buf;
+		errlen = sizeof buf;
+	}
 	if ((int64_t)n != in->n) {
 		snprintf(err, errlen, "input '%s' expects %lld value%s, got %zu", in->name,
 		         (long long)in->n, in->n == 1 ? "" : "s", n);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (bad)
+			*bad = i;
 		if (!isfinite(v[i])) {
-			snprintf(err, errlen, "input '%s' value at position %zu is not a finite number",
-			         in->name, i);
+			/* never print the value itself: "nan" is not a user's word */
+			snprintf(err, errlen, "input '%s' value at position %zu is %s", in->name, i,
+			         isnan(v[i]) ? "not a number" : "infinite");
 			return -2;
 		}
 		if (in->is_index && (v[i] != floor(v[i]) || v[i] < 0 || v[i] >= (double)in->vocab)) {
@@ -146,7 +163,7 @@ int sim_set_input(DamSim *s, int input, const double *v, size_t n, char *err, si
 		return -1;
 	}
 	const MInput *in = &s->m->inputs[input];
-	int rc = sim_check_values(in, v, n, err, errlen);
+	int rc = sim_check_input(in, v, n, NULL, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (!s->inputs[input])
@@ -253,6 +270,12 @@ void sim_locate(const Model *m, int64_t i, int *layer, int64_t *neuron)
 	*neuron = i;
 }
 
+/* What a non-finite number is, in words ("nan" is not printed anywhere). */
+static const char *sim_nonfinite(double v)
+{
+	return isnan(v) ? "not a number" : "infinite";
+}
+
 static void sim_message(const DamSim *s, const DamRunResult *r, char *msg, size_t len)
 {
 	if (!msg || !len)
@@ -264,10 +287,19 @@ static void sim_message(const DamSim *s, const DamRunResult *r, char *msg, size_
 		snprintf(msg, len, "the step size underflowed (or too many steps) at t = %g", r->t);
 		return;
 	}
+	if (r->status == DAM_NAN && r->bad_index < 0) {      /* the state is finite, E is not */
+		snprintf(msg, len, "the energy is %s at t = %g", sim_nonfinite(r->energy_end), r->t_bad);
+		return;
+	}
 	int layer;
 	int64_t neuron;
 	sim_locate(s->m, r->bad_index, &layer, &neuron);
-	const char *what = r->status == DAM_NAN ? "became NaN" : "diverged";
+	const char *what = "diverged";
+	if (r->status == DAM_NAN && (size_t)r->bad_index < s->k->nstate) {
+		double x = s->x[r->bad_index];
+		what = isinf(x) ? "became infinite" : isnan(x) ? "became not a number"
+		                                             : "has a rate of change that is not finite";
+	}
 	if (layer >= 0)
 		snprintf(msg, len, "layer '%s' neuron %lld %s at t = %g", s->m->layers[layer].name,
 		         (long long)neuron, what, r->t_bad);
@@ -291,6 +323,115 @@ static double sim_initial_scale(DamSim *s)
 	return isfinite(scale) ? scale : 1.0;
 }
 
+/* ---- the stability of fixed steps ---------------------------------------- */
+
+/* Largest h/tau for which the solver's step on dx/dt = -x/tau stays bounded
+ * (0: no limit).  Euler: |1 - z| <= 1, z <= 2.  RK4: |1 - z + z^2/2 - z^3/6
+ * + z^4/24| <= 1 up to the real root of z^3 - 4z^2 + 12z - 24 = 0. */
+static double sim_leak_limit(DamSolver solver)
+{
+	switch (solver) {
+	case DAM_EULER: return 2.0;
+	case DAM_RK4: return 2.785293563405282;
+	case DAM_DOPRI5: case DAM_EXPEULER: return 0.0;   /* adaptive; exact on the leak */
+	}
+	return 0.0;
+}
+
+static bool sim_has_free_neuron(const MLayer *L)
+{
+	for (int64_t j = 0; j < L->n; j++) {
+		bool held = false;
+		for (int c = 0; c < L->nclamp && !held; c++)
+			held = j >= L->clamp[c].lo && j < L->clamp[c].hi;
+		if (!held)
+			return true;
+	}
+	return false;
+}
+
+/* dt_max with %g, rounded down: a step the message names is below the bound. */
+static void sim_format_step(double dt_max, char *buf, size_t len)
+{
+	double v = dt_max;
+	for (int k = 0; k < 4; k++) {
+		snprintf(buf, len, "%g", v);
+		if (strtod(buf, NULL) <= dt_max)
+			return;
+		v = dt_max * (1.0 - 1e-6 * (k + 1));
+	}
+	snprintf(buf, len, "%.17g", dt_max);
+}
+
+int sim_check_step(const Model *m, const DamRunOpts *o, SimStepLimit *lim, char *msg, size_t len)
+{
+	SimStepLimit l = { -1, 0.0, 0.0 };
+	double z = sim_leak_limit(o->solver), h = fmin(o->dt, o->t_end);
+	if (msg && len)
+		msg[0] = '\0';
+	if (z > 0.0 && h > 0.0)
+		for (int i = 0; i < m->nlayers; i++)
+			if ((l.layer < 0 || m->layers[i].tau < l.tau) && sim_has_free_neuron(&m->layers[i])) {
+				l.layer = i;
+				l.tau = m->layers[i].tau;
+			}
+	if (lim)
+		*lim = l;
+	if (l.layer < 0 || !(h >= z * l.tau))          /* at the bound the leak does not decay */
+		return 0;
+	l.dt_max = z * l.tau;
+	if (lim)
+		*lim = l;
+	if (msg && len) {
+		char best[64], step[96];
+		sim_format_step(l.dt_max, best, sizeof best);
+		if (h < o->dt)
+			snprintf(step, sizeof step, "one step of t_end = %g", h);
+		else
+			snprintf(step, sizeof step, "dt = %g", h);
+		snprintf(msg, len, "solver '%s' is unstable with %s on layer '%s' (tau = %g): its leak "
+		         "is stable only for dt < %s (%.4g tau)", dam_solver_name(o->solver), step,
+		         m->layers[l.layer].name, l.tau, best, z);
+	}
+	return -1;
+}
+
+/* A step sim_check_step refuses: nothing is integrated, the result is the
+ * initial state with status STEP_FAIL. */
+static DamStatus sim_refuse(DamSim *s, DamRunResult *res, const char *why, char *msg, size_t len)
+{
+	memset(res, 0, sizeof *res);
+	res->status = DAM_STEP_FAIL;
+	res->t_converged = res->t_converged_tau = res->t_energy_rise = res->t_bad = -1.0;
+	res->bad_index = -1;
+	res->energy_start = res->energy_end = s->k->energy(s->ws, s->x);
+	if (msg && len)
+		snprintf(msg, len, "%s; use a dt well below it, or the solver dopri5 (adaptive) or "
+		         "expeuler (exact on the leak)", why);
+	return res->status;
+}
+
+/* An OK run whose outputs are not all finite is a NAN run (bad_index -1). */
+static void sim_check_outputs(DamSim *s, DamRunResult *res, char *msg, size_t len)
+{
+	if (res->status != DAM_OK || !s->k->noutput)
+		return;
+	double *out = sim_xcalloc(s->k->noutput, sizeof *out);
+	s->k->outputs(s->ws, s->x, out);
+	for (int o = 0; o < s->m->noutputs; o++)
+		for (int64_t j = 0; j < s->m->outputs[o].n; j++) {
+			double v = out[s->k->output_off[o] + (size_t)j];
+			if (isfinite(v) || res->status != DAM_OK)
+				continue;
+			res->status = DAM_NAN;
+			res->t_bad = res->t;
+			if (msg && len)
+				snprintf(msg, len, "output '%s' value %lld is %s at t = %g", s->m->outputs[o].name,
+				         (long long)j, sim_nonfinite(v), res->t);
+		}
+	free(out);
+}
+
 DamStatus sim_run(DamSim *s, const DamRunOpts *opts, DamRunResult *res, SimTraceFn trace,
                   void *user, char *message, size_t msglen)
 {
@@ -306,10 +447,14 @@ DamStatus sim_run(DamSim *s, const DamRunOpts *opts, DamRunResult *res, SimTrace
 	sim_setup(s);
 	memset(s->x, 0, s->k->nstate * sizeof *s->x);
 	s->k->init_state(s->ws, s->x);
+	char why[256];
+	if (sim_check_step(s->m, &o, NULL, why, sizeof why) < 0)
+		return sim_refuse(s, res, why, message, msglen);
 	if (!(o.diverge_limit > 0))
 		o.diverge_limit = SIM_DIVERGE_FACTOR * sim_initial_scale(s);
 	dam_integrate(&sys, s->x, &o, res);
 	sim_message(s, res, message, msglen);
+	sim_check_outputs(s, res, message, msglen);
 	return res->status;
 }
 

@@ -7,7 +7,8 @@
  * and energy.  The Model and the Jit are shared and read-only; sim_clone()
  * makes an independent simulator (fresh workspace, same inputs) for another
  * thread, so a batch on several cores gives bit-identical results to a
- * sequential one.
+ * sequential one (NULL if the copy refused a value the source holds, which
+ * the checks on the way in rule out).
  */
 #ifndef DAM_SIM_H
 #define DAM_SIM_H
@@ -44,6 +45,12 @@ int sim_find_output(const Model *m, const char *name);
  *   "input 'tok' expects 8 values, got 7"
  *   "input 'tok' value 2 at position 3 is not a token index in 0..1" */
 int sim_set_input(DamSim *s, int input, const double *v, size_t n, char *err, size_t errlen);
+/* The checks of sim_set_input on their own, for a caller that validates rows
+ * before it runs anything: the same return codes and messages; *bad receives
+ * the position of the first bad value (-2).  A value that is not finite is
+ *   "input 'bits' value at position 0 is not a number" (or "is infinite"). */
+int sim_check_input(const MInput *in, const double *v, size_t n, size_t *bad, char *err,
+                    size_t errlen);
 /* The values last set for input `input` (NULL if never set). */
 const double *sim_input(const DamSim *s, int input);
 /* -1 if every input is set, else the index of the first one that is not. */
@@ -60,11 +67,34 @@ int sim_set_dynamic(DamSim *s, TensorId t, const double *v);
 void sim_clear_dynamic(DamSim *s, TensorId t);
 double *sim_tensor(DamSim *s, TensorId t);
 
+/* The step a fixed-step solver may take on a model: forward Euler's step
+ * does not damp the leak term -x/tau of a layer once dt >= 2 tau (it
+ * amplifies it beyond), RK4's once dt >= 2.785 tau, so such a step on some
+ * layer with free (unclamped) neurons gives a wrong answer or a blow-up.
+ * Exponential Euler is exact on the leak and dopri5 controls its own step,
+ * so they are never refused.  The step checked is min(dt, t_end) (a run
+ * shorter than dt is one step of t_end).  Returns 0, or -1 with lim set to
+ * the most restrictive layer (dt_max: its bound) and msg e.g.
+ *   "solver 'euler' is unstable with dt = 0.5 on layer 'h' (tau = 0.1): its
+ *    leak is stable only for dt < 0.2 (2 tau)"
+ * The bound covers the leak only: the couplings can make steps near it
+ * unstable too, which the run then shows (energy_rise, divergence). */
+typedef struct SimStepLimit {
+	int layer;             /* -1: none */
+	double tau, dt_max;
+} SimStepLimit;
+int sim_check_step(const Model *m, const DamRunOpts *o, SimStepLimit *lim, char *msg, size_t len);
+
 /* Setup, initial state and integration from t = 0 (opts as dam_integrate,
  * except that opts->diverge_limit <= 0 means 100 times the initial scale
  * max(1, max_i |x_i(0)|, max_i |tau_i f_i(x(0)) + x_i(0)|)).
- * trace may be NULL.  After a DIVERGED / NAN / STEP_FAIL status, `message`
- * (if non-NULL) holds e.g. "layer 'v' neuron 3 diverged at t = 2.716";
+ * trace may be NULL.  A step that sim_check_step refuses is not taken: the
+ * status is STEP_FAIL at t = 0 with sim_check_step's message.  A run whose
+ * state, energy or outputs end up non-finite has status NAN (never OK), so
+ * a non-finite number in a result always comes with a failed status.
+ * After a DIVERGED / NAN / STEP_FAIL status, `message` (if non-NULL) holds
+ * e.g. "layer 'v' neuron 3 diverged at t = 2.716", "layer 'h' neuron 1
+ * became infinite at t = 0.5", "the energy is not a number at t = 0";
  * otherwise it is "".  Returns res->status. */
 DamStatus sim_run(DamSim *s, const DamRunOpts *opts, DamRunResult *res, SimTraceFn trace,
                   void *user, char *message, size_t msglen);

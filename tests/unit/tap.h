@@ -1,6 +1,7 @@
 /* tap.h - a one-header TAP producer for the unit tests (run by prove).
  *
- *   plan(3); ok(x == 1, "x is one"); is_double(a, b, 1e-12, "close");
+ *   plan(3); ok(x == 1, "x is one"); is_close(a, b, 1e-12, "close");
+ *   is_close_rel(big, want, 1e-9, "within 1e-9 of |want| (absolute below 1)");
  *   diag("observed error %g", err); return done_testing();
  */
 #ifndef DAM_TAP_H
@@ -45,12 +46,23 @@ static inline int ok(int cond, const char *fmt, ...)
 	return cond;
 }
 
-/* |got - want| <= tol * max(1, |want|) when rel, else <= tol. */
+/* Absolute tolerance: |got - want| <= tol (a NaN never passes). */
 static inline int is_close(double got, double want, double tol, const char *what)
 {
 	double err = fabs(got - want);
 	int good = err <= tol && got == got;
 	ok(good, "%s (got %.17g, want %.17g, err %.3g, tol %.3g)", what, got, want, err, tol);
+	return good;
+}
+
+/* Relative tolerance: |got - want| <= tol * max(1, |want|), so values near
+ * zero are compared absolutely (a NaN or an infinite got never passes). */
+static inline int is_close_rel(double got, double want, double tol, const char *what)
+{
+	double err = fabs(got - want), scale = fmax(1.0, fabs(want));
+	int good = isfinite(got) && err <= tol * scale;
+	ok(good, "%s (got %.17g, want %.17g, rel err %.3g, tol %.3g)", what, got, want, err / scale,
+	   tol);
 	return good;
 }
 
