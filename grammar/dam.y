@@ -14,6 +14,12 @@
  * When every token that can start an expression is acceptable, they are
  * shown together as "expression".  The lexer reports its own errors and
  * returns YYerror, which enters recovery without a second message.
+ *
+ * Bison's stack bounds the nesting of brackets; parse_bounded bounds what it
+ * does not see, a left-associative chain such as 1+1+...+1, which the parser
+ * reduces as it goes but which makes a tree as deep as it is long.  Every
+ * node is checked against the bounds of ast.h as it is built, so no later
+ * recursive pass can run out of C stack.
  */
 %require "3.8"
 %define api.pure full
@@ -69,6 +75,11 @@ int  lex_token(YYSTYPE *lval, Loc *lloc, Lexer *lx);
 	do { (Cur) = (N) ? YYRHSLOC(Rhs, 1) : YYRHSLOC(Rhs, 0); } while (0)
 
 static void yyerror(const Loc *loc, Lexer *lx, const char *msg);
+static Expr *parse_bounded(Lexer *lx, Expr *e);
+
+/* Every node with children is built through B, which keeps the tree within
+ * the bounds of ast.h (AST_MAX_OPS, AST_MAX_NEST). */
+#define B(e) parse_bounded(lx, (e))
 }
 
 %union {
@@ -229,7 +240,7 @@ opt_type
 /* A layer reference: `h` or `h[mu]` (weights ends, bias/init/clamp targets). */
 ref
 	: IDENT                 { $$ = ast_ident(P, @1, $1); }
-	| IDENT '[' items ']'   { $$ = ast_index(P, @1, ast_ident(P, @1, $1), $3); }
+	| IDENT '[' items ']'   { $$ = B(ast_index(P, @1, ast_ident(P, @1, $1), $3)); }
 	;
 
 attrs
@@ -267,19 +278,19 @@ items
 
 item
 	: expr
-	| expr ':' expr         { $$ = ast_range(P, @2, $1, $3); }
-	| expr ':'              { $$ = ast_range(P, @2, $1, NULL); }
-	| ':' expr              { $$ = ast_range(P, @1, NULL, $2); }
+	| expr ':' expr         { $$ = B(ast_range(P, @2, $1, $3)); }
+	| expr ':'              { $$ = B(ast_range(P, @2, $1, NULL)); }
+	| ':' expr              { $$ = B(ast_range(P, @1, NULL, $2)); }
 	| ':'                   { $$ = ast_range(P, @1, NULL, NULL); }
 	;
 
 expr
-	: expr '+' expr         { $$ = ast_binop(P, @2, '+', $1, $3); }
-	| expr '-' expr         { $$ = ast_binop(P, @2, '-', $1, $3); }
-	| expr '*' expr         { $$ = ast_binop(P, @2, '*', $1, $3); }
-	| expr '/' expr         { $$ = ast_binop(P, @2, '/', $1, $3); }
-	| expr '^' expr         { $$ = ast_binop(P, @2, '^', $1, $3); }
-	| '-' expr %prec UNARY  { $$ = ast_neg(P, @1, $2); }
+	: expr '+' expr         { $$ = B(ast_binop(P, @2, '+', $1, $3)); }
+	| expr '-' expr         { $$ = B(ast_binop(P, @2, '-', $1, $3)); }
+	| expr '*' expr         { $$ = B(ast_binop(P, @2, '*', $1, $3)); }
+	| expr '/' expr         { $$ = B(ast_binop(P, @2, '/', $1, $3)); }
+	| expr '^' expr         { $$ = B(ast_binop(P, @2, '^', $1, $3)); }
+	| '-' expr %prec UNARY  { $$ = B(ast_neg(P, @1, $2)); }
 	| '+' expr %prec UNARY  { $$ = $2; }
 	| postfix
 	;
@@ -287,11 +298,11 @@ expr
 postfix
 	: primary
 	| call
-	| postfix '[' items ']' { $$ = ast_index(P, $1->loc, $1, $3); }
+	| postfix '[' items ']' { $$ = B(ast_index(P, $1->loc, $1, $3)); }
 	;
 
 call
-	: IDENT '(' args ')'    { $$ = ast_call(P, @1, $1, $3); }
+	: IDENT '(' args ')'    { $$ = B(ast_call(P, @1, $1, $3)); }
 	;
 
 /* Call arguments: positional ones, optionally ';' and the rest.  An
@@ -312,7 +323,7 @@ cargs
 
 carg
 	: expr
-	| expr ':' expr         { $$ = ast_range(P, @2, $1, $3); }
+	| expr ':' expr         { $$ = B(ast_range(P, @2, $1, $3)); }
 	;
 
 /* Statement keywords that are not reserved where a name is expected:
@@ -343,7 +354,7 @@ primary
 	| STRING                { $$ = ast_str(P, @1, $1); }
 	| name                  { $$ = ast_ident(P, @1, $1); }
 	| '(' expr ')'          { $$ = $2; }
-	| '[' list_elems ']'    { $$ = ast_list(P, @1, $2); }
+	| '[' list_elems ']'    { $$ = B(ast_list(P, @1, $2)); }
 	;
 
 list_elems
@@ -450,6 +461,24 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Lexer *lx)
 		                        i ? " or " : ", expected ", names[i]);
 	diag_error(lx->d, *yypcontext_location(ctx), "%s", buf);
 	return 0;
+}
+
+/* Past the bounds of ast.h, report the node (once per statement: for a long
+ * chain it is the first operator too many) and put a 0 in its place, so the
+ * tree that later passes walk stays bounded even after the error. */
+static Expr *parse_bounded(Lexer *lx, Expr *e)
+{
+	if (e->ops <= AST_MAX_OPS && e->nest <= AST_MAX_NEST)
+		return e;
+	if (!lx->stmt_err) {
+		if (e->nest > AST_MAX_NEST)
+			diag_error(lx->d, e->loc, "expression is nested too deeply: more than %d levels", AST_MAX_NEST);
+		else
+			diag_error(lx->d, e->loc, "expression is too long: more than %d operators in one chain",
+			           AST_MAX_OPS);
+		lx->stmt_err = true;
+	}
+	return ast_num(P, e->loc, 0);
 }
 
 /* Only reached when the parser stack overflows. */

@@ -13,6 +13,9 @@
  * Numbers use the shortest of %.15g/%.16g/%.17g that reads back exactly;
  * ranges print as (: lo hi) with `_` for an omitted bound; block bodies
  * follow their header on indented lines.
+ *
+ * Each constructor also records the ops and nest of its node (ast.h), so
+ * the parser can bound them without walking the tree.
  */
 #include "ast.h"
 
@@ -98,6 +101,35 @@ static Expr *ast_expr(Arena *a, ExprKind kind, Loc loc)
 	return e;
 }
 
+/* 1 for + and -, 2 for * and /: the chains that sym_addn and sym_muln
+ * flatten; 0 for ^. */
+static int ast_op_class(int op)
+{
+	return op == '+' || op == '-' ? 1 : op == '*' || op == '/' ? 2 : 0;
+}
+
+/* Account for child `kid` (may be NULL) in the ops and nest of e; a binary
+ * operator of the same class as e continues e's chain. */
+static void ast_kid(Expr *e, const Expr *kid)
+{
+	if (!kid)
+		return;
+	bool binop = e->kind == E_BINOP;
+	bool chain = binop && kid->kind == E_BINOP && ast_op_class(e->op) &&
+	             ast_op_class(e->op) == ast_op_class(kid->op);
+	int o = kid->ops + binop, n = kid->nest + !chain;
+	e->ops = o > e->ops ? o : e->ops;
+	e->nest = n > e->nest ? n : e->nest;
+}
+
+static void ast_kids(Expr *e)
+{
+	ast_kid(e, e->a);
+	ast_kid(e, e->b);
+	for (int i = 0; i < e->nargs; i++)
+		ast_kid(e, e->args[i]);
+}
+
 Expr *ast_num(Arena *a, Loc loc, double v)
 {
 	Expr *e = ast_expr(a, E_NUM, loc);
@@ -125,6 +157,7 @@ Expr *ast_binop(Arena *a, Loc loc, int op, Expr *l, Expr *r)
 	e->op = op;
 	e->a = l;
 	e->b = r;
+	ast_kids(e);
 	return e;
 }
 
@@ -132,6 +165,7 @@ Expr *ast_neg(Arena *a, Loc loc, Expr *x)
 {
 	Expr *e = ast_expr(a, E_NEG, loc);
 	e->a = x;
+	ast_kids(e);
 	return e;
 }
 
@@ -147,6 +181,7 @@ Expr *ast_call(Arena *a, Loc loc, const char *name, ExprList *args)
 	Expr *e = ast_expr(a, E_CALL, loc);
 	e->str = name;
 	ast_take_args(e, args);
+	ast_kids(e);
 	return e;
 }
 
@@ -156,6 +191,7 @@ Expr *ast_index(Arena *a, Loc loc, Expr *base, ExprList *items)
 	e->a = base;
 	ast_take_args(e, items);
 	e->nsemi = -1;
+	ast_kids(e);
 	return e;
 }
 
@@ -164,6 +200,7 @@ Expr *ast_list(Arena *a, Loc loc, ExprList *elems)
 	Expr *e = ast_expr(a, E_LIST, loc);
 	ast_take_args(e, elems);
 	e->nsemi = -1;
+	ast_kids(e);
 	return e;
 }
 
@@ -172,6 +209,7 @@ Expr *ast_range(Arena *a, Loc loc, Expr *lo, Expr *hi)
 	Expr *e = ast_expr(a, E_RANGE, loc);
 	e->a = lo;
 	e->b = hi;
+	ast_kids(e);
 	return e;
 }
 

@@ -37,7 +37,18 @@ struct Expr {
 	Expr **args;
 	int nargs;
 	int nsemi;
+	int ops;       /* the most binary operators on a path from this node to a leaf */
+	int nest;      /* the most levels on such a path, where a flat chain of + - or of * / counts
+	                  once (the symbolic IR flattens it): about the depth of its IR */
 };
+
+/* The tree below an Expr is at most ops + nest deep.  Every recursive pass
+ * over expressions (sema's lowering and constant evaluation, ast_print, the
+ * IR walks of derive, check and the backends) relies on these bounds, which
+ * the parser enforces as each node is built (parse_bounded, grammar/dam.y):
+ * a chain such as 1+1+...+1 of more than AST_MAX_OPS operators, or a nest
+ * such as exp(exp(...)) more than AST_MAX_NEST levels deep, is an error. */
+enum { AST_MAX_OPS = 10000, AST_MAX_NEST = 1000 };
 
 typedef enum {
 	S_IMPORT,      /* import "path"                       str */

@@ -5,7 +5,9 @@
  * Diagnostics are kept in report order and rendered clang-style: the
  * location, the severity and the message, then the source line verbatim
  * and a caret under the column.  Tabs before the column are copied into the
- * caret line so that the caret lines up whatever the tab width.  After
+ * caret line so that the caret lines up whatever the tab width.  A line
+ * longer than DIAG_WIDE bytes (a generated one-line model) is shown as the
+ * DIAG_CONTEXT bytes on each side of the column, cut ends marked "...".  After
  * max_errors errors nothing more is recorded except one final
  * "too many errors, stopping".
  */
@@ -252,19 +254,38 @@ static bool diag_line(const Source *src, uint32_t line, size_t *start, size_t *l
 	return true;
 }
 
+enum { DIAG_WIDE = 200, DIAG_CONTEXT = 80 };
+
+static bool diag_utf8_cont(char c)
+{
+	return ((unsigned char)c & 0xC0) == 0x80;
+}
+
 static void diag_render_source(const Source *src, Loc loc, FILE *out)
 {
 	size_t start, len;
 	if (!diag_line(src, loc.line, &start, &len))
 		return;
 	const char *s = src->text + start;
-	fwrite(s, 1, len, out);
-	fputc('\n', out);
 	size_t col = loc.col ? loc.col - 1 : 0;
 	if (col > len)
 		col = len;                    /* at most just past the end */
-	for (size_t i = 0; i < col; i++)
-		fputc(i < len && s[i] == '\t' ? '\t' : ' ', out);
+	size_t from = 0, to = len;        /* the part of the line shown */
+	if (len > DIAG_WIDE) {
+		from = col > DIAG_CONTEXT ? col - DIAG_CONTEXT : 0;
+		to = len - col > DIAG_CONTEXT ? col + DIAG_CONTEXT : len;
+		while (from > 0 && diag_utf8_cont(s[from]))
+			from--;
+		while (to < len && diag_utf8_cont(s[to]))
+			to++;
+	}
+	const char *cut = from ? "..." : "";
+	fputs(cut, out);
+	fwrite(s + from, 1, to - from, out);
+	fputs(to < len ? "...\n" : "\n", out);
+	fprintf(out, "%*s", (int)strlen(cut), "");
+	for (size_t i = from; i < col; i++)
+		fputc(s[i] == '\t' ? '\t' : ' ', out);
 	fputs("^\n", out);
 }
 

@@ -63,7 +63,8 @@ void diag_note(Diags *d, Loc loc, const char *fmt, ...) __attribute__((format(pr
 int  diag_errors(const Diags *d);
 
 /* Render all diagnostics: "file:line:col: severity: msg", then the source
- * line and a caret under the column. */
+ * line (a very long one cut to the part around the column) and a caret
+ * under the column. */
 void diag_render(const Diags *d, FILE *out);
 
 #endif

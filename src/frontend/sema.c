@@ -266,12 +266,27 @@ static const double **env_data(Sema *S)
 	return data;
 }
 
-/* Evaluate e over all values of idx[0..rank) into a fresh array. */
-static double *eval_tensor(Sema *S, SymId e, int rank, const IdxId *idx, const int64_t *shape)
+/* The number of elements of a tensor of this shape, or -1 when it is more
+ * than MAX_ELEMS (checked before each multiplication, so it cannot overflow). */
+static int64_t shape_elems(int rank, const int64_t *shape)
 {
 	int64_t n = 1;
-	for (int i = 0; i < rank; i++)
-		n *= shape[i];
+	for (int d = 0; d < rank; d++) {
+		if (shape[d] > 0 && n > MAX_ELEMS / shape[d])
+			return -1;
+		n *= shape[d];
+	}
+	return n;
+}
+
+/* Evaluate e over all values of idx[0..rank) into a fresh array; NULL when
+ * the shape is over the limit (the declarations check it first, with a
+ * located error). */
+static double *eval_tensor(Sema *S, SymId e, int rank, const IdxId *idx, const int64_t *shape)
+{
+	int64_t n = shape_elems(rank, shape);
+	if (n < 0)
+		return NULL;
 	double *out = arena_alloc(S->a, (size_t)n * sizeof *out);
 	const double **data = env_data(S);
 	int64_t *iv = dam_xrealloc(NULL, (sym_index_count(S->sym) + 1) * sizeof *iv);
@@ -911,10 +926,8 @@ static TensorId list_tensor(Sema *S, LCtx *cx, Expr *e)
 	int rank = -1;
 	if (!list_shape(S, e, 0, shape, &rank))
 		return 0;
-	int64_t n = 1;
-	for (int i = 0; i < rank; i++)
-		n *= shape[i];
-	if (n > MAX_ELEMS) {
+	int64_t n = shape_elems(rank, shape);
+	if (n < 0) {
 		diag_error(S->d, e->loc, "list literal is too large");
 		return 0;
 	}
@@ -926,6 +939,54 @@ static TensorId list_tensor(Sema *S, LCtx *cx, Expr *e)
 		return 0;
 	S->tens.v[t].data = d;
 	return t;
+}
+
+/* 1 for + and -, 2 for * and /, 0 for anything else. */
+static int chain_class(const Expr *e)
+{
+	if (e->kind != E_BINOP)
+		return 0;
+	return e->op == '+' || e->op == '-' ? 1 : e->op == '*' || e->op == '/' ? 2 : 0;
+}
+
+/* The operand b of `... op b` as a term (a - b: -b) or a factor (a / b: b^-1). */
+static SymId chain_operand(Sema *S, int op, SymId b)
+{
+	double x;
+	if (op == '-')
+		return sym_neg(S->sym, b);
+	if (op != '/')
+		return b;
+	if (sym_is_const(S->sym, b, &x))
+		return sym_const(S->sym, 1 / x);
+	return sym_pow(S->sym, b, sym_const(S->sym, -1));
+}
+
+/* A chain a op b op c ... of + and - (or of * and /) becomes one sym_addn
+ * (sym_muln) of all its operands, lowered left to right: one call per
+ * operator would flatten and merge all the terms so far each time, which is
+ * quadratic (with like-term merging, cubic) in the length of the chain. */
+static SymId lower_chain(Sema *S, LCtx *cx, Expr *e)
+{
+	int cls = chain_class(e), n = 0;
+	for (Expr *x = e; chain_class(x) == cls; x = x->a)
+		n++;
+	Expr **spine = dam_xrealloc(NULL, (size_t)n * sizeof *spine);
+	SymId *v = dam_xrealloc(NULL, ((size_t)n + 1) * sizeof *v);
+	int k = n;
+	for (Expr *x = e; k > 0; x = x->a)
+		spine[--k] = x;              /* spine[0] is the innermost operator */
+	v[0] = lower(S, cx, spine[0]->a);
+	bool okay = v[0] != 0;
+	for (int i = 0; i < n; i++) {
+		SymId b = lower(S, cx, spine[i]->b);
+		okay = okay && b;
+		v[i + 1] = b ? chain_operand(S, spine[i]->op, b) : 0;
+	}
+	SymId r = !okay ? err0() : cls == 1 ? sym_addn(S->sym, n + 1, v) : sym_muln(S->sym, n + 1, v);
+	dam_free(v);
+	dam_free(spine);
+	return r;
 }
 
 static SymId lower(Sema *S, LCtx *cx, Expr *e)
@@ -945,17 +1006,11 @@ static SymId lower(Sema *S, LCtx *cx, Expr *e)
 		return a ? sym_neg(S->sym, a) : 0;
 	}
 	case E_BINOP: {
+		if (e->op != '^')
+			return lower_chain(S, cx, e);
 		SymId a = lower(S, cx, e->a);
 		SymId b = lower(S, cx, e->b);
-		if (!a || !b)
-			return err0();
-		switch (e->op) {
-		case '+': return sym_add(S->sym, a, b);
-		case '-': return sym_sub(S->sym, a, b);
-		case '*': return sym_mul(S->sym, a, b);
-		case '/': return sym_div(S->sym, a, b);
-		default:  return sym_pow(S->sym, a, b);
-		}
+		return a && b ? sym_pow(S->sym, a, b) : err0();
 	}
 	case E_CALL:
 		return lower_call(S, cx, e);
@@ -1042,6 +1097,54 @@ static SymId lower_over(Sema *S, Scope *sc, Expr *value, int rank, const IdxId *
 
 /* ---- statements ---------------------------------------------------------- */
 
+/* Is v a decimal number as a .dam file writes one, with an optional sign
+ * (-3, 0.5, .5, 1e-3)?  strtod also reads hexadecimal, "inf" and "nan". */
+static bool decimal_syntax(const char *v)
+{
+	const char *p = v + (*v == '+' || *v == '-');
+	size_t ni = strspn(p, "0123456789"), nf = 0;
+	p += ni;
+	if (*p == '.') {
+		nf = strspn(p + 1, "0123456789");
+		p += 1 + nf;
+	}
+	if (ni + nf == 0)
+		return false;
+	if (*p == 'e' || *p == 'E') {
+		p += 1 + (p[1] == '+' || p[1] == '-');
+		size_t ne = strspn(p, "0123456789");
+		if (ne == 0)
+			return false;
+		p += ne;
+	}
+	return *p == 0;
+}
+
+/* -D name=value: a finite decimal number is a number, other text a string,
+ * as documented.  Text that strtod would take for a number (0x10, inf, nan,
+ * 1e400) is an error for a param the model declares as a number; for a
+ * string param it is a string like any other. */
+static void define_value(Sema *S, Sy *sy, const char *def, const char *v)
+{
+	char *end;
+	double num = strtod(v, &end);
+	bool decimal = decimal_syntax(v);
+	if (!*v) {
+		diag_error(S->d, (Loc){0, 0, 0}, "-D %s has no value", def);
+	} else if (decimal && isfinite(num)) {
+		sy->is_str = false;
+		sy->num = num;
+	} else if (!sy->is_str && decimal) {
+		diag_error(S->d, (Loc){0, 0, 0}, "-D %s: the number is out of range", def);
+	} else if (!sy->is_str && end != v && !*end) {
+		diag_error(S->d, (Loc){0, 0, 0}, "-D %s: not a decimal number", def);
+	} else {
+		sy->is_str = true;
+		sy->str = arena_strdup(S->a, v);
+		sy->dir = ".";
+	}
+}
+
 static void define_override(Sema *S, Sy *sy)
 {
 	for (int i = 0; i < S->o->ndefines; i++) {
@@ -1050,18 +1153,7 @@ static void define_override(Sema *S, Sy *sy)
 		if (!eq || (size_t)(eq - def) != strlen(sy->name) || strncmp(def, sy->name, (size_t)(eq - def)))
 			continue;
 		S->define_used[i] = true;
-		const char *v = eq + 1;
-		char *end;
-		errno = 0;
-		double num = strtod(v, &end);
-		if (*v && !*end && !errno && isfinite(num)) {
-			sy->is_str = false;
-			sy->num = num;
-		} else {
-			sy->is_str = true;
-			sy->str = arena_strdup(S->a, v);
-			sy->dir = ".";
-		}
+		define_value(S, sy, def, eq + 1);
 	}
 }
 
@@ -1158,6 +1250,8 @@ static void stmt_tensor(Sema *S, Scope *sc, Stmt *st)
 	}
 	double *data = eval_tensor(S, v, rank, idx, shape);
 	int64_t bad;
+	if (!data)
+		return;
 	if (!all_finite(data, tensor_elems(S, t), &bad)) {
 		diag_error(S->d, st->value->loc, "tensor '%s' has a non-finite value at element %lld", sy->name,
 		           (long long)bad);
@@ -1267,8 +1361,11 @@ static SymId fold_vector(Sema *S, const char *name, SymId v, IdxId j, int64_t n)
 		return v;   /* a scalar broadcast: nothing to fold */
 	if (nd->kind == SYM_TENSOR && nd->nkids == 1 && sym_node(S->sym, nd->kids[0])->kind == SYM_IDX)
 		return v;   /* already a vector, e.g. bias = a */
+	double *data = eval_tensor(S, v, 1, &j, &n);
+	if (!data)
+		return v;
 	TensorId t = new_tensor(S, name, MT_CONST, 1, &n);
-	S->tens.v[t].data = eval_tensor(S, v, 1, &j, &n);
+	S->tens.v[t].data = data;
 	S->tens.v[t].def = v;
 	S->tens.v[t].idx[0] = j;
 	SymId a = sym_idx(S->sym, j);
@@ -1451,6 +1548,13 @@ static void stmt_weights(Sema *S, Scope *sc, Stmt *st)
 		return;
 	}
 	int64_t shape[2] = { S->layers.v[ra.layer].n, S->layers.v[rb.layer].n };
+	if (shape_elems(2, shape) < 0) {
+		/* Both sides are layers of at most MAX_SIZE neurons: the product fits. */
+		diag_error(S->d, st->name_loc, "weight block '%s' would have %lld entries (%lld x %lld), more than the "
+		           "limit of %lld", qualify(S, sc, st->name), (long long)(shape[0] * shape[1]),
+		           (long long)shape[0], (long long)shape[1], (long long)MAX_ELEMS);
+		return;
+	}
 	IdxId idx[2] = { sym_index_new(S->sym, ra.iname ? ra.iname : "r", shape[0]),
 	                 sym_index_new(S->sym, rb.iname ? rb.iname : "c", shape[1]) };
 	if (ra.iname && rb.iname && ra.iname == rb.iname) {
@@ -1482,6 +1586,8 @@ static void stmt_weights(Sema *S, Scope *sc, Stmt *st)
 	} else {
 		double *data = eval_tensor(S, v, 2, idx, shape);
 		int64_t bad;
+		if (!data)
+			return;
 		if (!all_finite(data, shape[0] * shape[1], &bad)) {
 			diag_error(S->d, st->value->loc, "weight block '%s' has a non-finite value at [%lld, %lld]", sy->name,
 			           (long long)(bad / shape[1]), (long long)(bad % shape[1]));
@@ -1861,6 +1967,11 @@ Model *sema_program(const char *path, const SemaOptions *o, Diags *d, Arena *a, 
 		return NULL;
 	}
 	sema_file(S, f, true);
+	/* A file of params, tensors, Lagrangians or blocks only is a library; one
+	 * that declares nothing at all (empty, or only comments) is probably a
+	 * mistake. */
+	if (!diag_errors(d) && S->tabn == 0)
+		diag_warning(d, (Loc){ f, 1, 1 }, "'%s' declares nothing", diag_source(d, f)->path);
 	for (int i = 0; i < o->ndefines; i++) {
 		const char *eq = strchr(o->defines[i], '=');
 		if (eq && eq != o->defines[i] && !S->define_used[i])
