@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 B=${DAM_BUILD:-build}
 pub=${DAM_PARITY_DATA:-../shared/data/published/analog-denseam-parity}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-libs=("$B/libdamdrv.a" "$B/libdamjit.a" "$B/libdamfront.a" "$B/libdamir.a" "$B/libdamrt.a")
+libs=("$B/libdamdrv.a" "$B/libdamjit.a" "$B/libdamspice.a" "$B/libdamfront.a" "$B/libdamir.a" "$B/libdamrt.a")
 for l in "${libs[@]}"; do [ -f "$l" ] || { echo "bench.sh: $l missing: build first (scripts/build.sh)" >&2; exit 2; }; done
 CC=${CC:-cc}
 # The hand-written baseline: -O3 -march=native, as the brief says.

@@ -68,7 +68,9 @@ static DamModel *compile_parity(Bench *B)
 {
 	snprintf(B->def, sizeof B->def, "weights=%s", B->weights);
 	const char *defs[] = { B->def };
-	DamCompileOptions co = { .defines = defs, .ndefines = 1, .opt_level = -1 };
+	const char *bake = getenv("DAM_BAKE_WEIGHTS");
+	DamCompileOptions co = { .defines = defs, .ndefines = 1, .opt_level = -1,
+	                         .bake_weights = bake && *bake == '1' };
 	char *err = NULL;
 	DamModel *m = dam_compile_file("examples/parity_et.dam", &co, &err);
 	if (!m) {

@@ -85,6 +85,7 @@ typedef struct DamCompileOptions {
 	int ndefines;
 	const char *stdlib_dir;       /* NULL: $DAMC_STDLIB, then the built-in stdlib */
 	int opt_level;                /* LLVM optimisation 0..3; < 0: default (3) */
+	int bake_weights;             /* 1: weights compiled in as constants; 0: run-time data */
 } DamCompileOptions;
 
 /* Compile a .dam file to native code.  opts may be NULL.  Relative paths in

@@ -639,7 +639,7 @@ static int verify_all(NetSession *s, Diags *d, void *user)
 		return RUN_EXIT_INPUT;
 	}
 	char err[1024];
-	JitOptions jo = { s->args->ra.opt_level, NULL, NULL };
+	JitOptions jo = { s->args->ra.opt_level, NULL, NULL, 0 };
 	Jit *jit = jit_compile(s->m, &jo, err, sizeof err);
 	if (!jit) {
 		diag_error(d, (Loc){ 0, 0, 0 }, "%s", err);

@@ -52,6 +52,8 @@ static const char run_usage[] =
 	"  --plot FILE            plot the first run with gnuplot (.png or .svg)\n"
 	"  --json                 one JSON object per run per line\n"
 	"  --dump-ir              print the optimised LLVM IR\n"
+	"  --bake-weights         compile static and learn tensors into the code as constants\n"
+	"                         (default: run-time data of the kernels; see bench/README.md)\n"
 	"  -O0 .. -O3             LLVM optimisation level (default -O3; -O1 compiles faster, runs slower)\n"
 	"  --check-every N        fixed-step solvers: steps between energy, divergence and steady-state\n"
 	"                         checks (default 1; larger runs faster, e.g. 3x on parity_et at 100)\n"
@@ -226,6 +228,8 @@ static int run_parse_args(RunArgs *ra, int argc, char **argv)
 			ra->cli.json = true;
 		else if (strcmp(a, "--dump-ir") == 0)
 			ra->dump_ir = true;
+		else if (strcmp(a, "--bake-weights") == 0)
+			ra->bake_weights = true;
 		else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
 			ra->opt_level = a[2] - '0';
 		else if (strcmp(a, "--check-every") == 0 || strncmp(a, "--check-every=", 14) == 0) {
@@ -781,7 +785,7 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 		return RUN_EXIT_INPUT;
 	}
 	char err[1024];
-	JitOptions jo = { ra->opt_level, ra->dump_ir ? stdout : NULL, NULL };
+	JitOptions jo = { ra->opt_level, ra->dump_ir ? stdout : NULL, NULL, ra->bake_weights };
 	Jit *jit = jit_compile(m, &jo, err, sizeof err);
 	int status;
 	if (!jit) {

@@ -25,6 +25,7 @@ typedef struct RunArgs {
 	RunConfig cli;         /* what the flags set */
 	bool dump_ir, help, have_inputs_flag;
 	int opt_level;         /* LLVM optimisation level, default 3 */
+	bool bake_weights;     /* --bake-weights: weights compiled in as constants */
 	long check_every;      /* steps between energy/divergence checks, 0 default (1) */
 } RunArgs;
 

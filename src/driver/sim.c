@@ -62,6 +62,7 @@ DamSim *sim_new(const Model *m, const Jit *jit)
 	s->jit = jit;
 	s->k = jit_kernels(jit);
 	s->ws = sim_xcalloc(s->k->ws_size, sizeof *s->ws);
+	jit_ws_init(jit, m, s->ws);              /* the weights are run-time data */
 	s->x = sim_xcalloc(s->k->nstate, sizeof *s->x);
 	s->g = sim_xcalloc(s->k->nstate, sizeof *s->g);
 	s->tau = sim_xcalloc(s->k->nstate, sizeof *s->tau);
@@ -78,9 +79,14 @@ DamSim *sim_clone(const DamSim *src)
 	for (int i = 0; i < src->m->ninputs && !bad; i++)
 		if (src->inputs[i])
 			bad = sim_set_input(s, i, src->inputs[i], (size_t)src->m->inputs[i].n, NULL, 0);
-	for (uint32_t t = 0; t < src->m->ntensors && !bad; t++)
+	for (uint32_t t = 0; t < src->m->ntensors && !bad; t++) {
 		if (src->dynamic[t])
 			bad = sim_set_dynamic(s, t, src->dynamic[t]);
+		int64_t off = jit_ws_offset(src->jit, t);
+		MTensorKind kind = src->m->tensors[t].kind;
+		if (!bad && (kind == MT_CONST || kind == MT_LEARN) && off >= 0)   /* weights as programmed */
+			bad = sim_set_tensor(s, t, src->ws + off);
+	}
 	if (bad) {                 /* the source accepted these values: cannot happen */
 		sim_free(s);
 		return NULL;
@@ -204,6 +210,18 @@ int sim_set_dynamic(DamSim *s, TensorId t, const double *v)
 	if (!s->dynamic[t])
 		s->dynamic[t] = sim_xcalloc(n, sizeof(double));
 	memcpy(s->dynamic[t], v, n * sizeof *v);
+	return 0;
+}
+
+int sim_set_tensor(DamSim *s, TensorId t, const double *v)
+{
+	if (t == 0 || t >= s->m->ntensors)
+		return -1;
+	MTensorKind kind = s->m->tensors[t].kind;
+	int64_t off = jit_ws_offset(s->jit, t);
+	if ((kind != MT_CONST && kind != MT_LEARN) || off < 0)
+		return -1;
+	memcpy(s->ws + off, v, (size_t)sym_tensor_size(s->m->sym, t) * sizeof *v);
 	return 0;
 }
 

@@ -64,6 +64,12 @@ int sim_missing_input(const DamSim *s);
  * sim_tensor() is the tensor's storage in the workspace (NULL if it has
  * none). Returns -1 if t is not a dynamic tensor. */
 int sim_set_dynamic(DamSim *s, TensorId t, const double *v);
+/* Static and learn tensors (weights, bias vectors, ...) are run-time data of
+ * the compiled kernels: sim_new fills them from the Model, sim_set_tensor()
+ * replaces them (sym_tensor_size values) for every later run of this
+ * simulator without recompiling, e.g. quantised or noisy weights.  Returns -1
+ * if t is not such a tensor or the JIT baked it in (rank 0, bake_weights). */
+int sim_set_tensor(DamSim *s, TensorId t, const double *v);
 void sim_clear_dynamic(DamSim *s, TensorId t);
 double *sim_tensor(DamSim *s, TensorId t);
 

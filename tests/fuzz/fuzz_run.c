@@ -130,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	Model *m = dam_frontend_compile(FUZZ_NAME, &fo, &d, &a);
 	if (m && fuzz_small(m)) {
 		char err[1024] = "";
-		JitOptions jo = { size && (data[size - 1] & 1) ? 1 : 0, NULL, NULL };
+		JitOptions jo = { size && (data[size - 1] & 1) ? 1 : 0, NULL, NULL, 0 };
 		Jit *jit = jit_compile(m, &jo, err, sizeof err);
 		if (jit) {
 			fuzz_simulate(m, jit);

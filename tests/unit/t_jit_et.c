@@ -300,6 +300,7 @@ static void test_context(Et *E, Jit *j, const double *tok, const char *what)
 {
 	const JitKernels *k = jit_kernels(j);
 	double *ws = calloc(k->ws_size + 1, sizeof *ws);
+	jit_ws_init(j, &E->m, ws);
 	Ref r;
 	memcpy(ws + k->input_off[0], tok, L * sizeof *tok);
 	k->setup(ws);

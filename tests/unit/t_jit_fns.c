@@ -173,6 +173,8 @@ int main(void)
 	const JitKernels *k = j ? jit_kernels(j) : NULL;
 	double worst[NVEC + 2] = {0};
 	double *ws = calloc(k ? k->ws_size + 1 : 1, sizeof *ws);
+	if (j)
+		jit_ws_init(j, &F.m, ws);
 	unsigned seed = 4242;
 	for (int trial = 0; trial < 40 && k; trial++) {
 		double x[N], out[NVEC * N + 2];

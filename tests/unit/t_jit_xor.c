@@ -315,6 +315,7 @@ int main(void)
 	ok(k->nstate == NV + NH && k->nact == NV + NH && k->noutput == 1 + NH,
 	   "sizes: nstate %zu, nact %zu, noutput %zu", k->nstate, k->nact, k->noutput);
 	double *ws = calloc(k->ws_size + 1, sizeof *ws);
+	jit_ws_init(j, &X.m, ws);
 	test_kernels_vs_c(k, ws);
 	test_init(k, ws);
 	test_xor_euler(k, ws);

@@ -126,11 +126,12 @@ static void jit_rename_private(LLVMValueRef v)
 
 /* Emits the kernels into mod, dumps it when asked (before verifying, so a
  * broken module can be read) and verifies it. */
-static int jit_build_module(LLVMModuleRef mod, const Model *m, JitLayout *lay, JitPart part, FILE *dump,
-                            char *err, size_t errlen)
+static int jit_build_module(LLVMModuleRef mod, const Model *m, JitLayout *lay, JitPart part, bool bake,
+                            FILE *dump, char *err, size_t errlen)
 {
 	JitEmit E;
 	jit_emit_init(&E, mod, m);
+	E.bake = bake;
 	int rc = jit_build_kernels(&E, lay, part);
 	if (rc)
 		jit_errf(err, errlen, "jit: %s", E.err);
@@ -230,8 +231,8 @@ typedef struct JitUnit {
 	char err[512];
 } JitUnit;
 
-static int jit_unit_build(JitUnit *u, const Model *m, JitPart part, int opt, FILE *dump, char *err,
-                          size_t errlen)
+static int jit_unit_build(JitUnit *u, const Model *m, JitPart part, int opt, bool bake, FILE *dump,
+                          char *err, size_t errlen)
 {
 	u->part = part;
 	u->opt = opt;
@@ -245,7 +246,7 @@ static int jit_unit_build(JitUnit *u, const Model *m, JitPart part, int opt, FIL
 	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(u->tm);
 	LLVMSetModuleDataLayout(u->mod, td);
 	LLVMDisposeTargetData(td);
-	if (jit_build_module(u->mod, m, &u->lay, part, dump, err, errlen))
+	if (jit_build_module(u->mod, m, &u->lay, part, bake, dump, err, errlen))
 		return -1;
 	/* Both halves define private constants and helpers of the same names:
 	 * give the hot half's their own. */
@@ -334,8 +335,9 @@ Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen
 		jit_errf(err, errlen, "jit: LLVM has no native target");
 		return NULL;
 	}
-	if (jit_unit_build(&cold, m, JIT_PART_COLD, opt->opt_level, opt->dump_ir_unopt, err, errlen) ||
-	    jit_unit_build(&hot, m, JIT_PART_HOT, opt->opt_level, opt->dump_ir_unopt, err, errlen) ||
+	bool bake = opt->bake_weights != 0;
+	if (jit_unit_build(&cold, m, JIT_PART_COLD, opt->opt_level, bake, opt->dump_ir_unopt, err, errlen) ||
+	    jit_unit_build(&hot, m, JIT_PART_HOT, opt->opt_level, bake, opt->dump_ir_unopt, err, errlen) ||
 	    jit_both(&cold, &hot, jit_unit_optimise, err, errlen))
 		goto fail;
 	if (opt->dump_ir) {
@@ -406,6 +408,16 @@ void jit_free(Jit *j)
 	dam_free(j->output_off);
 	dam_free(j->tensor_ws_off);
 	dam_free(j);
+}
+
+void jit_ws_init(const Jit *j, const Model *m, double *ws)
+{
+	for (TensorId t = 1; t < m->ntensors && t < j->ntensors; t++) {
+		const MTensor *mt = &m->tensors[t];
+		int64_t off = j->tensor_ws_off[t];
+		if ((mt->kind == MT_CONST || mt->kind == MT_LEARN) && off >= 0 && mt->data)
+			memcpy(ws + off, mt->data, (size_t)sym_tensor_size(m->sym, t) * sizeof *ws);
+	}
 }
 
 int64_t jit_ws_offset(const Jit *j, TensorId t)

@@ -6,8 +6,10 @@
  * and returns native entry points.
  *
  * Workspace: every compiled entry point takes `double *ws`, a per-run buffer
- * of ws_size doubles laid out by the JIT (inputs, dynamic tensors,
- * activations, scratch).  Inputs are written at input_off[i] (token indices as
+ * of ws_size doubles laid out by the JIT (inputs, weights and other static or
+ * learn tensors of rank >= 1, dynamic tensors, activations, scratch).  The
+ * weights are run-time data, so one compiled model runs any weights of the
+ * same shapes without recompiling; bake_weights compiles them in instead.  Inputs are written at input_off[i] (token indices as
  * doubles); the flat state x (model_state_size doubles, layers in order) is
  * passed separately.  Different ws buffers may be used from different threads
  * at the same time.
@@ -48,6 +50,8 @@ typedef struct JitOptions {
 	int opt_level;                 /* 0..3, default 3 */
 	FILE *dump_ir;                 /* non-NULL: print the optimised LLVM IR here */
 	FILE *dump_ir_unopt;           /* non-NULL: print the IR before optimisation */
+	int bake_weights;              /* 1: static and learn tensors become constants in the code;
+	                                * 0 (default): run-time data in ws (sim_set_tensor) */
 } JitOptions;
 
 typedef struct Jit Jit;
@@ -56,8 +60,13 @@ typedef struct Jit Jit;
 Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen);
 const JitKernels *jit_kernels(const Jit *j);
 /* Offset in ws of an input, dynamic or activation tensor (e.g. to read the
- * rows setup() computed, or to reprogram them); -1 for other tensors. */
+ * rows setup() computed, or to reprogram them), and of a static or learn
+ * tensor of rank >= 1 unless bake_weights was set (its values are then data:
+ * the caller fills them, see sim_new); -1 for other tensors. */
 int64_t jit_ws_offset(const Jit *j, TensorId t);
+/* Write the values of every run-time static or learn tensor (m's data) into
+ * a fresh workspace of ws_size doubles; call once after allocating it. */
+void jit_ws_init(const Jit *j, const Model *m, double *ws);
 void jit_free(Jit *j);
 
 #endif

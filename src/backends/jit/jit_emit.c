@@ -432,7 +432,10 @@ static LLVMValueRef jit_tensor_base(JitEmit *E, TensorId t, int64_t *off)
 	switch (mt->kind) {
 	case MT_CONST:
 	case MT_LEARN:
-		return E->gconst[t];
+		if (E->gconst[t])
+			return E->gconst[t];
+		*off = E->ws_off[t];
+		return *off >= 0 ? E->ws : NULL;
 	case MT_INPUT:
 	case MT_DYN:
 	case MT_ACT:

@@ -58,8 +58,9 @@ typedef struct JitEmit {
 	LLVMTypeRef f64, i64, i1, ptr;
 
 	/* Per tensor (indexed by TensorId). */
-	LLVMValueRef *gconst;      /* MT_CONST / MT_LEARN: private constant global */
-	int64_t *ws_off;           /* MT_INPUT / MT_DYN / MT_ACT: offset in ws, -1 none */
+	LLVMValueRef *gconst;      /* MT_CONST / MT_LEARN baked in: private constant global */
+	int64_t *ws_off;           /* MT_INPUT / MT_DYN / MT_ACT, run-time weights: offset in ws, -1 none */
+	bool bake;                 /* static and learn tensors as constants (JitOptions.bake_weights) */
 	int64_t *x_off;            /* MT_STATE: offset in x, -1 none */
 
 	/* Per SymId. */

@@ -192,7 +192,12 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 			else
 				E->x_off[t] = lo;
 		} else if (mt->kind == MT_CONST || mt->kind == MT_LEARN) {
-			jit_emit_const_tensor(E, t);
+			if (E->bake || sym_tensor_rank(E->sym, t) == 0) {
+				jit_emit_const_tensor(E, t);
+			} else {               /* run-time data: the host fills it (sim_new) */
+				E->ws_off[t] = cur;
+				cur += jit_tensor_size(E, t);
+			}
 		}
 	}
 	P->cur = &cur;
