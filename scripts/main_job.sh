@@ -38,7 +38,7 @@ print(f"hamming74: {good}/{len(runs)} corrupted words corrected ({sys.argv[1]})"
 PY
   if [ -f "$PARITY/model_best.npz" ]; then
     echo "== damc run examples/parity_et.dam on the published validation split"
-    $DAMC run examples/parity_et.dam -D weights="$PARITY/model_best.npz" \
+    $DAMC run examples/parity_et.dam -D weights="$PARITY/model_best.npz" --t-end 1 \
       --dataset "$PARITY/parity_data_test_X.txt" --json > $OUT/parity.jsonl
     python3 - $OUT/parity.jsonl "$PARITY/parity_data_test_y.txt" <<'PY'
 import json, sys

@@ -23,7 +23,7 @@ if [ ! -f "$W/model_best.npz" ]; then
 fi
 head -8 "$W/parity_data_test_X.txt" > "$tmp/rows.txt"
 for o in 0 3; do
-  "$DAMC" run examples/parity_et.dam -D weights="$W/model_best.npz" --dataset "$tmp/rows.txt" --json -O$o \
+  "$DAMC" run examples/parity_et.dam -D weights="$W/model_best.npz" --dataset "$tmp/rows.txt" --t-end 1 --json -O$o \
     > "$tmp/et.$o" 2>/dev/null
 done
 if cmp -s "$tmp/et.0" "$tmp/et.3" && [ -s "$tmp/et.3" ]; then

@@ -41,7 +41,8 @@ static const char run_usage[] =
 	"  --solver S             euler (default), rk4, dopri5, expeuler\n"
 	"  --dt X                 step (fixed-step solvers; first step for dopri5), default 1e-3;\n"
 	"                         euler refuses dt >= 2 tau, rk4 dt >= 2.785 tau of a free layer\n"
-	"  --t-end X              end time, default 1\n"
+	"  --t-end X              end time (default: until the model settles, max |dx/dt| <\n"
+	"                         1e-4 / tau_slowest, at most 100 tau_slowest)\n"
 	"  --rtol X, --atol X     dopri5 tolerances, default 1e-6 and 1e-9\n"
 	"  --steady-tol X         stop once max |dx/dt| < X (default: never)\n"
 	"  --diverge-limit X      a run diverges when some |x_i| > X (default: 100 times\n"
@@ -760,6 +761,27 @@ Model *run_compile(const char *path, const RunConfig *rc, Diags *d, Arena *a)
 	return dam_frontend_compile(path, &fo, d, a);
 }
 
+/* No end time given: run until the model settles, max |dx/dt| < RUN_SETTLE_TOL
+ * / tau_slowest (unless --steady-tol says otherwise), for at most
+ * RUN_SETTLE_CAP slowest time constants; a run that has not settled by then
+ * ends there with status ok and t_converged null (docs/cli.md). */
+#define RUN_SETTLE_TOL 1e-4
+#define RUN_SETTLE_CAP 100
+
+static void run_settle_defaults(const Model *m, const RunConfig *rc, DamRunOpts *o)
+{
+	if (rc->t_end >= 0)
+		return;
+	double tmax = 0;
+	for (int l = 0; l < m->nlayers; l++)
+		tmax = fmax(tmax, m->layers[l].tau);
+	if (!(tmax > 0))
+		return;
+	o->t_end = RUN_SETTLE_CAP * tmax;
+	if (rc->steady_tol < 0)
+		o->steady_tol = RUN_SETTLE_TOL / tmax;
+}
+
 static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Arena *a)
 {
 	DamRunOpts opts;
@@ -777,6 +799,7 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 		diag_error(d, (Loc){0, 0, 0}, "'%s' declares no layers: there is nothing to simulate", ra->model);
 		return RUN_EXIT_INPUT;
 	}
+	run_settle_defaults(m, rc, &opts);
 	if (run_check_step(m, &opts, d) < 0)
 		return RUN_EXIT_INPUT;
 	if (run_select_outputs(m, rc, &sel, &nsel, d) < 0 || run_build_rows(m, rc, &b, d) < 0) {
