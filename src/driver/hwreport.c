@@ -258,13 +258,9 @@ static void hw_text(const NetSession *s, size_t row, const HwReport *h, RepBuf *
 
 static int hw_one(NetSession *s, const char *sweep, RepBuf *plot, Diags *d)
 {
-	char err[1024];
-	JitOptions jo = { s->args->ra.opt_level, NULL, NULL, 0 };
-	Jit *jit = jit_compile(s->m, &jo, err, sizeof err);
-	if (!jit) {
-		diag_error(d, (Loc){ 0, 0, 0 }, "%s", err);
+	Jit *jit = net_jit(s, d);
+	if (!jit)
 		return RUN_EXIT_INPUT;
-	}
 	HwReport h;
 	int rc = hw_compute(s, jit, s->lo, &h, d);
 	jit_free(jit);

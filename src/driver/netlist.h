@@ -53,6 +53,8 @@ int net_main(const char *cmd, int argc, char **argv, NetCommand *c);
 /* Load the config, compile, build and select rows, load the device. Returns 0 or an exit status. */
 int net_open(NetSession *s, NetArgs *na, bool multi, Diags *d, Arena *a);
 void net_close(NetSession *s);
+/* The session's model JIT-compiled (NULL after reporting to d). */
+Jit *net_jit(NetSession *s, Diags *d);
 /* Run the JIT on one row with a trace of every step (check_every = 1);
  * outputs (may be NULL) receives the outputs. Returns the run's status. */
 DamStatus net_run_jit(NetSession *s, const Jit *jit, size_t row, const DamRunOpts *opts, RepTrace *tr,

@@ -260,6 +260,16 @@ SpicePlan *net_plan(NetSession *s, size_t row, Diags *d)
 	return spice_plan(s->m, &s->bo, d);
 }
 
+Jit *net_jit(NetSession *s, Diags *d)
+{
+	char err[1024];
+	JitOptions jo = { s->args->ra.opt_level, NULL, NULL, s->args->ra.bake_weights };
+	Jit *jit = jit_compile(s->m, &jo, err, sizeof err);
+	if (!jit)
+		diag_error(d, (Loc){ 0, 0, 0 }, "%s", err);
+	return jit;
+}
+
 static void net_trace(void *user, double t, const double *x, const double *g, double e)
 {
 	report_trace_add(user, t, x, g, e);
@@ -638,13 +648,9 @@ static int verify_all(NetSession *s, Diags *d, void *user)
 		           "$DAMC_NGSPICE)");
 		return RUN_EXIT_INPUT;
 	}
-	char err[1024];
-	JitOptions jo = { s->args->ra.opt_level, NULL, NULL, 0 };
-	Jit *jit = jit_compile(s->m, &jo, err, sizeof err);
-	if (!jit) {
-		diag_error(d, (Loc){ 0, 0, 0 }, "%s", err);
+	Jit *jit = net_jit(s, d);
+	if (!jit)
 		return RUN_EXIT_INPUT;
-	}
 	char dir[] = "/tmp/damc-verify-XXXXXX";
 	if (!mkdtemp(dir)) {
 		diag_error(d, (Loc){ 0, 0, 0 }, "cannot make a temp directory: %s", strerror(errno));
