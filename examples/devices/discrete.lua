@@ -14,4 +14,6 @@ amplifier = {
 crossbar = {
   rows = 256, cols = 256,     -- largest array
   gmin = 1e-7, gmax = 1e-3,   -- usable conductances, S
+  bits = 6, encoding = "differential",   -- 64 levels per cell; signed weights as pairs
+  dac_bits = 8, adc_bits = 8,  -- row drivers, readout
 }

@@ -13,4 +13,6 @@ amplifier = {
 crossbar = {
   rows = 1024, cols = 1024,
   gmin = 1e-7, gmax = 1e-4,
+  bits = 4, encoding = "differential",   -- 16 levels per cell (RRAM-like)
+  dac_bits = 6, adc_bits = 8,
 }

@@ -16,4 +16,6 @@ amplifier = {
 crossbar = {
   rows = 256, cols = 256,
   gmin = 1e-8, gmax = 1e-4,
+  bits = 8, encoding = "offset",   -- 256 levels; signed weights by an offset column
+  dac_bits = 10, adc_bits = 12,
 }

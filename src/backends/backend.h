@@ -1,7 +1,7 @@
 /* backend.h - the one small interface every file-producing backend offers.
  *
  * A backend turns a checked Model IR into bytes: the SPICE netlist
- * (src/backends/spice) and, later, the crossbar image (src/backends/xbar).
+ * (src/backends/spice) and the crossbar programming image (src/backends/xbar).
  * It reads only the Model IR, the options below and a device profile, and
  * reports problems to the diagnostics sink located at the declaration of the
  * layer or block concerned (MLoc).  Backends never include llvm-c: the JIT is
@@ -31,9 +31,14 @@ typedef struct DevAmp {
 	double power;          /* static power of one amplifier (W) */
 } DevAmp;
 
+typedef enum { DEV_ENC_UNSET, DEV_ENC_DIFFERENTIAL, DEV_ENC_OFFSET } DevEncoding;
+
 typedef struct DevXbar {
 	double rows, cols;     /* largest array: lines of each side (0: unlimited) */
 	double gmin, gmax;     /* usable conductance range (S) */
+	double bits;           /* bits per cell: 2^bits levels (docs/image-format.md) */
+	double dac_bits, adc_bits;   /* resolution of the row drivers and the readout */
+	DevEncoding encoding;  /* signed weights: differential pair or offset column */
 } DevXbar;
 
 typedef struct DevProfile {

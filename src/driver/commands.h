@@ -13,5 +13,6 @@ int cmd_run(int argc, char **argv);
 int cmd_netlist(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 
 #endif

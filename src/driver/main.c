@@ -6,6 +6,7 @@
  *   damc netlist FILE [options]             the analog circuit as an ngspice deck
  *   damc verify FILE [options]              ngspice against the JIT, neuron by neuron
  *   damc report FILE [options]              hardware, latency and energy under a device
+ *   damc image FILE --device P -o IMG       the crossbar programming image (--dump, --extract)
  */
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +26,7 @@ static void usage(FILE *out)
 	      "  netlist  write the analog circuit as an ngspice netlist (docs/netlist.md)\n"
 	      "  verify   simulate the netlist in ngspice and compare it with the JIT\n"
 	      "  report   the hardware a model needs, its latency and energy per inference\n"
+	      "  image    write, dump or extract a crossbar programming image (docs/image-format.md)\n"
 	      "\n"
 	      "options:\n"
 	      "  -h, --help     show this help (damc COMMAND --help for a command)\n"
@@ -61,6 +63,8 @@ int main(int argc, char **argv)
 		return cmd_verify(argc - 1, argv + 1);
 	if (!strcmp(cmd, "report"))
 		return cmd_report(argc - 1, argv + 1);
+	if (!strcmp(cmd, "image"))
+		return cmd_image(argc - 1, argv + 1);
 	fprintf(stderr, "damc: error: unknown command '%s'\n\n", cmd);
 	usage(stderr);
 	return 2;

@@ -870,7 +870,10 @@ typedef struct DevField {
 	size_t off;
 } DevField;
 
-/* Read table `key` (absent: left as is) whose fields must all be known numbers. */
+#define DEV_STRING_FIELD ((size_t)-1)
+
+/* Read table `key` (absent: left as is) whose fields must all be known numbers
+ * (except those marked DEV_STRING_FIELD, which the caller reads). */
 static int dev_read_table(lua_State *L, CfgState *cs, const char *key, const DevField *f, size_t nf,
                           char *base)
 {
@@ -899,6 +902,8 @@ static int dev_read_table(lua_State *L, CfgState *cs, const char *key, const Dev
 			bad = -1;
 			continue;
 		}
+		if (f[k].off == DEV_STRING_FIELD)    /* read by its owner (crossbar.encoding) */
+			continue;
 		lua_getfield(L, -1, keys[i]);
 		double v = lua_tonumber(L, -1);
 		if (lua_type(L, -1) != LUA_TNUMBER || !(v >= 0 || !strcmp(keys[i], "vmin")) || v != v) {
@@ -916,6 +921,28 @@ static int dev_read_table(lua_State *L, CfgState *cs, const char *key, const Dev
 	return bad;
 }
 
+/* crossbar.encoding: "differential" or "offset" (absent: unset). */
+static int dev_read_encoding(lua_State *L, CfgState *cs, DevXbar *x)
+{
+	int bad = 0;
+	if (cfg_get(L, cs, "crossbar") == LUA_TTABLE) {
+		int t = lua_getfield(L, -1, "encoding");
+		const char *v = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+		if (v && !strcmp(v, "differential"))
+			x->encoding = DEV_ENC_DIFFERENTIAL;
+		else if (v && !strcmp(v, "offset"))
+			x->encoding = DEV_ENC_OFFSET;
+		else if (t != LUA_TNIL) {
+			cfg_error(L, cs, "crossbar", "'crossbar.encoding' must be \"differential\" or "
+			          "\"offset\", got %s%s%s", v ? "'" : "", v ? v : luaL_typename(L, -1), v ? "'" : "");
+			bad = -1;
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return bad;
+}
+
 static int dev_read(lua_State *L, CfgState *cs, void *out)
 {
 	static const char *const known[] = { "name", "description", "amplifier", "crossbar" };
@@ -927,6 +954,8 @@ static int dev_read(lua_State *L, CfgState *cs, void *out)
 	static const DevField xbar[] = {
 		{ "rows", offsetof(DevXbar, rows) }, { "cols", offsetof(DevXbar, cols) },
 		{ "gmin", offsetof(DevXbar, gmin) }, { "gmax", offsetof(DevXbar, gmax) },
+		{ "bits", offsetof(DevXbar, bits) }, { "encoding", DEV_STRING_FIELD },
+		{ "dac_bits", offsetof(DevXbar, dac_bits) }, { "adc_bits", offsetof(DevXbar, adc_bits) },
 	};
 	DevLoad *dl = out;
 	int bad = 0;
@@ -950,6 +979,7 @@ static int dev_read(lua_State *L, CfgState *cs, void *out)
 	bad |= cfg_read_string(L, cs, "description", &dl->what, false);
 	bad |= dev_read_table(L, cs, "amplifier", amp, sizeof amp / sizeof *amp, (char *)&dl->dp->amp);
 	bad |= dev_read_table(L, cs, "crossbar", xbar, sizeof xbar / sizeof *xbar, (char *)&dl->dp->xbar);
+	bad |= dev_read_encoding(L, cs, &dl->dp->xbar);
 	return bad;
 }
 
