@@ -305,7 +305,7 @@ static int img_tile(Cur *c, DamImage *img, DamImgTile *t, uint32_t entry, uint64
 
 static int img_tiles(Cur *c, DamImage *img)
 {
-	img->nblocks = (uint32_t)cur_count(c, 4, 36, "blocks");
+	img->nblocks = (uint32_t)cur_count(c, 4, 28, "blocks");
 	img->blocks = img_calloc(img->nblocks, sizeof *img->blocks);
 	for (uint32_t k = 0; k < img->nblocks && !c->bad; k++)
 		if (img_block_head(c, img, &img->blocks[k]) < 0)
@@ -333,7 +333,7 @@ static int img_tiles(Cur *c, DamImage *img)
 
 static int img_dynamic(Cur *c, DamImage *img)
 {
-	img->ndyn = (uint32_t)cur_count(c, 4, 40, "dynamic blocks");
+	img->ndyn = (uint32_t)cur_count(c, 4, 32, "dynamic blocks");
 	img->dyn = img_calloc(img->ndyn, sizeof *img->dyn);
 	for (uint32_t k = 0; k < img->ndyn && !c->bad; k++) {
 		DamImgBlock *b = &img->dyn[k];

@@ -7,7 +7,9 @@
  * trips (values, dequantised weights, the stored .npz reads back), and that
  * every single-byte corruption (XOR 0xFF and XOR 0x01 at each position),
  * every truncation, an empty buffer, a wrong version and an out-of-range
- * level are all refused with a message naming the section and offset.
+ * level are all refused with a message naming the section and offset; with
+ * the CRCs recomputed after each corruption, the inner checks (counts,
+ * shapes, tile grid) still refuse what is inconsistent and nothing crashes.
  */
 #include "dam_image.h"
 #include "dam_npy.h"
@@ -231,6 +233,61 @@ static void check_corruptions(const uint8_t *img, size_t len)
 	free(p);
 }
 
+static void put32(uint8_t *p, uLong v)
+{
+	for (int k = 0; k < 4; k++)
+		p[k] = (uint8_t)(v >> (8 * k));
+}
+
+/* Recompute every section CRC and the header CRC (the table as stored). */
+static void fix_crcs(uint8_t *p, size_t len)
+{
+	size_t h = 56 + 24 * 5;
+	for (int k = 0; k < 5; k++) {
+		uint8_t *e = p + 56 + 24 * k;
+		uint64_t off = 0, n = 0;
+		for (int b = 7; b >= 0; b--) {
+			off = off << 8 | e[4 + b];
+			n = n << 8 | e[12 + b];
+		}
+		if (off <= len && n <= len - off)
+			put32(e + 20, crc32(0, p + off, (uInt)n));
+	}
+	put32(p + h, crc32(0, p, (uInt)h));
+}
+
+/* Corruptions that the CRCs do not catch (they are recomputed): the inner
+ * checks must refuse what is inconsistent, and nothing may crash (ASan). */
+static void check_inner(const uint8_t *img, size_t len)
+{
+	uint8_t *p = malloc(len);
+	char err[256];
+	size_t refused = 0, total = 0;
+	for (size_t i = 56 + 24 * 5 + 4; i < len; i++)
+		for (int x = 0; x < 3; x++) {
+			static const uint8_t val[3] = { 0xFF, 0x01, 0x80 };
+			memcpy(p, img, len);
+			p[i] ^= val[x];
+			fix_crcs(p, len);
+			refused += rejects(p, len, err, sizeof err);
+			total++;
+		}
+	ok(refused > 0, "corruptions with CRCs recomputed: none crashes, %zu of %zu refused by the "
+	   "inner checks", refused, total);
+	memcpy(p, img, len);
+	size_t layers = (size_t)(img[56 + 24 + 4] | img[56 + 24 + 5] << 8);
+	p[layers] = 3;          /* LAYERS count 2 -> 3 */
+	fix_crcs(p, len);
+	ok(rejects(p, len, err, sizeof err), "a layer count beyond the section is refused: %s", err);
+	memcpy(p, img, len);
+	size_t tiles = (size_t)(img[56 + 48 + 4] | img[56 + 48 + 5] << 8);
+	p[tiles + 4 + 28] = 1;  /* ntiles 2 -> 1 */
+	fix_crcs(p, len);
+	ok(rejects(p, len, err, sizeof err) && strstr(err, "1 tiles, the blocks need 2"),
+	   "a tile count that does not match the blocks is refused: %s", err);
+	free(p);
+}
+
 int main(void)
 {
 	size_t len = 0;
@@ -238,6 +295,7 @@ int main(void)
 	ok(img && len > 0, "image built in memory");
 	check_valid(img, len, true);
 	check_corruptions(img, len);
+	check_inner(img, len);
 	free(img);
 
 	img = build(&len, 4, 16);
