@@ -9,7 +9,8 @@
 # parity checkpoint within half a step of the squared raw weights of
 # model_best.npz (xi_hopf_raw^2 as hopf.xi, the per-token rows
 # xi_attn_embed_raw^2 as attn.xi_table).  Images and dumps are the same
-# bytes twice; the reader's unit test reruns its corruption checks on the
+# bytes twice, the XOR dump matches its golden (tests/image/xor.dump, the
+# image path replaced by xor.img); the reader's unit test reruns its corruption checks on the
 # parity image.  Bad input: a block outside the device's conductance range
 # and a misspelt profile key are located errors, exit 1, no file left.
 set -u
@@ -90,6 +91,8 @@ ok $? "offset encoding: the tile's offset is -min w = 0.4"
 
 "$DAMC" image examples/xor.dam -c examples/xor.lua --device $HI -o "$tmp/xor2.img" 2>/dev/null
 cmp -s "$tmp/xor.img" "$tmp/xor2.img"; ok $? "the same model gives the same image bytes"
+"$DAMC" image --dump "$tmp/xor.img" | sed 's|^image [^:]*:|image xor.img:|' | diff -u tests/image/xor.dump - >"$tmp/golden.diff"
+ok $? "--dump of xor matches the golden tests/image/xor.dump"; sed 's/^/# /' "$tmp/golden.diff"
 "$DAMC" image --dump "$tmp/hamming74.img" >"$tmp/d1" && "$DAMC" image --dump "$tmp/hamming74.img" >"$tmp/d2"
 cmp -s "$tmp/d1" "$tmp/d2"; ok $? "--dump is deterministic"
 grep -q "^  xi           h -- v  16x7  8 tiles  tensor xi$" "$tmp/d1"; ok $? "--dump: the 16x7 block split into 8 tiles of 4x4"
