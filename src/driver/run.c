@@ -27,6 +27,7 @@
 #include "sim.h"
 
 #include "run.h"
+#include "run_image.h"
 
 static const char run_usage[] =
 	"usage: damc run MODEL.dam [options]\n"
@@ -53,6 +54,8 @@ static const char run_usage[] =
 	"  --plot FILE            plot the first run with gnuplot (.png or .svg)\n"
 	"  --json                 one JSON object per run per line\n"
 	"  --dump-ir              print the optimised LLVM IR\n"
+	"  --image chip.img       run the weights a crossbar image holds (quantised conductances,\n"
+	"                         token tables; `damc image`); refused for another model unless --force\n"
 	"  --bake-weights         compile static and learn tensors into the code as constants\n"
 	"                         (default: run-time data of the kernels; see bench/README.md)\n"
 	"  -O0 .. -O3             LLVM optimisation level (default -O3; -O1 compiles faster, runs slower)\n"
@@ -231,6 +234,13 @@ static int run_parse_args(RunArgs *ra, int argc, char **argv)
 			ra->dump_ir = true;
 		else if (strcmp(a, "--bake-weights") == 0)
 			ra->bake_weights = true;
+		else if (strcmp(a, "--force") == 0)
+			ra->force = true;
+		else if (strcmp(a, "--image") == 0 || strncmp(a, "--image=", 8) == 0) {
+			ra->image = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : "");
+			if (!*ra->image)
+				rc = run_usage_error("%s expects an image file", "--image");
+		}
 		else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
 			ra->opt_level = a[2] - '0';
 		else if (strcmp(a, "--check-every") == 0 || strncmp(a, "--check-every=", 14) == 0) {
@@ -653,6 +663,12 @@ static void run_job(int64_t idx, void *user)
 		}
 		off += (size_t)b->m->inputs[i].n;
 	}
+	if (b->img && run_image_apply(b->img, b->m, s, b->rows[r].v) < 0) {
+		snprintf(b->msg[r], sizeof b->msg[r], "the image's weights do not fit the compiled model");
+		b->refused[r] = 1;
+		sim_free(s);
+		return;
+	}
 	RepTrace *tr = r == 0 ? b->trace : NULL;
 	sim_run(s, &b->opts, &b->res[r], tr ? run_trace_cb : NULL, tr, b->msg[r], sizeof b->msg[r]);
 	sim_outputs(s, b->outputs + r * b->nout);
@@ -807,6 +823,23 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 		run_batch_free(&b);
 		return RUN_EXIT_INPUT;
 	}
+	RunImage img;
+	memset(&img, 0, sizeof img);
+	if (ra->image) {
+		if (ra->bake_weights) {
+			diag_error(d, (Loc){ 0, 0, 0 }, "--image programs the weights at run time: it cannot be "
+			           "combined with --bake-weights");
+			free(sel);
+			run_batch_free(&b);
+			return RUN_EXIT_INPUT;
+		}
+		if (run_image_load(m, ra->image, ra->force, &img, d) < 0) {
+			free(sel);
+			run_batch_free(&b);
+			return RUN_EXIT_INPUT;
+		}
+		b.img = &img;
+	}
 	char err[1024];
 	JitOptions jo = { ra->opt_level, ra->dump_ir ? stdout : NULL, NULL, ra->bake_weights };
 	Jit *jit = jit_compile(m, &jo, err, sizeof err);
@@ -819,6 +852,7 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 		status = run_simulate(m, jit, rc, &b, sel, nsel, d);
 		jit_free(jit);
 	}
+	run_image_free(&img);
 	free(sel);
 	run_batch_free(&b);
 	return status;

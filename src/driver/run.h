@@ -26,6 +26,8 @@ typedef struct RunArgs {
 	bool dump_ir, help, have_inputs_flag;
 	int opt_level;         /* LLVM optimisation level, default 3 */
 	bool bake_weights;     /* --bake-weights: weights compiled in as constants */
+	const char *image;     /* --image chip.img: run the weights it holds */
+	bool force;            /* --force: run an image written for another model */
 	long check_every;      /* steps between energy/divergence checks, 0 default (1) */
 } RunArgs;
 
@@ -49,6 +51,7 @@ typedef struct RunBatch {
 	unsigned char *refused; /* per row: an input setter refused a value (msg says why) */
 	const double **inputs;  /* nrows * ninputs pointers into rows */
 	RepTrace *trace;       /* first run only; NULL: none */
+	const struct RunImage *img;   /* --image: weights to program each simulator with */
 } RunBatch;
 
 void *run_xcalloc(size_t n, size_t size);

@@ -377,7 +377,7 @@ static void xbar_names(const Model *m, DamBuf *b)
 
 /* ---- the model hash and the image ------------------------------------------------------- */
 
-static void xbar_hash(const Model *m, uint8_t out[32])
+void xbar_model_hash(const Model *m, uint8_t out[32])
 {
 	DamBuf t = { 0 };
 	char line[512];
@@ -442,7 +442,7 @@ int xbar_build(const Model *m, const BackendOptions *opt, Diags *d, unsigned cha
 		n[k] = s[k].len;
 	}
 	uint8_t hash[32];
-	xbar_hash(m, hash);
+	xbar_model_hash(m, hash);
 	if (!rc && dam_image_assemble(hash, p, n, out, len) < 0) {
 		diag_error(d, (Loc){ 0, 0, 0 }, "the image is too large");
 		rc = -1;

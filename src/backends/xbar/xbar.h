@@ -12,11 +12,17 @@
 #ifndef DAM_XBAR_H
 #define DAM_XBAR_H
 
+#include <stdint.h>
+
 #include "../backend.h"
 
 extern const Backend xbar_backend;
 
 #define XBAR_G0 1e-5     /* conductance of a unit weight (S): the netlist's 1/R0 */
+
+/* The model hash an image carries (docs/image-format.md), so that `damc run
+ * --image` can tell whether an image was written for this model. */
+void xbar_model_hash(const Model *m, uint8_t out[32]);
 
 /* Build the image bytes (malloc'd). Returns 0, or -1 after reporting to d. */
 int xbar_build(const Model *m, const BackendOptions *opt, Diags *d, unsigned char **out, size_t *len);

@@ -1,0 +1,146 @@
+/* run_image.c - `damc run --image chip.img`: simulate what a programmed chip
+ * computes, not the ideal model.
+ *
+ * The image is read and validated by libdam's reader (dam_image_open).  Its
+ * model hash must match the model being run (xbar_model_hash), unless
+ * --force.  Every static block's weights are replaced by the image's
+ * dequantised conductances (dam_image_block_weights) through
+ * sim_set_tensor: the weights are run-time data of the compiled kernels, so
+ * nothing is recompiled.  A dynamic block stored as a token table (the
+ * Analog ET's attention rows) is programmed per run from the quantised row
+ * of each context token (sim_set_dynamic); a dynamic block the host
+ * computes keeps the model's own rows.  Biases, initial values and time
+ * constants are stored unquantised in the image and are the model's.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dam_image.h"
+#include "run_image.h"
+#include "xbar.h"
+
+static int ri_block(const Model *m, const char *name, const DamImgBlock *b, Diags *d, const char *path)
+{
+	int k = model_find(m, MODEL_BLOCK, name);
+	if (k < 0) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "%s: the image has weight block '%s', which the model does "
+		           "not declare", path, name);
+		return -1;
+	}
+	const MBlock *B = &m->blocks[k];
+	if ((int64_t)b->rows != m->layers[B->a].n || (int64_t)b->cols != m->layers[B->b].n) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "%s: block '%s' is %llux%llu in the image but %lldx%lld in "
+		           "the model", path, name, (unsigned long long)b->rows, (unsigned long long)b->cols,
+		           (long long)m->layers[B->a].n, (long long)m->layers[B->b].n);
+		return -1;
+	}
+	return k;
+}
+
+int run_image_load(const Model *m, const char *path, bool force, RunImage *ri, Diags *d)
+{
+	memset(ri, 0, sizeof *ri);
+	DamImage *img;
+	char err[512];
+	if (dam_image_open(path, &img, err, sizeof err) < 0) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "%s: %s", path, err);
+		return -1;
+	}
+	uint8_t h[32];
+	xbar_model_hash(m, h);
+	if (memcmp(h, img->hash, sizeof h) && !force) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "%s was written for another model (its model hash differs "
+		           "from %s's layers and blocks); use --force to run it anyway", path, m->path);
+		dam_image_free(img);
+		return -1;
+	}
+	int bad = 0;
+	ri->st = calloc(img->nblocks + 1, sizeof *ri->st);
+	ri->dy = calloc(img->ndyn + 1, sizeof *ri->dy);
+	if (!ri->st || !ri->dy)
+		abort();
+	for (uint32_t k = 0; k < img->nblocks && !bad; k++) {
+		const DamImgBlock *b = &img->blocks[k];
+		int blk = ri_block(m, b->name, b, d, path);
+		if (blk < 0 || m->blocks[blk].dynamic) {
+			if (blk >= 0)
+				diag_error(d, (Loc){ 0, 0, 0 }, "%s: block '%s' is static in the image but dynamic "
+				           "in the model", path, b->name);
+			bad = 1;
+			break;
+		}
+		RunImageW *w = &ri->st[ri->nst++];
+		w->t = m->blocks[blk].w;
+		w->w = calloc(b->rows * b->cols + 1, sizeof *w->w);
+		if (!w->w)
+			abort();
+		dam_image_block_weights(img, k, w->w);
+	}
+	unsigned planes = dam_image_planes(img);
+	for (uint32_t k = 0; k < img->ndyn && !bad; k++) {
+		const DamImgBlock *b = &img->dyn[k];
+		int blk = ri_block(m, b->name, b, d, path);
+		if (blk < 0) {
+			bad = 1;
+			break;
+		}
+		if (b->kind != 1 || (int)b->input >= m->ninputs)
+			continue;                  /* the host computes these rows: the model's own */
+		RunImageDyn *y = &ri->dy[ri->ndy++];
+		y->t = m->blocks[blk].w;
+		y->input = (int)b->input;
+		y->rows = (int64_t)b->rows;
+		y->cols = (int64_t)b->cols;
+		y->vocab = (int64_t)b->vocab;
+		size_t cells = b->vocab * b->cols;
+		y->table = calloc(cells + 1, sizeof *y->table);
+		if (!y->table)
+			abort();
+		for (size_t c = 0; c < cells; c++)
+			y->table[c] = dam_image_cell_weight(img, b->levels + c, planes == 2 ? cells : 0, b->offset);
+	}
+	dam_image_free(img);
+	if (bad) {
+		run_image_free(ri);
+		return -1;
+	}
+	return 0;
+}
+
+int run_image_apply(const RunImage *ri, const Model *m, DamSim *s, const double *row)
+{
+	for (int k = 0; k < ri->nst; k++)
+		if (sim_set_tensor(s, ri->st[k].t, ri->st[k].w) < 0)
+			return -1;
+	for (int k = 0; k < ri->ndy; k++) {
+		const RunImageDyn *y = &ri->dy[k];
+		size_t off = 0;
+		for (int i = 0; i < y->input; i++)
+			off += (size_t)m->inputs[i].n;
+		double *rows = calloc((size_t)(y->rows * y->cols) + 1, sizeof *rows);
+		if (!rows)
+			abort();
+		for (int64_t r = 0; r < y->rows && r < m->inputs[y->input].n; r++) {
+			int64_t tok = (int64_t)row[off + (size_t)r];
+			if (tok < 0 || tok >= y->vocab)
+				tok = 0;           /* rows are checked before any run */
+			memcpy(rows + r * y->cols, y->table + tok * y->cols, (size_t)y->cols * sizeof *rows);
+		}
+		int rc = sim_set_dynamic(s, y->t, rows);
+		free(rows);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void run_image_free(RunImage *ri)
+{
+	for (int k = 0; k < ri->nst; k++)
+		free(ri->st[k].w);
+	for (int k = 0; k < ri->ndy; k++)
+		free(ri->dy[k].table);
+	free(ri->st);
+	free(ri->dy);
+	memset(ri, 0, sizeof *ri);
+}
