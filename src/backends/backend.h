@@ -41,12 +41,20 @@ typedef struct DevXbar {
 	DevEncoding encoding;  /* signed weights: differential pair or offset column */
 } DevXbar;
 
+/* Statistical non-idealities, drawn per Monte Carlo run (`damc run --mc`). */
+typedef struct DevNoise {
+	double program;        /* relative sigma of each programmed conductance */
+	double read;           /* sigma of the readout, added to every output value (model units) */
+	double stuck_min, stuck_max;   /* probability that a cell is stuck at Gmin / Gmax */
+} DevNoise;
+
 typedef struct DevProfile {
 	const char *name;      /* e.g. "discrete" */
 	const char *path;      /* where it was read from */
 	const char *what;      /* one-line description */
 	DevAmp amp;
 	DevXbar xbar;
+	DevNoise noise;
 } DevProfile;
 
 typedef enum { LEVEL_BEHAVIOURAL, LEVEL_AMPLIFIER } BackendLevel;

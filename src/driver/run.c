@@ -56,6 +56,11 @@ static const char run_usage[] =
 	"  --dump-ir              print the optimised LLVM IR\n"
 	"  --image chip.img       run the weights a crossbar image holds (quantised conductances,\n"
 	"                         token tables; `damc image`); refused for another model unless --force\n"
+	"  --device P             device profile (for --mc; see docs/netlist.md)\n"
+	"  --mc N --seed S        N Monte Carlo draws of the device's noise (programming noise,\n"
+	"                         stuck cells, read noise) in the weights the ODE runs with\n"
+	"  --labels FILE          one class per row: accuracy of every draw (argmax of the first\n"
+	"                         vector output)\n"
 	"  --bake-weights         compile static and learn tensors into the code as constants\n"
 	"                         (default: run-time data of the kernels; see bench/README.md)\n"
 	"  -O0 .. -O3             LLVM optimisation level (default -O3; -O1 compiles faster, runs slower)\n"
@@ -200,6 +205,8 @@ int run_parse_flag(RunArgs *ra, int argc, char **argv, int *i)
 	}
 	if ((v = run_flag_value(argc, argv, i, "--dataset")))
 		return run_set_string(&rc->dataset_path, "--dataset", v);
+	if ((v = run_flag_value(argc, argv, i, "--device")))
+		return run_set_string(&rc->device, "--device", v);
 	if ((v = run_flag_value(argc, argv, i, "--trace")))
 		return run_set_string(&rc->trace_path, "--trace", v);
 	if ((v = run_flag_value(argc, argv, i, "--plot")))
@@ -236,6 +243,23 @@ static int run_parse_args(RunArgs *ra, int argc, char **argv)
 			ra->bake_weights = true;
 		else if (strcmp(a, "--force") == 0)
 			ra->force = true;
+		else if (strcmp(a, "--mc") == 0 || strcmp(a, "--seed") == 0) {
+			const char *v = i + 1 < argc ? argv[++i] : "";
+			char *end;
+			errno = 0;
+			unsigned long long x = strtoull(v, &end, 10);
+			if (end == v || *end || errno || *v == '-' || (a[2] == 'm' && (x < 1 || x > 1000000)))
+				rc = run_usage_error(a[2] == 'm' ? "--mc expects a number of draws in 1..1000000, got '%s'"
+				                                 : "--seed expects a non-negative integer, got '%s'", v);
+			else if (a[2] == 'm')
+				ra->mc = (long)x;
+			else
+				ra->seed = x;
+		} else if (strcmp(a, "--labels") == 0) {
+			ra->labels = i + 1 < argc ? argv[++i] : "";
+			if (!*ra->labels)
+				rc = run_usage_error("%s expects a file", "--labels");
+		}
 		else if (strcmp(a, "--image") == 0 || strncmp(a, "--image=", 8) == 0) {
 			ra->image = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : "");
 			if (!*ra->image)
@@ -675,6 +699,11 @@ static void run_job(int64_t idx, void *user)
 	sim_free(s);
 }
 
+void run_batch_run(RunBatch *b, int threads)
+{
+	dam_parallel_for((int64_t)b->nrows, threads, run_job, b);
+}
+
 static int run_print(const RunBatch *b, const RunConfig *rc, const int *sel, int nsel)
 {
 	const JitKernels *k = jit_kernels(b->jit);
@@ -849,7 +878,10 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 		status = RUN_EXIT_INPUT;
 	} else {
 		b.opts = opts;
-		status = run_simulate(m, jit, rc, &b, sel, nsel, d);
+		if (ra->mc > 0)
+			status = run_mc(m, jit, rc, ra, &b, ra->image ? &img : NULL, sel, nsel, d, a);
+		else
+			status = run_simulate(m, jit, rc, &b, sel, nsel, d);
 		jit_free(jit);
 	}
 	run_image_free(&img);

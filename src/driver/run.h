@@ -28,6 +28,9 @@ typedef struct RunArgs {
 	bool bake_weights;     /* --bake-weights: weights compiled in as constants */
 	const char *image;     /* --image chip.img: run the weights it holds */
 	bool force;            /* --force: run an image written for another model */
+	long mc;               /* --mc N: Monte Carlo draws of the device's non-idealities (0: none) */
+	unsigned long long seed;   /* --seed S */
+	const char *labels;    /* --labels FILE: one class per row, for the draws' accuracy */
 	long check_every;      /* steps between energy/divergence checks, 0 default (1) */
 } RunArgs;
 
@@ -74,5 +77,7 @@ size_t run_input_width(const Model *m);
  * before anything runs; errors are located in a dataset file. 0 or -1. */
 int run_build_rows(const Model *m, const RunConfig *rc, RunBatch *b, Diags *d);
 void run_batch_free(RunBatch *b);
+/* Run every row of b (allocated by the caller) on the given number of threads (0: all). */
+void run_batch_run(RunBatch *b, int threads);
 
 #endif

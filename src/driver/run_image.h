@@ -7,6 +7,7 @@
 
 #include "diag.h"
 #include "model.h"
+#include "run.h"
 #include "sim.h"
 
 typedef struct RunImageW {
@@ -31,5 +32,11 @@ int run_image_load(const Model *m, const char *path, bool force, RunImage *ri, D
 /* Program simulator s for one run whose inputs are row (all inputs concatenated). */
 int run_image_apply(const RunImage *ri, const Model *m, DamSim *s, const double *row);
 void run_image_free(RunImage *ri);
+
+/* Monte Carlo draws of the device's noise (run_mc.c): prints the outputs' mean
+ * and spread per row, or with --labels every draw's accuracy and a summary. */
+struct RunArgs;
+int run_mc(const Model *m, const Jit *jit, const RunConfig *rc, const struct RunArgs *ra, RunBatch *b,
+           const RunImage *img, const int *sel, int nsel, Diags *d, Arena *a);
 
 #endif

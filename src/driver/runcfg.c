@@ -945,7 +945,11 @@ static int dev_read_encoding(lua_State *L, CfgState *cs, DevXbar *x)
 
 static int dev_read(lua_State *L, CfgState *cs, void *out)
 {
-	static const char *const known[] = { "name", "description", "amplifier", "crossbar" };
+	static const char *const known[] = { "name", "description", "amplifier", "crossbar", "noise" };
+	static const DevField noise[] = {
+		{ "program", offsetof(DevNoise, program) }, { "read", offsetof(DevNoise, read) },
+		{ "stuck_min", offsetof(DevNoise, stuck_min) }, { "stuck_max", offsetof(DevNoise, stuck_max) },
+	};
 	static const DevField amp[] = {
 		{ "gain", offsetof(DevAmp, gain) }, { "gbw", offsetof(DevAmp, gbw) },
 		{ "slew", offsetof(DevAmp, slew) }, { "vmax", offsetof(DevAmp, vmax) },
@@ -969,7 +973,7 @@ static int dev_read(lua_State *L, CfgState *cs, void *out)
 			k++;
 		if (k == sizeof known / sizeof *known) {
 			cfg_error(L, cs, keys[i], "unknown device profile key '%s' (known: name, description, "
-			          "amplifier, crossbar)", keys[i]);
+			          "amplifier, crossbar, noise)", keys[i]);
 			bad = -1;
 		}
 	}
@@ -980,6 +984,7 @@ static int dev_read(lua_State *L, CfgState *cs, void *out)
 	bad |= dev_read_table(L, cs, "amplifier", amp, sizeof amp / sizeof *amp, (char *)&dl->dp->amp);
 	bad |= dev_read_table(L, cs, "crossbar", xbar, sizeof xbar / sizeof *xbar, (char *)&dl->dp->xbar);
 	bad |= dev_read_encoding(L, cs, &dl->dp->xbar);
+	bad |= dev_read_table(L, cs, "noise", noise, sizeof noise / sizeof *noise, (char *)&dl->dp->noise);
 	return bad;
 }
 
