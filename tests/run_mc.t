@@ -36,6 +36,17 @@ for r, b in zip(mc, bits):
 good = len(mc) == 4 and all(r["std"][0] > 1e-3 and abs(r["mean"][0] - b) < 0.05 for r, b in zip(mc, bits))
 sys.exit(0 if good else 1)
 PY
+printf 'name = "mismatch"\nnoise = { tau = 0.1 }\n' >"$tmp/mis.lua"
+"$DAMC" run examples/xor.dam -c examples/xor.lua --t-end 0.5 --device "$tmp/mis.lua" --mc 20 --seed 4 --json >"$tmp/t.json" 2>/dev/null
+"$DAMC" run examples/xor.dam -c examples/xor.lua --t-end 0.5 --device "$tmp/quiet.lua" --mc 2 --seed 4 --json >"$tmp/t0.json" 2>/dev/null
+python3 - "$tmp/t.json" "$tmp/t0.json" <<'PY'; ok $? "tau mismatch alone (sigma 0.1) spreads the unsettled outputs at t = 0.5; without it they do not"
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+sa, sb = max(r["std"][0] for r in a), max(r["std"][0] for r in b)
+print(f"# max std with tau mismatch {sa:.3g}, without {sb:.3g}")
+sys.exit(0 if len(a) == 4 and sa > 1e-3 and sb <= 1e-12 else 1)
+PY
 if [ -f "$W/model_best.npz" ]; then
   run() { "$DAMC" run examples/parity_et.dam -c examples/parity_et.lua --device noisy --mc 100 --labels "$W/parity_data_test_y.txt" "$@" 2>/dev/null; }
   run --seed 1 >"$tmp/p1.txt"; run --seed 1 --threads 1 >"$tmp/p1b.txt"; run --seed 2 >"$tmp/p2.txt"

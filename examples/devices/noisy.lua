@@ -23,4 +23,5 @@ noise = {
   read      = 0.01,    -- sigma added to every output value (model units)
   stuck_min = 1e-3,    -- probability that a cell is stuck at Gmin
   stuck_max = 1e-3,    -- ... at Gmax
+  tau       = 0.02,    -- relative sigma of each neuron's R2*C1
 }

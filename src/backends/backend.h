@@ -46,6 +46,7 @@ typedef struct DevNoise {
 	double program;        /* relative sigma of each programmed conductance */
 	double read;           /* sigma of the readout, added to every output value (model units) */
 	double stuck_min, stuck_max;   /* probability that a cell is stuck at Gmin / Gmax */
+	double tau;            /* relative sigma of each neuron's R2*C1 (time-constant mismatch) */
 } DevNoise;
 
 typedef struct DevProfile {

@@ -109,6 +109,8 @@ int run_image_load(const Model *m, const char *path, bool force, RunImage *ri, D
 
 int run_image_apply(const RunImage *ri, const Model *m, DamSim *s, const double *row)
 {
+	if (ri->tau)
+		sim_set_tau(s, ri->tau);
 	for (int k = 0; k < ri->nst; k++)
 		if (sim_set_tensor(s, ri->st[k].t, ri->st[k].w) < 0)
 			return -1;
@@ -142,5 +144,6 @@ void run_image_free(RunImage *ri)
 		free(ri->dy[k].table);
 	free(ri->st);
 	free(ri->dy);
+	free(ri->tau);
 	memset(ri, 0, sizeof *ri);
 }

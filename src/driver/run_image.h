@@ -25,6 +25,7 @@ typedef struct RunImageDyn {
 typedef struct RunImage {
 	RunImageW *st; int nst;
 	RunImageDyn *dy; int ndy;
+	double *tau;           /* per state component, or NULL: the model's */
 } RunImage;
 
 /* Read and check the image (hash against m unless force). 0, or -1 after reporting to d. */

@@ -11,7 +11,8 @@
  * compiled kernels; nothing is recompiled), not a perturbation of results.
  * Draw k uses its own generator, seeded from (seed, k), so the output does
  * not depend on the number of threads: the same seed gives the same bytes.
- * Time-constant mismatch is not drawn (tau is compiled into the kernels).
+ * noise.tau draws each neuron's time constant R2*C1 as tau * (1 + tau_sigma
+ * N(0, 1)) (at least 5% of tau), also run-time data of the kernels.
  */
 #include <math.h>
 #include <stdint.h>
@@ -98,6 +99,7 @@ static void mc_draw(const Model *m, const RunImage *base, const DevProfile *dev,
 {
 	out->nst = base->nst;
 	out->ndy = base->ndy;
+	out->tau = NULL;
 	out->st = run_xcalloc((size_t)base->nst + 1, sizeof *out->st);
 	out->dy = run_xcalloc((size_t)base->ndy + 1, sizeof *out->dy);
 	for (int k = 0; k < base->nst; k++) {
@@ -105,6 +107,13 @@ static void mc_draw(const Model *m, const RunImage *base, const DevProfile *dev,
 		out->st[k].t = base->st[k].t;
 		out->st[k].w = run_xcalloc(n, sizeof(double));
 		mc_perturb(r, dev, gmax_w, base->st[k].w, out->st[k].w, n);
+	}
+	if (dev->noise.tau > 0) {                 /* R2*C1 as built, neuron by neuron */
+		int64_t n = model_state_size(m), i = 0;
+		out->tau = run_xcalloc((size_t)n, sizeof *out->tau);
+		for (int l = 0; l < m->nlayers; l++)
+			for (int64_t j = 0; j < m->layers[l].n; j++, i++)
+				out->tau[i] = m->layers[l].tau * fmax(0.05, 1 + dev->noise.tau * mc_normal(r));
 	}
 	for (int k = 0; k < base->ndy; k++) {
 		out->dy[k] = base->dy[k];
@@ -176,9 +185,10 @@ int run_mc(const Model *m, const Jit *jit, const RunConfig *rc, const RunArgs *r
 	long worst_draw = 0, bad_runs = 0;
 	RepBuf out;
 	rep_init(&out);
-	rep_printf(&out, rc->json ? "" : "mc: %ld draws of device '%s' (seed %llu): program sigma %g, "
-	           "stuck at Gmin %g / Gmax %g, read sigma %g\n", ra->mc, dev.name, ra->seed,
-	           dev.noise.program, dev.noise.stuck_min, dev.noise.stuck_max, dev.noise.read);
+	if (!rc->json)
+		rep_printf(&out, "mc: %ld draws of device '%s' (seed %llu): program sigma %g, stuck at Gmin %g / "
+		           "Gmax %g, read sigma %g, tau sigma %g\n", ra->mc, dev.name, ra->seed, dev.noise.program,
+		           dev.noise.stuck_min, dev.noise.stuck_max, dev.noise.read, dev.noise.tau);
 	for (long draw = 0; draw < ra->mc; draw++) {
 		McRng r = { ra->seed * 0x2545f4914f6cdd1du + (uint64_t)draw * 0x9e3779b97f4a7c15u + 1 };
 		RunImage noisy;

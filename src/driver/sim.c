@@ -87,6 +87,8 @@ DamSim *sim_clone(const DamSim *src)
 		if (!bad && (kind == MT_CONST || kind == MT_LEARN) && off >= 0)   /* weights as programmed */
 			bad = sim_set_tensor(s, t, src->ws + off);
 	}
+	if (!bad)
+		sim_set_tau(s, src->tau);          /* time constants as built */
 	if (bad) {                 /* the source accepted these values: cannot happen */
 		sim_free(s);
 		return NULL;
@@ -211,6 +213,17 @@ int sim_set_dynamic(DamSim *s, TensorId t, const double *v)
 		s->dynamic[t] = sim_xcalloc(n, sizeof(double));
 	memcpy(s->dynamic[t], v, n * sizeof *v);
 	return 0;
+}
+
+void sim_set_tau(DamSim *s, const double *tau)
+{
+	memcpy(s->tau, tau, s->k->nstate * sizeof *tau);
+	memcpy(s->ws + s->k->tau_off, tau, s->k->nstate * sizeof *tau);
+}
+
+const double *sim_tau(const DamSim *s)
+{
+	return s->tau;
 }
 
 int sim_set_tensor(DamSim *s, TensorId t, const double *v)

@@ -70,6 +70,11 @@ int sim_set_dynamic(DamSim *s, TensorId t, const double *v);
  * simulator without recompiling, e.g. quantised or noisy weights.  Returns -1
  * if t is not such a tensor or the JIT baked it in (rank 0, bake_weights). */
 int sim_set_tensor(DamSim *s, TensorId t, const double *v);
+/* The time constant of every state component (model_state_size values) is
+ * run-time data too: sim_new sets each layer's tau, sim_set_tau() replaces
+ * them (e.g. R2*C1 as built, with mismatch) for the kernels and the solvers. */
+void sim_set_tau(DamSim *s, const double *tau);
+const double *sim_tau(const DamSim *s);
 void sim_clear_dynamic(DamSim *s, TensorId t);
 double *sim_tensor(DamSim *s, TensorId t);
 

@@ -369,6 +369,7 @@ Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen
 	j->k.nstate = lay->nstate;
 	j->k.noutput = lay->noutput;
 	j->k.nact = lay->nact;
+	j->k.tau_off = (size_t)lay->tau_off;
 	lay->tensor_ws_off = NULL;   /* owned by j now */
 	lay->input_off = NULL;
 	lay->output_off = NULL;
@@ -412,6 +413,10 @@ void jit_free(Jit *j)
 
 void jit_ws_init(const Jit *j, const Model *m, double *ws)
 {
+	size_t i = 0;
+	for (int l = 0; l < m->nlayers; l++)
+		for (int64_t n = 0; n < m->layers[l].n && i < j->k.nstate; n++)
+			ws[j->k.tau_off + i++] = m->layers[l].tau;
 	for (TensorId t = 1; t < m->ntensors && t < j->ntensors; t++) {
 		const MTensor *mt = &m->tensors[t];
 		int64_t off = j->tensor_ws_off[t];

@@ -28,6 +28,7 @@ typedef struct JitKernels {
 	size_t nstate;                 /* model_state_size */
 	size_t noutput;                /* sum of output sizes */
 	size_t nact;                   /* == nstate: activations, flat, layers in order */
+	size_t tau_off;                /* ws offset of the time constants, one per state component */
 	const size_t *input_off;       /* ws offset of each input (model->inputs order) */
 	const size_t *output_off;      /* offset of each output inside the out[] array */
 	/* After the inputs are in ws: compute dynamic tensors and biases. */
@@ -64,8 +65,9 @@ const JitKernels *jit_kernels(const Jit *j);
  * tensor of rank >= 1 unless bake_weights was set (its values are then data:
  * the caller fills them, see sim_new); -1 for other tensors. */
 int64_t jit_ws_offset(const Jit *j, TensorId t);
-/* Write the values of every run-time static or learn tensor (m's data) into
- * a fresh workspace of ws_size doubles; call once after allocating it. */
+/* Write the values of every run-time static or learn tensor (m's data) and
+ * the layers' time constants (tau_off) into a fresh workspace of ws_size
+ * doubles; call once after allocating it. */
 void jit_ws_init(const Jit *j, const Model *m, double *ws);
 void jit_free(Jit *j);
 

@@ -873,9 +873,10 @@ LLVMValueRef jit_emit(JitEmit *E, SymId e)
 
 /* ---- statements ---------------------------------------------------------- */
 
-/* base[off + j] = e / tau for j in [lo, hi), var bound to j. */
+/* base[off + j] = e / tau for j in [lo, hi), var bound to j; with tau_ws >= 0
+ * the divisor is ws[tau_ws + j], the run-time time constant of component j. */
 void jit_assign_range(JitEmit *E, LLVMValueRef base, int64_t off, IdxId var,
-                      int64_t lo, int64_t hi, SymId e, double tau, const char *name)
+                      int64_t lo, int64_t hi, SymId e, double tau, int64_t tau_ws, const char *name)
 {
 	if (hi <= lo || E->failed)
 		return;
@@ -885,8 +886,13 @@ void jit_assign_range(JitEmit *E, LLVMValueRef base, int64_t off, IdxId var,
 		return;
 	LLVMValueRef v = jit_emit(E, e);
 	jit_position_top(E);
-	if (tau != 1.0)
+	if (tau_ws >= 0) {
+		LLVMValueRef ti = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, jit_i64(E, tau_ws), "taui");
+		LLVMValueRef tv = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, ti, "tau"), "tau");
+		v = LLVMBuildFDiv(E->b, v, tv, "overtau");
+	} else if (tau != 1.0) {
 		v = LLVMBuildFDiv(E->b, v, jit_f64(E, tau), "overtau");
+	}
 	LLVMValueRef at = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, jit_i64(E, off), "dst");
 	LLVMBuildStore(E->b, v, jit_elem_ptr(E, base, at, name));
 	jit_loop_close(E);

@@ -61,6 +61,7 @@ typedef struct JitEmit {
 	LLVMValueRef *gconst;      /* MT_CONST / MT_LEARN baked in: private constant global */
 	int64_t *ws_off;           /* MT_INPUT / MT_DYN / MT_ACT, run-time weights: offset in ws, -1 none */
 	bool bake;                 /* static and learn tensors as constants (JitOptions.bake_weights) */
+	int64_t tau_off;           /* ws offset of the time constants, one per state component */
 	int64_t *x_off;            /* MT_STATE: offset in x, -1 none */
 
 	/* Per SymId. */
@@ -104,8 +105,9 @@ LLVMValueRef jit_emit(JitEmit *E, SymId e);
 LLVMValueRef jit_elem_ptr(JitEmit *E, LLVMValueRef base, LLVMValueRef off, const char *name);
 LLVMValueRef jit_i64(JitEmit *E, int64_t v);
 LLVMValueRef jit_f64(JitEmit *E, double v);
+/* tau_ws >= 0: divide by ws[tau_ws + j] (run-time time constants) instead of tau. */
 void jit_assign_range(JitEmit *E, LLVMValueRef base, int64_t off, IdxId var,
-                      int64_t lo, int64_t hi, SymId e, double tau, const char *name);
+                      int64_t lo, int64_t hi, SymId e, double tau, int64_t tau_ws, const char *name);
 void jit_assign_nd(JitEmit *E, LLVMValueRef base, int64_t off, int rank,
                    const IdxId *vars, SymId e, const char *name);
 bool jit_dep_state(JitEmit *E, SymId e);
@@ -117,6 +119,7 @@ typedef struct JitLayout {
 	size_t *input_off;         /* model->ninputs entries (malloc) */
 	size_t *output_off;        /* model->noutputs entries (malloc) */
 	int64_t act_off, dx_off;
+	int64_t tau_off;           /* ws offset of the per-component time constants */
 	int64_t *tensor_ws_off;    /* copy of ws_off per tensor (malloc) */
 	uint32_t ntensors;
 } JitLayout;

@@ -176,6 +176,8 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	cur += (int64_t)lay->nstate;
 	lay->dx_off = cur;
 	cur += (int64_t)lay->nstate;
+	lay->tau_off = E->tau_off = cur;       /* time constants: run-time data (jit_ws_init) */
+	cur += (int64_t)lay->nstate;
 	for (TensorId t = 1; t < m->ntensors; t++) {
 		const MTensor *mt = &m->tensors[t];
 		if (mt->kind == MT_DYN) {
@@ -353,7 +355,7 @@ static void jit_emit_acts(JitEmit *E, const JitLayout *lay)
 		char name[80];
 		snprintf(name, sizeof name, "g_%s", L->name);
 		jit_assign_range(E, E->ws, lay->act_off + model_layer_offset(m, l), L->j, 0, L->n,
-		                 L->act, 1.0, name);
+		                 L->act, 1.0, -1, name);
 	}
 }
 
@@ -369,7 +371,8 @@ static void jit_emit_rhs_into(JitEmit *E, LLVMValueRef dst, int64_t off)
 		char name[80];
 		snprintf(name, sizeof name, "dx_%s", L->name);
 		for (int k = 0; k < nr; k++)
-			jit_assign_range(E, dst, lo, L->j, r[k][0], r[k][1], L->rhs, L->tau, name);
+			jit_assign_range(E, dst, lo, L->j, r[k][0], r[k][1], L->rhs, L->tau,
+			                 E->tau_off + model_layer_offset(m, l), name);
 		dam_free(r);
 	}
 }
@@ -484,10 +487,10 @@ static void jit_build_init(JitEmit *E)
 		jit_fill(E, E->x, off, 0, L->n, 0.0, name);
 		for (int s = 0; s < L->ninit; s++)
 			jit_assign_range(E, E->x, off, L->j, L->init[s].lo < 0 ? 0 : L->init[s].lo,
-			                 L->init[s].hi > L->n ? L->n : L->init[s].hi, L->init[s].value, 1.0, name);
+			                 L->init[s].hi > L->n ? L->n : L->init[s].hi, L->init[s].value, 1.0, -1, name);
 		for (int s = 0; s < L->nclamp; s++)
 			jit_assign_range(E, E->x, off, L->j, L->clamp[s].lo < 0 ? 0 : L->clamp[s].lo,
-			                 L->clamp[s].hi > L->n ? L->n : L->clamp[s].hi, L->clamp[s].value, 1.0, name);
+			                 L->clamp[s].hi > L->n ? L->n : L->clamp[s].hi, L->clamp[s].value, 1.0, -1, name);
 	}
 	jit_fn_end(E, NULL);
 }
@@ -541,7 +544,7 @@ static void jit_build_outputs(JitEmit *E, const JitLayout *lay, const JitHelpers
 		if (O->rank == 0)
 			jit_assign_nd(E, out, off, 0, NULL, O->expr, O->name);
 		else
-			jit_assign_range(E, out, off, O->i, 0, O->n, O->expr, 1.0, O->name);
+			jit_assign_range(E, out, off, O->i, 0, O->n, O->expr, 1.0, -1, O->name);
 	}
 	jit_fn_end(E, NULL);
 }
