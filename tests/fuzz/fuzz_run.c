@@ -1,15 +1,21 @@
 /* fuzz_run.c - libFuzzer harness: the whole run path on small models.
  *
  * Each input is the text of a .dam model (registered in memory as in
- * fuzz_frontend.c).  After the front end, models that are too big for a
- * fast execution are skipped: more than FUZZ_MAX_STATE state variables,
+ * fuzz_frontend.c).  Inputs that do not get to the JIT return -1, which
+ * asks libFuzzer to keep them out of the corpus (fuzz_frontend covers them;
+ * clang 14's libFuzzer ignores the request, so bench/fuzz.sh also focuses
+ * the run on jit_compile).  After the front end, models that are too big
+ * for a fast execution are skipped: more than FUZZ_MAX_STATE state variables,
  * FUZZ_MAX_TENSOR values in all tensors or FUZZ_MAX_NODES expression
  * nodes, since each execution JIT-compiles.  The rest is what `damc run`
- * does for one row: jit_compile at -O0 or -O1 (the last input byte picks),
+ * does for one row: jit_compile at -O0 or -O1, with the weights as run-time
+ * data or baked in as constants (bits 0 and 1 of the last input byte pick),
  * every input set to zeros (token 0), FUZZ_STEPS forward-Euler steps with
  * energy checks and a trace, then the outputs, activations and energy read
  * back and formatted with the report functions (JSON and text) into a
  * buffer.  Everything is freed per input, so LeakSanitizer sees any leak.
+ * With DAM_FUZZ_STATS set, the harness prints at exit how many inputs got
+ * how far (front end, small enough, JIT, simulated), to judge the corpus.
  * Built by `scripts/build.sh --fuzz` (build-fuzz/fuzz/fuzz_run).
  */
 #include <stdint.h>
@@ -30,6 +36,23 @@
 #define FUZZ_STEPS      20
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* How far the inputs got: all, front end passed, small, JIT-compiled, run. */
+static long fuzz_count[5];
+
+static void fuzz_stats(void)
+{
+	fprintf(stderr, "fuzz_run stats: %ld inputs, %ld through the front end, %ld small enough, "
+	        "%ld JIT-compiled, %ld simulated\n", fuzz_count[0], fuzz_count[1], fuzz_count[2],
+	        fuzz_count[3], fuzz_count[4]);
+}
+
+static void fuzz_note(int stage)
+{
+	if (fuzz_count[0] == 0 && stage == 0 && getenv("DAM_FUZZ_STATS"))
+		atexit(fuzz_stats);
+	fuzz_count[stage]++;
+}
 
 /* Small enough to JIT-compile and run quickly. */
 static int fuzz_small(const Model *m)
@@ -87,6 +110,7 @@ static void fuzz_simulate(const Model *m, const Jit *jit)
 		char msg[256] = "";
 		report_trace_init(&tr, k->nstate);
 		sim_run(s, &o, &res, fuzz_trace, &tr, msg, sizeof msg);
+		fuzz_note(4);
 		double *out = calloc(k->noutput + 1, sizeof *out);
 		double *g = calloc(k->nstate + 1, sizeof *g);
 		int *sel = calloc((size_t)m->noutputs + 1, sizeof *sel);
@@ -121,6 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > FUZZ_MAX_LEN)
 		return -1;
+	fuzz_note(0);
 	Arena a;
 	Diags d;
 	arena_init(&a);
@@ -128,16 +153,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	diag_add_text(&d, FUZZ_NAME, (const char *)data, size);
 	FrontendOptions fo = { NULL, 0, DAM_STDLIB_DIR, NULL };
 	Model *m = dam_frontend_compile(FUZZ_NAME, &fo, &d, &a);
-	if (m && fuzz_small(m)) {
+	int keep = m && fuzz_small(m);
+	if (m)
+		fuzz_note(1);
+	if (keep) {
+		fuzz_note(2);
 		char err[1024] = "";
-		JitOptions jo = { size && (data[size - 1] & 1) ? 1 : 0, NULL, NULL, 0 };
+		unsigned last = size ? data[size - 1] : 0;
+		JitOptions jo = { .opt_level = last & 1, .bake_weights = (last >> 1) & 1 };
 		Jit *jit = jit_compile(m, &jo, err, sizeof err);
 		if (jit) {
+			fuzz_note(3);
 			fuzz_simulate(m, jit);
 			jit_free(jit);
 		}
 	}
 	diags_free(&d);
 	arena_free(&a);
-	return 0;
+	return keep ? 0 : -1;     /* fuzz_frontend covers the rest: keep the corpus runnable */
 }
