@@ -86,7 +86,7 @@ for p in hires hires_offset; do
   echo "# signed $p: $r"
   ok $rc "signed.dam under $p: negative weights within half a step"
 done
-"$DAMC" image --dump "$tmp/s.img" | grep -q "^     0  w            \[0, 0\]  2x3  offset 0.4$"
+"$DAMC" image --dump "$tmp/s.img" | grep -q "^     0  w            \[0, 0\]  2x3  offset 0.4  gain 1e-05 S$"
 ok $? "offset encoding: the tile's offset is -min w = 0.4"
 
 "$DAMC" image examples/xor.dam -c examples/xor.lua --device $HI -o "$tmp/xor2.img" 2>/dev/null
@@ -127,7 +127,7 @@ grep -qx "examples/xor.dam:17:9: error: weight block 'xi' needs conductances 1e-
 ok $? "out of range: located error naming the block and both ranges"
 "$DAMC" image examples/xor.dam -c examples/xor.lua --device tests/image/badkey.lua -o "$tmp/bad.img" 2>"$tmp/key.err"
 rc=$?; [ $rc = 1 ] && [ -z "$(ls "$tmp" | grep 'bad.img')" ]; ok $? "unknown profile key: exit 1, no file left"
-grep -q "^tests/image/badkey.lua:4:3: error: unknown key 'encodng' in 'crossbar' (known: rows, cols, gmin, gmax, bits, encoding, dac_bits, adc_bits)$" "$tmp/key.err"
+grep -q "^tests/image/badkey.lua:4:3: error: unknown key 'encodng' in 'crossbar' (known: rows, cols, gmin, gmax, bits, encoding, scale, dac_bits, adc_bits)$" "$tmp/key.err"
 ok $? "unknown profile key: located error"
 "$DAMC" image examples/xor.dam -c examples/xor.lua --device tests/image/badenc.lua -o "$tmp/bad.img" 2>"$tmp/enc.err"
 rc=$?; [ $rc = 1 ] && grep -q "^tests/image/badenc.lua:3:1: error: 'crossbar.encoding' must be \"differential\" or \"offset\", got 'twos-complement'$" "$tmp/enc.err"

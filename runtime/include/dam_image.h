@@ -12,14 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DAM_IMG_VERSION 1
+#define DAM_IMG_VERSION 2
 enum { DAM_IMG_DEVICE = 1, DAM_IMG_LAYERS, DAM_IMG_TILES, DAM_IMG_DYNAMIC, DAM_IMG_NAMES,
        DAM_IMG_NSECTIONS = 5 };
 enum { DAM_ENC_DIFFERENTIAL = 1, DAM_ENC_OFFSET = 2 };
+/* How weights map to conductances: one g0 for the chip, or a gain per tile. */
+enum { DAM_SCALE_GLOBAL = 1, DAM_SCALE_TILE = 2 };
 
 typedef struct DamImgDevice {
 	char *name;
-	uint32_t bits, encoding, dac_bits, adc_bits;
+	uint32_t bits, encoding, scale, dac_bits, adc_bits;
 	double gmin, gmax, g0;
 	uint32_t tile_rows, tile_cols;
 } DamImgDevice;
@@ -39,6 +41,7 @@ typedef struct DamImgBlock {
 	uint32_t input;          /* kind 1 */
 	uint64_t vocab;          /* kind 1 */
 	double offset;           /* kind 1 */
+	double gain;             /* kind 1: conductance of a unit weight in this table (S) */
 	uint16_t *levels;        /* kind 1: planes*vocab*cols */
 	char *name, *tensor;     /* from NAMES */
 	uint32_t first_tile, ntiles;   /* static blocks */
@@ -47,6 +50,7 @@ typedef struct DamImgBlock {
 typedef struct DamImgTile {
 	uint32_t entry, row0, col0, rows, cols;
 	double offset;
+	double gain;             /* conductance of a unit weight in this tile (S) */
 	uint16_t *levels;        /* planes*rows*cols */
 } DamImgTile;
 
@@ -71,8 +75,10 @@ void dam_image_free(DamImage *img);
 
 unsigned dam_image_planes(const DamImage *img);      /* 2 differential, 1 offset */
 double dam_image_level_g(const DamImgDevice *d, unsigned level);   /* G(l), S */
-/* The weight a cell holds: planes levels p[0] (and p[stride]), tile offset. */
-double dam_image_cell_weight(const DamImage *img, const uint16_t *p, size_t stride, double offset);
+/* The weight a cell holds: planes levels p[0] (and p[stride]), the tile's
+ * (or table's) offset and gain. */
+double dam_image_cell_weight(const DamImage *img, const uint16_t *p, size_t stride, double offset,
+                             double gain);
 /* Dequantised weights of static block k (rows*cols doubles, row-major). */
 void dam_image_block_weights(const DamImage *img, uint32_t k, double *out);
 

@@ -204,6 +204,10 @@ static int img_device(Cur *c, DamImgDevice *d)
 	d->encoding = cur_u32(c);
 	if (!c->bad && d->encoding != DAM_ENC_DIFFERENTIAL && d->encoding != DAM_ENC_OFFSET)
 		return cur_fail(c, at, "encoding %u is neither 1 (differential) nor 2 (offset)", d->encoding);
+	at = c->pos;
+	d->scale = cur_u32(c);
+	if (!c->bad && d->scale != DAM_SCALE_GLOBAL && d->scale != DAM_SCALE_TILE)
+		return cur_fail(c, at, "scale %u is neither 1 (global) nor 2 (tile)", d->scale);
 	d->dac_bits = cur_u32(c);
 	d->adc_bits = cur_u32(c);
 	at = c->pos;
@@ -279,6 +283,17 @@ static uint64_t img_ceil(uint64_t a, uint64_t b)
 	return a / b + (a % b != 0);
 }
 
+/* A tile's (table's) gain: the device's g0 under the global scale, any
+ * positive finite conductance per unit weight under the tile scale. */
+static double img_gain(Cur *c, const DamImage *img, const char *what)
+{
+	double g = cur_f64(c, true);
+	if (!c->bad && !(g > 0 && (img->dev.scale == DAM_SCALE_TILE || g == img->dev.g0)))
+		cur_fail(c, c->pos - 8, "%s gain %g S is not allowed here (%s)", what, g,
+		         img->dev.scale == DAM_SCALE_TILE ? "it must be positive" : "the global scale needs g0");
+	return g;
+}
+
 static int img_tile(Cur *c, DamImage *img, DamImgTile *t, uint32_t entry, uint64_t r0, uint64_t c0)
 {
 	const DamImgBlock *b = &img->blocks[entry];
@@ -299,6 +314,7 @@ static int img_tile(Cur *c, DamImage *img, DamImgTile *t, uint32_t entry, uint64
 	t->offset = cur_f64(c, true);
 	if (!c->bad && !(t->offset >= 0 && (t->offset == 0 || img->dev.encoding == DAM_ENC_OFFSET)))
 		return cur_fail(c, c->pos - 8, "tile offset %g is not allowed here", t->offset);
+	t->gain = img_gain(c, img, "tile");
 	t->levels = cur_levels(c, (uint64_t)dam_image_planes(img) * t->rows * t->cols, img->dev.bits);
 	return c->bad ? -1 : 0;
 }
@@ -354,6 +370,7 @@ static int img_dynamic(Cur *c, DamImage *img)
 		b->offset = cur_f64(c, true);
 		if (!c->bad && !(b->offset >= 0 && (b->offset == 0 || img->dev.encoding == DAM_ENC_OFFSET)))
 			return cur_fail(c, c->pos - 8, "table offset %g is not allowed here", b->offset);
+		b->gain = img_gain(c, img, "table");
 		uint64_t cells = b->vocab * b->cols;   /* both bounded by the file size */
 		if (!c->bad && b->cols && cells / b->cols != b->vocab)
 			return cur_fail(c, at, "table too large");
@@ -547,12 +564,13 @@ double dam_image_level_g(const DamImgDevice *d, unsigned level)
 	return d->gmin + (double)(level - 1) * step;
 }
 
-double dam_image_cell_weight(const DamImage *img, const uint16_t *p, size_t stride, double offset)
+double dam_image_cell_weight(const DamImage *img, const uint16_t *p, size_t stride, double offset,
+                             double gain)
 {
 	const DamImgDevice *d = &img->dev;
 	if (d->encoding == DAM_ENC_DIFFERENTIAL)
-		return (dam_image_level_g(d, p[0]) - dam_image_level_g(d, p[stride])) / d->g0;
-	return dam_image_level_g(d, p[0]) / d->g0 - offset;
+		return (dam_image_level_g(d, p[0]) - dam_image_level_g(d, p[stride])) / gain;
+	return dam_image_level_g(d, p[0]) / gain - offset;
 }
 
 void dam_image_block_weights(const DamImage *img, uint32_t k, double *out)
@@ -564,7 +582,8 @@ void dam_image_block_weights(const DamImage *img, uint32_t k, double *out)
 		for (uint32_t r = 0; r < T->rows; r++)
 			for (uint32_t q = 0; q < T->cols; q++)
 				out[(T->row0 + r) * b->cols + T->col0 + q] =
-					dam_image_cell_weight(img, T->levels + (size_t)r * T->cols + q, plane, T->offset);
+					dam_image_cell_weight(img, T->levels + (size_t)r * T->cols + q, plane, T->offset,
+					                      T->gain);
 	}
 }
 

@@ -32,6 +32,7 @@ typedef struct DevAmp {
 } DevAmp;
 
 typedef enum { DEV_ENC_UNSET, DEV_ENC_DIFFERENTIAL, DEV_ENC_OFFSET } DevEncoding;
+typedef enum { DEV_SCALE_UNSET, DEV_SCALE_GLOBAL, DEV_SCALE_TILE } DevScale;
 
 typedef struct DevXbar {
 	double rows, cols;     /* largest array: lines of each side (0: unlimited) */
@@ -39,6 +40,7 @@ typedef struct DevXbar {
 	double bits;           /* bits per cell: 2^bits levels (docs/image-format.md) */
 	double dac_bits, adc_bits;   /* resolution of the row drivers and the readout */
 	DevEncoding encoding;  /* signed weights: differential pair or offset column */
+	DevScale scale;        /* one g0 for the chip, or each tile's largest weight at gmax */
 } DevXbar;
 
 /* Statistical non-idealities, drawn per Monte Carlo run (`damc run --mc`). */

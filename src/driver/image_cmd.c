@@ -92,6 +92,11 @@ static const char *image_enc(const DamImage *img)
 	return img->dev.encoding == DAM_ENC_DIFFERENTIAL ? "differential" : "offset";
 }
 
+static const char *image_scale(const DamImage *img)
+{
+	return img->dev.scale == DAM_SCALE_TILE ? "tile" : "global";
+}
+
 static void image_hex(const uint8_t *h, char *out)
 {
 	for (int i = 0; i < 32; i++)
@@ -114,8 +119,9 @@ static void image_dump_text(const char *path, const DamImage *img, const ImageHi
 	printf("image %s: %llu bytes, format %u, model hash %s\n", path, (unsigned long long)img->size,
 	       img->version, hash);
 	printf("device '%s': %u bits (%u levels, 0 = open cell), %s, dac %u bits, adc %u bits, "
-	       "G %.6g .. %.6g S, g0 %.6g S, tiles %ux%u\n", d->name, d->bits, 1u << d->bits, image_enc(img),
-	       d->dac_bits, d->adc_bits, d->gmin, d->gmax, d->g0, d->tile_rows, d->tile_cols);
+	       "G %.6g .. %.6g S, g0 %.6g S, %s scale, tiles %ux%u\n", d->name, d->bits, 1u << d->bits,
+	       image_enc(img), d->dac_bits, d->adc_bits, d->gmin, d->gmax, d->g0, image_scale(img),
+	       d->tile_rows, d->tile_cols);
 	printf("sections:\n");
 	for (int k = 0; k < DAM_IMG_NSECTIONS; k++)
 		printf("  %-8s offset %8llu  length %8llu  crc 0x%08x\n", dam_image_section_name(k + 1),
@@ -137,8 +143,8 @@ static void image_dump_text(const char *path, const DamImage *img, const ImageHi
 	printf("tiles:\n");
 	for (uint32_t t = 0; t < img->ntiles; t++) {
 		const DamImgTile *T = &img->tiles[t];
-		printf("  %4u  %-12s [%u, %u]  %ux%u  offset %.6g\n", t, img->blocks[T->entry].name, T->row0,
-		       T->col0, T->rows, T->cols, T->offset);
+		printf("  %4u  %-12s [%u, %u]  %ux%u  offset %.6g  gain %.6g S\n", t,
+		       img->blocks[T->entry].name, T->row0, T->col0, T->rows, T->cols, T->offset, T->gain);
 	}
 	printf("dynamic blocks:\n");
 	for (uint32_t k = 0; k < img->ndyn; k++) {
@@ -146,8 +152,8 @@ static void image_dump_text(const char *path, const DamImage *img, const ImageHi
 		printf("  %-12s %s -- %s  %llux%llu  ", b->name, img->layers[b->row_layer].name,
 		       img->layers[b->col_layer].name, (unsigned long long)b->rows, (unsigned long long)b->cols);
 		if (b->kind == 1)
-			printf("token table: input %u, %llu rows, offset %.6g\n", b->input,
-			       (unsigned long long)b->vocab, b->offset);
+			printf("token table: input %u, %llu rows, offset %.6g, gain %.6g S\n", b->input,
+			       (unsigned long long)b->vocab, b->offset, b->gain);
 		else
 			printf("computed by the host per inference\n");
 	}
@@ -186,8 +192,8 @@ static void image_json_block(const DamImage *img, const DamImgBlock *b, bool dyn
 	if (!dyn)
 		printf(", \"tiles\": %u}", b->ntiles);
 	else if (b->kind == 1)
-		printf(", \"kind\": \"table\", \"input\": %u, \"vocab\": %llu, \"offset\": %.17g}", b->input,
-		       (unsigned long long)b->vocab, b->offset);
+		printf(", \"kind\": \"table\", \"input\": %u, \"vocab\": %llu, \"offset\": %.17g, "
+		       "\"gain\": %.17g}", b->input, (unsigned long long)b->vocab, b->offset, b->gain);
 	else
 		printf(", \"kind\": \"host\"}");
 }
@@ -200,10 +206,10 @@ static void image_dump_json(const DamImage *img, const ImageHist *h)
 	printf("{\"format\": %u, \"bytes\": %llu, \"model_hash\": \"%s\",\n \"device\": {\"name\": ",
 	       img->version, (unsigned long long)img->size, hash);
 	image_json_str(d->name);
-	printf(", \"bits\": %u, \"encoding\": \"%s\", \"dac_bits\": %u, \"adc_bits\": %u, \"gmin\": %.17g, "
-	       "\"gmax\": %.17g, \"g0\": %.17g, \"tile_rows\": %u, \"tile_cols\": %u},\n \"sections\": [",
-	       d->bits, image_enc(img), d->dac_bits, d->adc_bits, d->gmin, d->gmax, d->g0, d->tile_rows,
-	       d->tile_cols);
+	printf(", \"bits\": %u, \"encoding\": \"%s\", \"scale\": \"%s\", \"dac_bits\": %u, "
+	       "\"adc_bits\": %u, \"gmin\": %.17g, \"gmax\": %.17g, \"g0\": %.17g, \"tile_rows\": %u, "
+	       "\"tile_cols\": %u},\n \"sections\": [", d->bits, image_enc(img), image_scale(img),
+	       d->dac_bits, d->adc_bits, d->gmin, d->gmax, d->g0, d->tile_rows, d->tile_cols);
 	for (int k = 0; k < DAM_IMG_NSECTIONS; k++)
 		printf("%s{\"type\": \"%s\", \"offset\": %llu, \"length\": %llu, \"crc32\": %u}", k ? ", " : "",
 		       dam_image_section_name(k + 1), (unsigned long long)img->sec[k].offset,
@@ -226,7 +232,8 @@ static void image_dump_json(const DamImage *img, const ImageHist *h)
 	for (uint32_t t = 0; t < img->ntiles; t++) {
 		const DamImgTile *T = &img->tiles[t];
 		printf("%s{\"block\": %u, \"row0\": %u, \"col0\": %u, \"rows\": %u, \"cols\": %u, \"offset\": "
-		       "%.17g}", t ? ", " : "", T->entry, T->row0, T->col0, T->rows, T->cols, T->offset);
+		       "%.17g, \"gain\": %.17g}", t ? ", " : "", T->entry, T->row0, T->col0, T->rows, T->cols,
+		       T->offset, T->gain);
 	}
 	printf("],\n \"dynamic\": [");
 	for (uint32_t k = 0; k < img->ndyn; k++) {
@@ -285,7 +292,8 @@ static int image_extract(const DamImage *img, const char *out, char *err, size_t
 		snprintf(own[k], len, "%s_table", B->tensor);
 		names[k] = own[k];
 		for (size_t c = 0; c < cells; c++)
-			data[k][c] = dam_image_cell_weight(img, B->levels + c, planes == 2 ? cells : 0, B->offset);
+			data[k][c] = dam_image_cell_weight(img, B->levels + c, planes == 2 ? cells : 0, B->offset,
+			                                        B->gain);
 		shp[2 * k] = (int64_t)B->vocab;
 		shp[2 * k + 1] = (int64_t)B->cols;
 		k++;

@@ -97,7 +97,8 @@ int run_image_load(const Model *m, const char *path, bool force, RunImage *ri, D
 		if (!y->table)
 			abort();
 		for (size_t c = 0; c < cells; c++)
-			y->table[c] = dam_image_cell_weight(img, b->levels + c, planes == 2 ? cells : 0, b->offset);
+			y->table[c] = dam_image_cell_weight(img, b->levels + c, planes == 2 ? cells : 0, b->offset,
+			                                       b->gain);
 	}
 	dam_image_free(img);
 	if (bad) {

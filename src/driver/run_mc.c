@@ -53,7 +53,7 @@ static double mc_cell(McRng *r, const DevProfile *dev, double w, double gmax_w)
 	double u = mc_uniform(r);
 	double sign = w < 0 ? -1 : 1;
 	if (u < dev->noise.stuck_min)
-		return sign * (dev->xbar.gmin > 0 ? dev->xbar.gmin / XBAR_G0 : 0);
+		return sign * (dev->xbar.gmin > 0 && dev->xbar.gmax > 0 ? dev->xbar.gmin / dev->xbar.gmax * gmax_w : 0);
 	if (u < dev->noise.stuck_min + dev->noise.stuck_max)
 		return sign * gmax_w;
 	if (w == 0)
@@ -168,7 +168,10 @@ int run_mc(const Model *m, const Jit *jit, const RunConfig *rc, const RunArgs *r
 	RunImage base;
 	double wmax;
 	mc_base(m, img, &base, &wmax);
-	double gmax_w = dev.xbar.gmax > 0 ? dev.xbar.gmax / XBAR_G0 : wmax;
+	/* a cell stuck at Gmax: the largest weight under the tile scale (each
+	 * tile's largest weight sits at Gmax), gmax / g0 under the global one */
+	double gmax_w = dev.xbar.scale == DEV_SCALE_GLOBAL && dev.xbar.gmax > 0 ? dev.xbar.gmax / XBAR_G0
+	                                                                      : wmax;
 	b->m = m;
 	b->jit = jit;
 	b->nout = jit_kernels(jit)->noutput;

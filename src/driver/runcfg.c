@@ -902,7 +902,7 @@ static int dev_read_table(lua_State *L, CfgState *cs, const char *key, const Dev
 			bad = -1;
 			continue;
 		}
-		if (f[k].off == DEV_STRING_FIELD)    /* read by its owner (crossbar.encoding) */
+		if (f[k].off == DEV_STRING_FIELD)    /* read by its owner (crossbar.encoding, .scale) */
 			continue;
 		lua_getfield(L, -1, keys[i]);
 		double v = lua_tonumber(L, -1);
@@ -921,25 +921,36 @@ static int dev_read_table(lua_State *L, CfgState *cs, const char *key, const Dev
 	return bad;
 }
 
-/* crossbar.encoding: "differential" or "offset" (absent: unset). */
-static int dev_read_encoding(lua_State *L, CfgState *cs, DevXbar *x)
+/* A string key of the crossbar table with two allowed values: 1 or 2 into
+ * *out (absent: left as it is). */
+static int dev_read_choice(lua_State *L, CfgState *cs, const char *key, const char *a, const char *b,
+                           int *out)
 {
 	int bad = 0;
 	if (cfg_get(L, cs, "crossbar") == LUA_TTABLE) {
-		int t = lua_getfield(L, -1, "encoding");
+		int t = lua_getfield(L, -1, key);
 		const char *v = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-		if (v && !strcmp(v, "differential"))
-			x->encoding = DEV_ENC_DIFFERENTIAL;
-		else if (v && !strcmp(v, "offset"))
-			x->encoding = DEV_ENC_OFFSET;
+		if (v && (!strcmp(v, a) || !strcmp(v, b)))
+			*out = strcmp(v, a) ? 2 : 1;
 		else if (t != LUA_TNIL) {
-			cfg_error(L, cs, "crossbar", "'crossbar.encoding' must be \"differential\" or "
-			          "\"offset\", got %s%s%s", v ? "'" : "", v ? v : luaL_typename(L, -1), v ? "'" : "");
+			cfg_error(L, cs, "crossbar", "'crossbar.%s' must be \"%s\" or \"%s\", got %s%s%s", key, a,
+			          b, v ? "'" : "", v ? v : luaL_typename(L, -1), v ? "'" : "");
 			bad = -1;
 		}
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
+	return bad;
+}
+
+/* crossbar.encoding ("differential" | "offset") and crossbar.scale ("global" | "tile"). */
+static int dev_read_encoding(lua_State *L, CfgState *cs, DevXbar *x)
+{
+	int enc = 0, scale = 0;
+	int bad = dev_read_choice(L, cs, "encoding", "differential", "offset", &enc);
+	bad |= dev_read_choice(L, cs, "scale", "global", "tile", &scale);
+	x->encoding = enc == 2 ? DEV_ENC_OFFSET : enc == 1 ? DEV_ENC_DIFFERENTIAL : DEV_ENC_UNSET;
+	x->scale = scale == 2 ? DEV_SCALE_TILE : scale == 1 ? DEV_SCALE_GLOBAL : DEV_SCALE_UNSET;
 	return bad;
 }
 
@@ -960,6 +971,7 @@ static int dev_read(lua_State *L, CfgState *cs, void *out)
 		{ "rows", offsetof(DevXbar, rows) }, { "cols", offsetof(DevXbar, cols) },
 		{ "gmin", offsetof(DevXbar, gmin) }, { "gmax", offsetof(DevXbar, gmax) },
 		{ "bits", offsetof(DevXbar, bits) }, { "encoding", DEV_STRING_FIELD },
+		{ "scale", DEV_STRING_FIELD },
 		{ "dac_bits", offsetof(DevXbar, dac_bits) }, { "adc_bits", offsetof(DevXbar, adc_bits) },
 	};
 	DevLoad *dl = out;

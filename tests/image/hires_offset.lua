@@ -6,6 +6,6 @@ description = "16-bit test crossbar (tests/image.t)"
 crossbar = {
   rows = 4, cols = 4,          -- small tiles: blocks are split
   gmin = 1e-9, gmax = 1e-2,
-  bits = 16, encoding = "offset",
+  bits = 16, encoding = "offset", scale = "global",
   dac_bits = 12, adc_bits = 12,
 }

@@ -27,6 +27,7 @@ static void sec_device(DamBuf *b, uint32_t bits)
 	dam_buf_str(b, "test");
 	dam_buf_u32(b, bits);
 	dam_buf_u32(b, DAM_ENC_DIFFERENTIAL);
+	dam_buf_u32(b, DAM_SCALE_GLOBAL);
 	dam_buf_u32(b, 8);
 	dam_buf_u32(b, 10);
 	dam_buf_f64(b, 1e-6);
@@ -66,6 +67,7 @@ static void put_tile(DamBuf *b, uint32_t c0, uint32_t cols)
 	dam_buf_u32(b, 2);
 	dam_buf_u32(b, cols);
 	dam_buf_f64(b, 0);
+	dam_buf_f64(b, 1e-6);      /* gain: the global g0 */
 	for (int p = 0; p < 2; p++)
 		for (int r = 0; r < 2; r++)
 			for (uint32_t c = c0; c < c0 + cols; c++) {
@@ -99,6 +101,7 @@ static void sec_dynamic(DamBuf *b, uint16_t level)
 	dam_buf_u32(b, 0);
 	dam_buf_u64(b, 2);
 	dam_buf_f64(b, 0);
+	dam_buf_f64(b, 1e-6);
 	for (int i = 0; i < 2 * 2 * 3; i++)
 		dam_buf_u16(b, (uint16_t)(i == 5 ? level : i % 3));
 }
@@ -224,12 +227,12 @@ static void check_corruptions(const uint8_t *img, size_t len)
 	ok(bad == 0, "every truncation (%zu lengths) is refused", len);
 	ok(rejects(NULL, 0, err, sizeof err), "an empty file is refused: %s", err);
 	memcpy(p, img, len);
-	p[8] = 2;
+	p[8] = 1;
 	uLong c = crc32(0, p, 56 + 24 * 5);
 	for (int k = 0; k < 4; k++)
 		p[56 + 24 * 5 + k] = (uint8_t)(c >> (8 * k));
-	ok(rejects(p, len, err, sizeof err), "version 2 is refused (header CRC fixed)");
-	is_str(err, "header at offset 8: version 2, expected 1", "version message");
+	ok(rejects(p, len, err, sizeof err), "version 1 is refused (header CRC fixed)");
+	is_str(err, "header at offset 8: version 1, expected 2", "version message");
 	free(p);
 }
 

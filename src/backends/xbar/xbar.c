@@ -26,6 +26,7 @@ typedef struct XQuant {
 	double g0, gmin, gmax, step;
 	unsigned bits, levels, planes;
 	DevEncoding enc;
+	bool tile_scale;       /* a gain per tile (crossbar.scale = "tile") */
 	Diags *d;
 } XQuant;
 
@@ -71,6 +72,7 @@ static int xbar_setup(XQuant *q, const Model *m, const BackendOptions *opt, Diag
 	q->g0 = opt->g0 > 0 ? opt->g0 : XBAR_G0;
 	q->enc = x->encoding == DEV_ENC_OFFSET ? DEV_ENC_OFFSET : DEV_ENC_DIFFERENTIAL;
 	q->planes = q->enc == DEV_ENC_DIFFERENTIAL ? 2 : 1;
+	q->tile_scale = x->scale != DEV_SCALE_GLOBAL;   /* default: a gain per tile */
 	return 0;
 }
 
@@ -88,7 +90,8 @@ static uint16_t xbar_level(const XQuant *q, double g)
 }
 
 /* The conductances a block (or table) needs: check them against the device. */
-static int xbar_range(const XQuant *q, const MBlock *B, const double *w, size_t n, double offset)
+static int xbar_range(const XQuant *q, const MBlock *B, const double *w, size_t n, double offset,
+                      double gain)
 {
 	double lo = INFINITY, hi = 0;
 	for (size_t k = 0; k < n; k++) {
@@ -97,7 +100,7 @@ static int xbar_range(const XQuant *q, const MBlock *B, const double *w, size_t 
 			           "input", B->name);
 			return -1;
 		}
-		double g = q->g0 * (q->enc == DEV_ENC_OFFSET ? w[k] + offset : fabs(w[k]));
+		double g = gain * (q->enc == DEV_ENC_OFFSET ? w[k] + offset : fabs(w[k]));
 		if (g > 0) {
 			lo = fmin(lo, g);
 			hi = fmax(hi, g);
@@ -106,7 +109,7 @@ static int xbar_range(const XQuant *q, const MBlock *B, const double *w, size_t 
 	if (hi > q->gmax + q->step / 2) {
 		diag_error(q->d, backend_loc(B->loc), "weight block '%s' needs conductances %.3g .. %.3g S "
 		           "(g0 = %g S per unit weight%s), but device '%s' offers %.3g .. %.3g S", B->name, lo,
-		           hi, q->g0, q->enc == DEV_ENC_OFFSET ? ", offset encoding" : "", q->dev->name,
+		           hi, gain, q->enc == DEV_ENC_OFFSET ? ", offset encoding" : "", q->dev->name,
 		           q->gmin, q->gmax);
 		return -1;
 	}
@@ -124,18 +127,35 @@ static double xbar_offset(const XQuant *q, const double *w, size_t rows, size_t 
 	return -lo;
 }
 
+/* The conductance of a unit weight in a rows x cols window of w (row
+ * stride `stride`): the device's g0, or under the tile scale the gain that
+ * puts the window's largest target at gmax (g0 for an all-zero window). */
+static double xbar_gain(const XQuant *q, const double *w, size_t rows, size_t cols, size_t stride,
+                        double offset)
+{
+	double hi = 0;
+	if (!q->tile_scale)
+		return q->g0;
+	for (size_t r = 0; r < rows; r++)
+		for (size_t c = 0; c < cols; c++) {
+			double v = w[r * stride + c];
+			hi = fmax(hi, q->enc == DEV_ENC_OFFSET ? v + offset : fabs(v));
+		}
+	return hi > 0 && isfinite(hi) ? q->gmax / hi : q->g0;
+}
+
 /* The planes of a rows x cols window of w (row stride `stride`). */
 static void xbar_planes(const XQuant *q, DamBuf *b, const double *w, size_t rows, size_t cols,
-                        size_t stride, double offset)
+                        size_t stride, double offset, double gain)
 {
 	for (unsigned p = 0; p < q->planes; p++)
 		for (size_t r = 0; r < rows; r++)
 			for (size_t c = 0; c < cols; c++) {
 				double v = w[r * stride + c], g;
 				if (q->enc == DEV_ENC_OFFSET)
-					g = q->g0 * (v + offset);
+					g = gain * (v + offset);
 				else
-					g = (p == 0 ? v > 0 : v < 0) ? q->g0 * fabs(v) : 0;
+					g = (p == 0 ? v > 0 : v < 0) ? gain * fabs(v) : 0;
 				dam_buf_u16(b, xbar_level(q, g));
 			}
 }
@@ -147,6 +167,7 @@ static void xbar_device(const XQuant *q, DamBuf *b, size_t trows, size_t tcols)
 	dam_buf_str(b, q->dev->name);
 	dam_buf_u32(b, q->bits);
 	dam_buf_u32(b, q->enc == DEV_ENC_OFFSET ? DAM_ENC_OFFSET : DAM_ENC_DIFFERENTIAL);
+	dam_buf_u32(b, q->tile_scale ? DAM_SCALE_TILE : DAM_SCALE_GLOBAL);
 	dam_buf_u32(b, (uint32_t)q->dev->xbar.dac_bits);
 	dam_buf_u32(b, (uint32_t)q->dev->xbar.adc_bits);
 	dam_buf_f64(b, q->gmin);
@@ -241,15 +262,16 @@ static int xbar_tiles(const XQuant *q, ModelEval *ev, DamBuf *b, size_t tr, size
 			continue;
 		size_t rows = (size_t)m->layers[B->a].n, cols = (size_t)m->layers[B->b].n;
 		const double *w = ev->data[B->w];
-		if (q->enc != DEV_ENC_OFFSET && xbar_range(q, B, w, rows * cols, 0) < 0)
+		if (q->enc != DEV_ENC_OFFSET && !q->tile_scale && xbar_range(q, B, w, rows * cols, 0, q->g0) < 0)
 			return -1;
 		for (size_t r0 = 0; r0 < rows; r0 += tr)
 			for (size_t c0 = 0; c0 < cols; c0 += tc) {
 				size_t nr = rows - r0 < tr ? rows - r0 : tr, nc = cols - c0 < tc ? cols - c0 : tc;
 				const double *win = w + r0 * cols + c0;
 				double off = xbar_offset(q, win, nr, nc, cols);
+				double gain = xbar_gain(q, win, nr, nc, cols, off);
 				for (size_t r = 0; r < nr; r++)
-					if (xbar_range(q, B, win + r * cols, nc, off) < 0)
+					if (xbar_range(q, B, win + r * cols, nc, off, gain) < 0)
 						return -1;
 				dam_buf_u32(b, entry);
 				dam_buf_u32(b, (uint32_t)r0);
@@ -257,7 +279,8 @@ static int xbar_tiles(const XQuant *q, ModelEval *ev, DamBuf *b, size_t tr, size
 				dam_buf_u32(b, (uint32_t)nr);
 				dam_buf_u32(b, (uint32_t)nc);
 				dam_buf_f64(b, off);
-				xbar_planes(q, b, win, nr, nc, cols, off);
+				dam_buf_f64(b, gain);
+				xbar_planes(q, b, win, nr, nc, cols, off, gain);
 			}
 		entry++;
 	}
@@ -349,14 +372,16 @@ static int xbar_dynamic(const XQuant *q, const double *inputs, size_t ni, DamBuf
 			continue;
 		size_t vocab = (size_t)m->inputs[in].vocab, cols = (size_t)m->layers[B->b].n;
 		double off = xbar_offset(q, T, vocab, cols, cols);
-		if (xbar_range(q, B, T, vocab * cols, off) < 0) {
+		double gain = xbar_gain(q, T, vocab, cols, cols, off);
+		if (xbar_range(q, B, T, vocab * cols, off, gain) < 0) {
 			free(T);
 			return -1;
 		}
 		dam_buf_u32(b, (uint32_t)in);
 		dam_buf_u64(b, (uint64_t)vocab);
 		dam_buf_f64(b, off);
-		xbar_planes(q, b, T, vocab, cols, cols, off);
+		dam_buf_f64(b, gain);
+		xbar_planes(q, b, T, vocab, cols, cols, off, gain);
 		free(T);
 	}
 	return 0;
