@@ -131,8 +131,8 @@ size_t dam_layer_size(const DamModel *m, const char *name);
 int64_t dam_input_vocab(const DamModel *m, const char *name);
 double dam_layer_tau(const DamModel *m, const char *name);   /* 0 if none */
 /* Shape of a weight block: rows (neurons of the first layer) and columns;
- * returns 1 if the block is dynamic (reprogrammable), 0 if static, -1 if
- * there is no such block. */
+ * returns 1 if the block is dynamic (computed from the inputs), 0 if static,
+ * -1 if there is no such block. */
 int dam_weights_shape(const DamModel *m, const char *name, size_t *rows, size_t *cols);
 /* Total number of state variables (sum of the layer sizes). */
 size_t dam_state_size(const DamModel *m);
@@ -145,13 +145,18 @@ DamError dam_set_input(DamModel *m, const char *name, const double *v, size_t n)
 /* The same for token inputs from integers. */
 DamError dam_set_tokens(DamModel *m, const char *name, const int *tok, size_t n);
 
-/* Program a dynamic weight block (rows * cols values, row-major) directly,
- * as a controller writing crossbar rows itself.  The values replace what the
- * block's definition computes from the inputs, for every following run of
- * this handle until dam_clear_weights().  Only the block's conductances are
- * replaced: quantities the model derives from the block at setup (say a
- * bias defined as a function of the same rows) keep their input-derived
- * values.  Static blocks give DAM_E_STATIC. */
+/* Program a weight block (rows * cols values, row-major) directly, as a
+ * controller writing crossbar cells itself, for every following run of this
+ * handle until dam_clear_weights() (which restores the model's values).
+ * Dynamic block: the values replace what the block's definition computes
+ * from the inputs; quantities the model derives from the block at setup (say
+ * a bias defined as a function of the same rows) keep their input-derived
+ * values.  Static block: the values replace the block's tensor in the
+ * compiled kernels' data (no recompilation; e.g. the quantised weights of a
+ * crossbar image); what the model computes from the block when it is
+ * compiled (a bias defined as -|xi|^2/2, say) keeps its compiled value, as a
+ * chip's bias generators keep theirs.  A model compiled with bake_weights gives DAM_E_STATIC for static
+ * blocks (their values are constants in the code). */
 DamError dam_set_weights(DamModel *m, const char *block, const double *data, size_t n);
 DamError dam_clear_weights(DamModel *m, const char *block);   /* NULL: all blocks */
 /* The values of a block as the last run used them (after overrides); for a

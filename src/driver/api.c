@@ -385,28 +385,44 @@ DamError dam_set_tokens(DamModel *h, const char *name, const int *tok, size_t n)
 	return e;
 }
 
-/* The block named `name` that can be reprogrammed, or an error. */
-static DamError api_dyn_block(DamModel *h, const char *name, int *bp)
+/* The block named `name`, or an error. */
+static DamError api_block(DamModel *h, const char *name, int *bp)
 {
 	int b = model_find(h->m, MODEL_BLOCK, name);
 	if (b < 0)
 		return api_fail(h, DAM_E_NAME, "the model has no weight block '%s'", name ? name : "(null)");
-	if (api_block_ws(h, b) < 0)
-		return api_fail(h, DAM_E_STATIC, "weight block '%s' is static (compiled into the code); "
-		                "only dynamic blocks can be reprogrammed", name);
 	*bp = b;
 	return DAM_E_OK;
+}
+
+/* A static block's values are the kernels' run-time data unless they were
+ * compiled in (bake_weights): sim_tensor() is then NULL. */
+static bool api_static_ws(DamModel *h, int b)
+{
+	const MBlock *B = &h->m->blocks[b];
+	const MTensor *T = &h->m->tensors[B->w];
+	return api_block_ws(h, b) < 0 && (T->kind == MT_CONST || T->kind == MT_LEARN) &&
+	       sim_tensor(h->sim, B->w) != NULL;
+}
+
+static DamError api_baked(DamModel *h, int b)
+{
+	return api_fail(h, DAM_E_STATIC, "weight block '%s' is compiled into the code (bake_weights); "
+	                "compile without it to reprogram the block", h->m->blocks[b].name);
 }
 
 DamError dam_set_weights(DamModel *h, const char *block, const double *data, size_t n)
 {
 	if (!h)
 		return DAM_E_ARG;
-	int b;
-	DamError e = api_dyn_block(h, block, &b);
+	int b = -1;
+	DamError e = api_block(h, block, &b);
 	if (e)
 		return e;
 	const MBlock *B = &h->m->blocks[b];
+	bool dyn = api_block_ws(h, b) >= 0;
+	if (!dyn && !api_static_ws(h, b))
+		return api_baked(h, b);
 	size_t want = api_block_size(h->m, b);
 	if (n != want)
 		return api_fail(h, DAM_E_COUNT, "weight block '%s' is %lld x %lld and expects %zu values, "
@@ -418,8 +434,21 @@ DamError dam_set_weights(DamModel *h, const char *block, const double *data, siz
 		if (!isfinite(data[i]))
 			return api_fail(h, DAM_E_VALUE, "weight block '%s' value at position %zu is not a "
 			                "finite number", block, i);
-	sim_set_dynamic(h->sim, B->w, data);
+	if (dyn)
+		sim_set_dynamic(h->sim, B->w, data);
+	else
+		sim_set_tensor(h->sim, B->w, data);
 	return DAM_E_OK;
+}
+
+/* Back to the model's own values: a static block's from the Model IR. */
+static void api_restore(DamModel *h, int b)
+{
+	const MTensor *T = &h->m->tensors[h->m->blocks[b].w];
+	if (api_block_ws(h, b) >= 0)
+		sim_clear_dynamic(h->sim, h->m->blocks[b].w);
+	else if (api_static_ws(h, b) && T->data)
+		sim_set_tensor(h->sim, h->m->blocks[b].w, T->data);
 }
 
 DamError dam_clear_weights(DamModel *h, const char *block)
@@ -427,14 +456,17 @@ DamError dam_clear_weights(DamModel *h, const char *block)
 	if (!h)
 		return DAM_E_ARG;
 	if (!block) {
-		sim_clear_dynamic(h->sim, 0);
+		for (int b = 0; b < h->m->nblocks; b++)
+			api_restore(h, b);
 		return DAM_E_OK;
 	}
-	int b;
-	DamError e = api_dyn_block(h, block, &b);
+	int b = -1;
+	DamError e = api_block(h, block, &b);
 	if (e)
 		return e;
-	sim_clear_dynamic(h->sim, h->m->blocks[b].w);
+	if (api_block_ws(h, b) < 0 && !api_static_ws(h, b))
+		return api_baked(h, b);
+	api_restore(h, b);
 	return DAM_E_OK;
 }
 
@@ -457,6 +489,8 @@ DamError dam_get_weights(DamModel *h, const char *block, double *out, size_t n)
 		if (!h->ran)
 			return api_fail(h, DAM_E_NORUN, "weight block '%s' is computed at run time; no run "
 			                "yet", block);
+		memcpy(out, sim_tensor(h->sim, h->m->blocks[b].w), n * sizeof *out);
+	} else if (api_static_ws(h, b)) {
 		memcpy(out, sim_tensor(h->sim, h->m->blocks[b].w), n * sizeof *out);
 	} else if ((T->kind == MT_CONST || T->kind == MT_LEARN) && T->data) {
 		memcpy(out, T->data, n * sizeof *out);
