@@ -8,10 +8,39 @@
  *   damc report FILE [options]              hardware, latency and energy under a device
  *   damc image FILE --device P -o IMG       the crossbar programming image (--dump, --extract)
  */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "commands.h"
+
+/* An installed damc (cmake --install: PREFIX/bin/damc) finds its standard
+ * library and device profiles in PREFIX/share/damc/{stdlib,devices}, unless
+ * DAMC_STDLIB / DAMC_DEVICES say otherwise; a damc run from its build tree
+ * finds neither there and keeps the source tree's (compiled in). */
+static void find_share(void)
+{
+	char exe[PATH_MAX], dir[PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0)
+		return;
+	exe[n] = 0;
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return;
+	*slash = 0;
+	static const char *const sub[][2] = { { "DAMC_STDLIB", "stdlib" }, { "DAMC_DEVICES", "devices" } };
+	for (int k = 0; k < 2; k++) {
+		struct stat st;
+		snprintf(dir, sizeof dir, "%s/../share/damc/%s", exe, sub[k][1]);
+		const char *cur = getenv(sub[k][0]);
+		if ((!cur || !*cur) && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+			setenv(sub[k][0], dir, 1);
+	}
+}
 
 static void usage(FILE *out)
 {
@@ -43,6 +72,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
+	find_share();
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		usage(stdout);
 		return 0;
