@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # fuzz.sh - the long libFuzzer runs of the harnesses of tests/fuzz/ (one core).
-#   scripts/build.sh --fuzz                  # build-fuzz/fuzz/fuzz_{frontend,run,config,data}
+#   scripts/build.sh --fuzz                  # build-fuzz/fuzz/fuzz_{frontend,run,config,data,image}
 #   bench/fuzz.sh                            # all four, default budgets
 #   bench/fuzz.sh --runs 100000 frontend     # N executions each
 #   bench/fuzz.sh --time 300 run config      # S seconds each
 #   bench/fuzz.sh --keep-going run           # restart after each crash until the budget is spent
-# Default budgets: 10^6 executions for frontend, config and data; 600 s for
+# Default budgets: 10^6 executions for frontend, config, data and image; 600 s for
 # run (each of its executions JIT-compiles).  The harnesses run one after
 # the other, one process each (a single core), with the dictionary
 # tests/fuzz/dam.dict, from the corpus build-fuzz/corpus/<harness>/ (seeded
@@ -27,12 +27,12 @@ while [ $# -gt 0 ]; do
   case $1 in
     --runs|--time) mode=${1#--}; budget=${2:?"$1 needs a number"}; shift 2 ;;
     --keep-going) keep=1; shift ;;
-    frontend|run|config|data) harnesses+=("$1"); shift ;;
-    *) echo "usage: bench/fuzz.sh [--runs N | --time SECONDS] [--keep-going] [frontend|run|config|data ...]" >&2
+    frontend|run|config|data|image) harnesses+=("$1"); shift ;;
+    *) echo "usage: bench/fuzz.sh [--runs N | --time SECONDS] [--keep-going] [frontend|run|config|data|image ...]" >&2
        exit 2 ;;
   esac
 done
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(frontend config data run)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(frontend config data image run)
 for h in "${harnesses[@]}"; do
   [ -x "$B/fuzz/fuzz_$h" ] || { echo "bench/fuzz.sh: no $B/fuzz/fuzz_$h (scripts/build.sh --fuzz)" >&2; exit 1; }
 done
@@ -41,10 +41,10 @@ mkdir -p "$B/logs"
 
 # Largest input per harness, and extra flags: fuzz_run focuses on the inputs
 # that reach the JIT (most mutants fail in the front end, which fuzz_frontend
-# covers); see tests/libfuzz.t for why fuzz_data's malloc limit is raised.
-max_len() { case $1 in frontend) echo 8192 ;; run|config) echo 4096 ;; data) echo 8192 ;; esac; }
+# covers).
+max_len() { case $1 in frontend) echo 8192 ;; run|config) echo 4096 ;; data|image) echo 8192 ;; esac; }
 extra() {
-  case $1 in run) echo "-focus_function=jit_compile" ;; data) echo "-malloc_limit_mb=4352" ;; esac
+  case $1 in run) echo "-focus_function=jit_compile" ;; esac
 }
 
 # One libFuzzer process on harness $1 with budget flag $2; appends to the log.

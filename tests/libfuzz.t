@@ -3,7 +3,7 @@
 #
 # Needs the fuzz build (scripts/build.sh --fuzz): $DAM_FUZZ_BUILD, else
 # ./build-fuzz; without it the test is skipped.  Each harness (frontend, run,
-# config, data) fuzzes for LIBFUZZ_TIME seconds (default 12; seed
+# config, data, image) fuzzes for LIBFUZZ_TIME seconds (default 12; seed
 # LIBFUZZ_SEED, default 1) from a fresh copy of the seed corpus
 # (tests/fuzz/seeds.sh) with the dictionary tests/fuzz/dam.dict, and must
 # exit 0 with no crash, leak, sanitizer or timeout report and no artifact;
@@ -15,7 +15,7 @@ set -u
 B=${DAM_FUZZ_BUILD:-$PWD/build-fuzz}
 T=${LIBFUZZ_TIME:-12}
 SEED=${LIBFUZZ_SEED:-1}
-harnesses="frontend run config data"
+harnesses="frontend run config data image"
 for h in $harnesses; do
   if [ ! -x "$B/fuzz/fuzz_$h" ]; then
     echo "1..0 # SKIP no fuzz build ($B/fuzz/fuzz_$h; scripts/build.sh --fuzz)"
@@ -28,18 +28,15 @@ for h in $harnesses; do
   for f in tests/fuzz/regress/$h/*; do regress+=("$h:$f"); done
 done
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-echo "1..$((4 + ${#regress[@]}))"
+echo "1..$((5 + ${#regress[@]}))"
 if ! tests/fuzz/seeds.sh "$tmp/corpus" >"$tmp/seeds.log" 2>&1; then
   sed 's/^/# /' "$tmp/seeds.log"
 fi
 export UBSAN_OPTIONS=print_stacktrace=1
 # Per-harness extra flags.  fuzz_run: focus on the inputs that reach the
-# JIT.  fuzz_data: the .npz reader mallocs a member's declared size (up to
-# 4 GiB) before inflating it, which trips libFuzzer's malloc limit
-# (tests/fuzz/pending/data/oom-npz-usize-4g); until that is fixed its limit
-# sits just above the zip format's 4 GiB.
+# JIT.
 extra() {
-  case $1 in run) echo "-focus_function=jit_compile" ;; data) echo "-malloc_limit_mb=4352" ;; esac
+  case $1 in run) echo "-focus_function=jit_compile" ;; esac
 }
 bad_report='ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|==[0-9]+==ERROR|SUMMARY: |Test unit written|ALARM: working on the last Unit'
 

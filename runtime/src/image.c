@@ -285,12 +285,15 @@ static uint64_t img_ceil(uint64_t a, uint64_t b)
 
 /* A tile's (table's) gain: the device's g0 under the global scale, any
  * positive finite conductance per unit weight under the tile scale. */
-static double img_gain(Cur *c, const DamImage *img, const char *what)
+static double img_gain(Cur *c, const DamImage *img, const char *what, double offset)
 {
 	double g = cur_f64(c, true);
 	if (!c->bad && !(g > 0 && (img->dev.scale == DAM_SCALE_TILE || g == img->dev.g0)))
 		cur_fail(c, c->pos - 8, "%s gain %g S is not allowed here (%s)", what, g,
 		         img->dev.scale == DAM_SCALE_TILE ? "it must be positive" : "the global scale needs g0");
+	else if (!c->bad && !isfinite(img->dev.gmax / g + offset))
+		cur_fail(c, c->pos - 8, "%s gain %g S makes the weight of gmax %g S infinite", what, g,
+		         img->dev.gmax);
 	return g;
 }
 
@@ -314,7 +317,7 @@ static int img_tile(Cur *c, DamImage *img, DamImgTile *t, uint32_t entry, uint64
 	t->offset = cur_f64(c, true);
 	if (!c->bad && !(t->offset >= 0 && (t->offset == 0 || img->dev.encoding == DAM_ENC_OFFSET)))
 		return cur_fail(c, c->pos - 8, "tile offset %g is not allowed here", t->offset);
-	t->gain = img_gain(c, img, "tile");
+	t->gain = img_gain(c, img, "tile", t->offset);
 	t->levels = cur_levels(c, (uint64_t)dam_image_planes(img) * t->rows * t->cols, img->dev.bits);
 	return c->bad ? -1 : 0;
 }
@@ -370,7 +373,7 @@ static int img_dynamic(Cur *c, DamImage *img)
 		b->offset = cur_f64(c, true);
 		if (!c->bad && !(b->offset >= 0 && (b->offset == 0 || img->dev.encoding == DAM_ENC_OFFSET)))
 			return cur_fail(c, c->pos - 8, "table offset %g is not allowed here", b->offset);
-		b->gain = img_gain(c, img, "table");
+		b->gain = img_gain(c, img, "table", b->offset);
 		uint64_t cells = b->vocab * b->cols;   /* both bounded by the file size */
 		if (!c->bad && b->cols && cells / b->cols != b->vocab)
 			return cur_fail(c, at, "table too large");

@@ -558,6 +558,11 @@ static int zip_extract(const Zip *z, const ZipEntry *e, unsigned char **out, cha
 		return npy_fail(err, errlen, "member '%s' uses unsupported compression method %u", e->name, e->method);
 	if (e->method == 0 && e->csize != e->usize)
 		return npy_fail(err, errlen, "corrupt .npz: stored member '%s' has mismatched sizes", e->name);
+	/* Deflate expands at most 1032:1 (a 258-byte match per 2 bits, RFC 1951),
+	 * so a declared size beyond that is a lie: refuse it before allocating. */
+	if (e->method == 8 && (uint64_t)e->usize > (uint64_t)e->csize * 1032u + 64u)
+		return npy_fail(err, errlen, "corrupt .npz: member '%s' declares %u bytes from %u "
+		                "compressed (more than deflate can expand)", e->name, e->usize, e->csize);
 	*out = malloc(e->usize ? e->usize : 1);
 	if (!*out)
 		return npy_fail(err, errlen, "out of memory");

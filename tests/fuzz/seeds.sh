@@ -9,13 +9,17 @@
 #                  errors of each kind)
 #   data           tests/errors/data/* and crafted datasets, .npy and .npz
 #                  files, each prefixed with the selector byte of fuzz_data.c
+#   image          crossbar images of xor, hamming74, signed.dam (both
+#                  encodings) and the parity checkpoint written by $DAMC
+#                  (default build/damc; none without it), each with both
+#                  selector bytes of fuzz_image.c (as is, CRCs fixed up)
 # Files are named by content (sha1), so re-running only adds; the entries
 # libFuzzer adds to the same directories during long runs are kept.
 # Needs python3 (no third-party modules).  Run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-build-fuzz/corpus}
-mkdir -p "$out"/{frontend,run,config,data}
+mkdir -p "$out"/{frontend,run,config,data,image}
 python3 - "$out" <<'PY'
 import glob, hashlib, io, os, re, struct, sys, zipfile
 
@@ -142,3 +146,24 @@ put("data", b"\x03" + npz([]))
 for h in sorted(count):
     print("%-8s %3d seeds -> %s/%s" % (h, count[h], out, h))
 PY
+D=${DAMC:-build/damc}
+if [ -x "$D" ]; then
+  t=$(mktemp -d)
+  k=0
+  for spec in "examples/xor.dam examples/xor.lua discrete" \
+              "examples/hamming74.dam examples/hamming74.lua tests/image/hires.lua" \
+              "tests/spice/signed.dam - tests/image/hires_offset.lua" \
+              "examples/parity_et.dam examples/parity_et.lua integrated"; do
+    set -- $spec
+    cfg=(); [ "$2" = - ] || cfg=(-c "$2" --row 0)
+    if "$D" image "$1" "${cfg[@]}" --device "$3" -o "$t/$k.img" 2>/dev/null; then
+      for sel in 0 1; do
+        { printf "\\$(printf %o $sel)"; cat "$t/$k.img"; } >"$t/seed"
+        cp "$t/seed" "$out/image/$(sha1sum "$t/seed" | cut -c1-40)"
+      done
+    fi
+    k=$((k + 1))
+  done
+  rm -rf "$t"
+  echo "image    $(ls "$out/image" | wc -l) seeds -> $out/image"
+fi
