@@ -7,6 +7,8 @@
 #    answers hold on average;
 #  - the published parity checkpoint, 100 draws: prints mean and worst accuracy;
 #    the same seed gives the same bytes (also on one thread), another seed not;
+#  - conductance drift (noise.drift, drift_sigma, drift_time): with one nu for
+#    all cells, every draw is XOR with the weights scaled by t^-nu;
 #  - bad input: --mc without a device, a misspelt noise key (located).
 set -u
 DAMC=${DAMC:-build/damc}
@@ -36,6 +38,32 @@ for r, b in zip(mc, bits):
 good = len(mc) == 4 and all(r["std"][0] > 1e-3 and abs(r["mean"][0] - b) < 0.05 for r, b in zip(mc, bits))
 sys.exit(0 if good else 1)
 PY
+# Drift: nu = 0.05 for every cell, read 10^4 s after programming: every
+# programmed weight is scaled by (10^4)^-0.05 = 0.631, the biases keep their
+# compiled values; so every draw equals a plain run of XOR with xi = 0.631 xi
+# and XOR's biases written out (1e-12).  With drift_sigma the draws spread.
+printf 'name = "drift"\nnoise = { drift = 0.05, drift_time = 1e4 }\n' >"$tmp/drift.lua"
+"$DAMC" run examples/xor.dam -c examples/xor.lua --device "$tmp/drift.lua" --mc 3 --seed 5 --json >"$tmp/d.json" 2>/dev/null
+f=$(python3 -c "print(repr(1e4 ** -0.05))")
+sed "s/^weights xi : h -- v = \[\[0, 0, 0\],/weights xi : h -- v = $f * [[0, 0, 0],/; s/^bias h\[mu\].*/bias h = [0, -1, -1, -1]/" \
+  examples/xor.dam >"$tmp/xor_drift.dam"
+"$DAMC" run "$tmp/xor_drift.dam" -c examples/xor.lua --json >"$tmp/xd.json" 2>"$tmp/xd.err"
+python3 - "$tmp/d.json" "$tmp/xd.json" <<'PY'; ok $? "drift nu = 0.05 at 10^4 s: every draw runs XOR with xi scaled by 0.631 (1e-12)"
+import json, sys
+mc = [json.loads(l) for l in open(sys.argv[1])]
+x = [json.loads(l) for l in open(sys.argv[2])]
+d = max(abs(r["mean"][0] - p["outputs"]["y"][0]) for r, p in zip(mc, x)) if len(mc) == 4 and len(x) == 4 else 1
+print(f"# drifted means {[round(r['mean'][0], 4) for r in mc]}, max |mean - scaled xi run| {d:.3g}")
+sys.exit(0 if d <= 1e-12 and max(r["std"][0] for r in mc) <= 1e-12 else 1)
+PY
+printf 'name = "drift2"\nnoise = { drift = 0.05, drift_sigma = 0.02, drift_time = 1e4 }\n' >"$tmp/drift2.lua"
+"$DAMC" run examples/xor.dam -c examples/xor.lua --device "$tmp/drift2.lua" --mc 20 --seed 5 --json >"$tmp/d2.json" 2>/dev/null
+python3 -c "
+import json, sys
+mc = [json.loads(l) for l in open('$tmp/d2.json')]
+print('# drift_sigma 0.02: std', [round(r['std'][0], 4) for r in mc])
+sys.exit(0 if len(mc) == 4 and max(r['std'][0] for r in mc) > 1e-3 else 1)"
+ok $? "drift with a spread of nu from cell to cell: the draws differ"
 printf 'name = "mismatch"\nnoise = { tau = 0.1 }\n' >"$tmp/mis.lua"
 "$DAMC" run examples/xor.dam -c examples/xor.lua --t-end 0.5 --device "$tmp/mis.lua" --mc 20 --seed 4 --json >"$tmp/t.json" 2>/dev/null
 "$DAMC" run examples/xor.dam -c examples/xor.lua --t-end 0.5 --device "$tmp/quiet.lua" --mc 2 --seed 4 --json >"$tmp/t0.json" 2>/dev/null

@@ -1,7 +1,7 @@
 -- noisy.lua - an RRAM-like crossbar with the statistical non-idealities of
 -- resistive memory: 2% programming noise on every conductance, one cell in a
 -- thousand stuck at Gmin and one at Gmax, and a readout with 0.01 units of
--- noise; fast integrated amplifiers.  For `damc run --device noisy --mc N`.
+-- noise, slight conductance drift an hour after programming; fast integrated amplifiers.  For `damc run --device noisy --mc N`.
 name = "noisy"
 description = "RRAM-like crossbar with programming noise and stuck cells; integrated op-amps"
 amplifier = {
@@ -24,4 +24,7 @@ noise = {
   stuck_min = 1e-3,    -- probability that a cell is stuck at Gmin
   stuck_max = 1e-3,    -- ... at Gmax
   tau       = 0.02,    -- relative sigma of each neuron's R2*C1
+  drift       = 0.005, -- conductance drift exponent nu: G(t) = G(1 s) (t / 1 s)^-nu
+  drift_sigma = 0.002, -- ... its spread from cell to cell
+  drift_time  = 3600,  -- read one hour after programming
 }

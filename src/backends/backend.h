@@ -49,6 +49,9 @@ typedef struct DevNoise {
 	double read;           /* sigma of the readout, added to every output value (model units) */
 	double stuck_min, stuck_max;   /* probability that a cell is stuck at Gmin / Gmax */
 	double tau;            /* relative sigma of each neuron's R2*C1 (time-constant mismatch) */
+	double drift;          /* conductance drift exponent nu: G(t) = G(t0) (t/t0)^-nu, t0 = 1 s */
+	double drift_sigma;    /* sigma of nu from cell to cell */
+	double drift_time;     /* t: seconds between programming and the inference (> 1 to drift) */
 } DevNoise;
 
 typedef struct DevProfile {

@@ -13,6 +13,10 @@
  * not depend on the number of threads: the same seed gives the same bytes.
  * noise.tau draws each neuron's time constant R2*C1 as tau * (1 + tau_sigma
  * N(0, 1)) (at least 5% of tau), also run-time data of the kernels.
+ * Conductance drift (phase-change and resistive memories relax after
+ * programming): a programmed cell read drift_time seconds later conducts
+ * G * (drift_time / 1 s)^-nu, nu drawn per cell from N(drift, drift_sigma)
+ * (at least 0); stuck and open cells do not drift.
  */
 #include <math.h>
 #include <stdint.h>
@@ -58,7 +62,12 @@ static double mc_cell(McRng *r, const DevProfile *dev, double w, double gmax_w)
 		return sign * gmax_w;
 	if (w == 0)
 		return 0;
-	return w * (1 + dev->noise.program * mc_normal(r));
+	double g = w * (1 + dev->noise.program * mc_normal(r));
+	if (dev->noise.drift_time > 1 && (dev->noise.drift > 0 || dev->noise.drift_sigma > 0)) {
+		double nu = fmax(0, dev->noise.drift + dev->noise.drift_sigma * mc_normal(r));
+		g *= pow(dev->noise.drift_time, -nu);
+	}
+	return g;
 }
 
 static void mc_perturb(McRng *r, const DevProfile *dev, double gmax_w, const double *w, double *out,
@@ -190,8 +199,10 @@ int run_mc(const Model *m, const Jit *jit, const RunConfig *rc, const RunArgs *r
 	rep_init(&out);
 	if (!rc->json)
 		rep_printf(&out, "mc: %ld draws of device '%s' (seed %llu): program sigma %g, stuck at Gmin %g / "
-		           "Gmax %g, read sigma %g, tau sigma %g\n", ra->mc, dev.name, ra->seed, dev.noise.program,
-		           dev.noise.stuck_min, dev.noise.stuck_max, dev.noise.read, dev.noise.tau);
+		           "Gmax %g, read sigma %g, tau sigma %g, drift nu %g (sigma %g) at %g s\n", ra->mc,
+		           dev.name, ra->seed, dev.noise.program, dev.noise.stuck_min, dev.noise.stuck_max,
+		           dev.noise.read, dev.noise.tau, dev.noise.drift, dev.noise.drift_sigma,
+		           dev.noise.drift_time);
 	for (long draw = 0; draw < ra->mc; draw++) {
 		McRng r = { ra->seed * 0x2545f4914f6cdd1du + (uint64_t)draw * 0x9e3779b97f4a7c15u + 1 };
 		RunImage noisy;

@@ -960,7 +960,9 @@ static int dev_read(lua_State *L, CfgState *cs, void *out)
 	static const DevField noise[] = {
 		{ "program", offsetof(DevNoise, program) }, { "read", offsetof(DevNoise, read) },
 		{ "stuck_min", offsetof(DevNoise, stuck_min) }, { "stuck_max", offsetof(DevNoise, stuck_max) },
-		{ "tau", offsetof(DevNoise, tau) },
+		{ "tau", offsetof(DevNoise, tau) }, { "drift", offsetof(DevNoise, drift) },
+		{ "drift_sigma", offsetof(DevNoise, drift_sigma) },
+		{ "drift_time", offsetof(DevNoise, drift_time) },
 	};
 	static const DevField amp[] = {
 		{ "gain", offsetof(DevAmp, gain) }, { "gbw", offsetof(DevAmp, gbw) },
