@@ -4,6 +4,7 @@
 # kernels at run time (no recompilation), and refuses an image of another model.
 #  - XOR and Hamming(7,4), weights 0/1, 16-bit cells over G = 0..G0: every weight
 #    is a level, so the image runs give the ideal outputs (tolerance 1e-4);
+#  - time constants and plain bias vectors are the image's (patched images);
 #  - XOR 4/4 and Hamming(7,4) 112/112 with 4-bit cells (tile scale);
 #  - the parity checkpoint over 0..77 uS: 16 bits give the ideal 52
 #    predictions with logits within 5e-3 (tile scale; 1e-2 global), 8 bits
@@ -13,7 +14,7 @@
 set -u
 DAMC=${DAMC:-build/damc}
 W=../shared/data/published/analog-denseam-parity
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp=${KEEP_TMP:-$(mktemp -d)}; [ -n "${KEEP_TMP:-}" ] || trap 'rm -rf "$tmp"' EXIT
 n=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 prof() { printf 'name = "%s"\ncrossbar = { gmin = 0, gmax = %s, bits = %s, encoding = "differential" }\n' "$1" "$2" "$3" >"$tmp/$1.lua"; }
@@ -39,6 +40,74 @@ for m in "xor y examples/xor.lua --input bits=0,0" "hamming74 code examples/hamm
   python3 -c "import sys; sys.exit(0 if float('$d') <= 1e-4 else 1)"
   ok $? "$1: the 16-bit image runs to the ideal outputs (tol 1e-4)"
 done
+
+# Time constants and plain bias vectors come from the image (LAYERS): an XOR
+# image whose taus are patched to 2 and 0.2 (CRCs recomputed) runs as the
+# model with -D tau_v=2 (1e-12), at t_end 0.5 where the ideal run differs;
+# parity_et's bias vector a patched in the image moves the logits, and the
+# run equals the model with that a (-D weights=an .npz with a changed).
+cat >"$tmp/patch.py" <<'PY'
+import struct, sys, zlib
+src, dst, what = sys.argv[1], sys.argv[2], sys.argv[3:]
+b = bytearray(open(src, "rb").read())
+H = struct.unpack_from("<I", b, 12)[0]
+ent = {struct.unpack_from("<I", b, 56 + 24 * k)[0]: 56 + 24 * k for k in range(5)}
+off = struct.unpack_from("<Q", b, ent[2] + 4)[0]
+p = off
+count = struct.unpack_from("<I", b, p)[0]; p += 4
+for _ in range(count):
+    nl = struct.unpack_from("<I", b, p)[0]; name = b[p + 4:p + 4 + nl].decode(); p += 4 + nl
+    n = struct.unpack_from("<Q", b, p)[0]; p += 8
+    ll = struct.unpack_from("<I", b, p)[0]; p += 4 + ll
+    for w in what:                      # LAYER:tau=V or LAYER:bias0=V
+        lay, kv = w.split(":"); k, v = kv.split("=")
+        if lay == name and k == "tau":
+            struct.pack_into("<d", b, p, float(v))
+        if lay == name and k.startswith("bias"):
+            struct.pack_into("<d", b, p + 8 + 8 * int(k[4:]), float(v))
+    p += 8 + 8 * n + 8 * n + n
+length = struct.unpack_from("<Q", b, ent[2] + 12)[0]
+struct.pack_into("<I", b, ent[2] + 20, zlib.crc32(bytes(b[off:off + length])))
+struct.pack_into("<I", b, H - 4, zlib.crc32(bytes(b[:H - 4])))
+open(dst, "wb").write(b)
+PY
+"$DAMC" image examples/xor.dam -c examples/xor.lua --row 0 --device "$tmp/unit.lua" -o "$tmp/xt.img" 2>/dev/null
+python3 "$tmp/patch.py" "$tmp/xt.img" "$tmp/xt2.img" v:tau=2 h:tau=0.2
+"$DAMC" run examples/xor.dam -c examples/xor.lua --t-end 0.5 --image "$tmp/xt2.img" --json >"$tmp/xt.i" 2>"$tmp/xt.e"
+"$DAMC" run examples/xor.dam -c examples/xor.lua --t-end 0.5 -D tau_v=2 --json >"$tmp/xt.r" 2>/dev/null
+"$DAMC" run examples/xor.dam -c examples/xor.lua --t-end 0.5 --json >"$tmp/xt.0" 2>/dev/null
+d=$(maxdev "$tmp/xt.i" "$tmp/xt.r" y); d0=$(maxdev "$tmp/xt.i" "$tmp/xt.0" y)
+echo "# image taus 2, 0.2: max |y - y(tau_v = 2)| = $d; against the model's taus: $d0"
+python3 -c "import sys; sys.exit(0 if float('$d') <= 1e-12 and float('$d0') > 1e-3 else 1)"
+ok $? "--image runs with the image's time constants (tol 1e-12; the model's differ by > 1e-3)"
+
+if [ -f "$W/model_best.npz" ]; then
+  printf 'name = "p16"\ncrossbar = { gmin = 0, gmax = 7.7e-5, bits = 16 }\n' >"$tmp/p16.lua"
+  "$DAMC" image examples/parity_et.dam -c examples/parity_et.lua --row 0 --device "$tmp/p16.lua" -o "$tmp/pb.img" 2>/dev/null
+  python3 "$tmp/patch.py" "$tmp/pb.img" "$tmp/pb2.img" v:bias0=0.5
+  python3 - "$W/model_best.npz" "$tmp/a.npz" <<'PY'
+import struct, sys, zipfile
+zin = zipfile.ZipFile(sys.argv[1])
+with zipfile.ZipFile(sys.argv[2], "w") as zout:
+    for n in zin.namelist():
+        b = bytearray(zin.read(n))
+        if n == "a.npy":
+            hl = struct.unpack("<H", b[8:10])[0] if b[6] == 1 else struct.unpack("<I", b[8:12])[0]
+            off = (10 if b[6] == 1 else 12) + hl
+            struct.pack_into("<f" if b"<f4" in b[:off] else "<d", b, off, 0.5)   # a is float32
+        zout.writestr(n, bytes(b))
+PY
+  "$DAMC" run examples/parity_et.dam -c examples/parity_et.lua --image "$tmp/pb2.img" --json >"$tmp/pb.i" 2>/dev/null
+  "$DAMC" run examples/parity_et.dam -c examples/parity_et.lua --image "$tmp/pb.img" --json >"$tmp/pb.0" 2>/dev/null
+  "$DAMC" image examples/parity_et.dam -c examples/parity_et.lua --row 0 -D weights="$tmp/a.npz" --device "$tmp/p16.lua" -o "$tmp/pa.img" 2>/dev/null
+  "$DAMC" run examples/parity_et.dam -c examples/parity_et.lua -D weights="$tmp/a.npz" --image "$tmp/pa.img" --json >"$tmp/pa.r" 2>/dev/null
+  d=$(maxdev "$tmp/pb.i" "$tmp/pa.r" logits); d0=$(maxdev "$tmp/pb.i" "$tmp/pb.0" logits)
+  echo "# image bias a[0] = 0.5: max |logits - logits(a[0] = 0.5 in the weights)| = $d; unpatched image: $d0"
+  python3 -c "import sys; sys.exit(0 if float('$d') <= 1e-12 and float('$d0') > 1e-3 else 1)"
+  ok $? "--image runs with the image's bias vector (parity_et's a; tol 1e-12)"
+else
+  n=$((n+1)); echo "ok $n # SKIP $W is absent"
+fi
 
 # 4 bits per cell under the default tile scale: weights 0/1 are levels, so
 # XOR is 4/4 and Hamming(7,4) corrects all 112 single-bit errors.

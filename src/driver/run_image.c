@@ -9,9 +9,16 @@
  * nothing is recompiled.  A dynamic block stored as a token table (the
  * Analog ET's attention rows) is programmed per run from the quantised row
  * of each context token (sim_set_dynamic); a dynamic block the host
- * computes keeps the model's own rows.  Biases, initial values and time
- * constants are stored unquantised in the image and are the model's.
+ * computes keeps the model's own rows.  Time constants are the image's (each
+ * layer's tau, from LAYERS, as the chip's R2*C1 codes set it; sim_set_tau),
+ * and so are biases that the model declares as a plain static or learn
+ * vector (bias = a: the tensor a is programmed from the image).  A bias the
+ * model computes from other quantities (XOR's -|xi|^2/2) is evaluated when
+ * the model is compiled; the image holds the same numbers (both from the
+ * ideal weights), so it is the model's.  Initial and clamped values come
+ * from the run's inputs, as on the chip, where the controller drives them.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +42,57 @@ static int ri_block(const Model *m, const char *name, const DamImgBlock *b, Diag
 		return -1;
 	}
 	return k;
+}
+
+/* The image layer that is model layer l (same name and size), or NULL. */
+static const DamImgLayer *ri_layer(const Model *m, const DamImage *img, int l)
+{
+	for (uint32_t k = 0; k < img->nlayers; k++)
+		if (!strcmp(img->layers[k].name, m->layers[l].name) &&
+		    (int64_t)img->layers[k].n == m->layers[l].n)
+			return &img->layers[k];
+	return NULL;
+}
+
+/* A bias declared as a plain vector t[j] of a static or learn tensor: t. */
+static TensorId ri_bias_tensor(const Model *m, const MLayer *L)
+{
+	const SymNode *b = sym_node(m->sym, L->bias);
+	if (b->kind != SYM_TENSOR || b->nkids != 1 || sym_tensor_rank(m->sym, b->aux) != 1 ||
+	    sym_tensor_shape(m->sym, b->aux)[0] != L->n)
+		return 0;
+	const SymNode *i = sym_node(m->sym, b->kids[0]);
+	MTensorKind kind = m->tensors[b->aux].kind;
+	return i->kind == SYM_IDX && i->aux == L->j && (kind == MT_CONST || kind == MT_LEARN) ? b->aux : 0;
+}
+
+/* Time constants and plain bias vectors from the image's LAYERS section. */
+static void ri_neurons(const Model *m, const DamImage *img, RunImage *ri)
+{
+	ri->tau = calloc((size_t)model_state_size(m) + 1, sizeof *ri->tau);
+	ri->st = realloc(ri->st, ((size_t)ri->nst + (size_t)m->nlayers + 1) * sizeof *ri->st);
+	if (!ri->tau || !ri->st)
+		abort();
+	int64_t at = 0;
+	for (int l = 0; l < m->nlayers; l++) {
+		const MLayer *L = &m->layers[l];
+		const DamImgLayer *I = ri_layer(m, img, l);
+		for (int64_t j = 0; j < L->n; j++)
+			ri->tau[at + j] = I && I->tau > 0 && isfinite(I->tau) ? I->tau : L->tau;
+		at += L->n;
+		TensorId t = I ? ri_bias_tensor(m, L) : 0;
+		for (int k = 0; k < ri->nst && t; k++)
+			t = ri->st[k].t == t ? 0 : t;     /* a vector shared by two layers: the first's */
+		if (!t)
+			continue;
+		RunImageW *w = &ri->st[ri->nst++];
+		w->t = t;
+		w->bias = true;
+		w->w = calloc((size_t)L->n + 1, sizeof *w->w);
+		if (!w->w)
+			abort();
+		memcpy(w->w, I->bias, (size_t)L->n * sizeof *w->w);
+	}
 }
 
 int run_image_load(const Model *m, const char *path, bool force, RunImage *ri, Diags *d)
@@ -100,6 +158,8 @@ int run_image_load(const Model *m, const char *path, bool force, RunImage *ri, D
 			y->table[c] = dam_image_cell_weight(img, b->levels + c, planes == 2 ? cells : 0, b->offset,
 			                                       b->gain);
 	}
+	if (!bad)
+		ri_neurons(m, img, ri);
 	dam_image_free(img);
 	if (bad) {
 		run_image_free(ri);

@@ -11,8 +11,9 @@
 #include "sim.h"
 
 typedef struct RunImageW {
-	TensorId t;            /* a static block's weight tensor */
+	TensorId t;            /* a static block's weight tensor, or a bias vector */
 	double *w;             /* its dequantised values */
+	bool bias;             /* a layer's bias vector (not conductances: no cell noise) */
 } RunImageW;
 
 typedef struct RunImageDyn {

@@ -96,6 +96,8 @@ static void mc_base(const Model *m, const RunImage *img, RunImage *base, double 
 		}
 	}
 	for (int k = 0; k < base->nst; k++) {
+		if (base->st[k].bias)
+			continue;
 		int64_t n = sym_tensor_size(m->sym, base->st[k].t);
 		for (int64_t i = 0; i < n; i++)
 			*wmax = fmax(*wmax, fabs(base->st[k].w[i]));
@@ -109,20 +111,30 @@ static void mc_draw(const Model *m, const RunImage *base, const DevProfile *dev,
 	out->nst = base->nst;
 	out->ndy = base->ndy;
 	out->tau = NULL;
+	if (base->tau && !(dev->noise.tau > 0)) {   /* the image's time constants */
+		size_t ns = (size_t)model_state_size(m);
+		out->tau = run_xcalloc(ns, sizeof *out->tau);
+		memcpy(out->tau, base->tau, ns * sizeof *out->tau);
+	}
 	out->st = run_xcalloc((size_t)base->nst + 1, sizeof *out->st);
 	out->dy = run_xcalloc((size_t)base->ndy + 1, sizeof *out->dy);
 	for (int k = 0; k < base->nst; k++) {
 		size_t n = (size_t)sym_tensor_size(m->sym, base->st[k].t);
 		out->st[k].t = base->st[k].t;
 		out->st[k].w = run_xcalloc(n, sizeof(double));
-		mc_perturb(r, dev, gmax_w, base->st[k].w, out->st[k].w, n);
+		out->st[k].bias = base->st[k].bias;
+		if (base->st[k].bias)             /* a bias vector: set by DACs, not cells */
+			memcpy(out->st[k].w, base->st[k].w, n * sizeof(double));
+		else
+			mc_perturb(r, dev, gmax_w, base->st[k].w, out->st[k].w, n);
 	}
 	if (dev->noise.tau > 0) {                 /* R2*C1 as built, neuron by neuron */
 		int64_t n = model_state_size(m), i = 0;
 		out->tau = run_xcalloc((size_t)n, sizeof *out->tau);
 		for (int l = 0; l < m->nlayers; l++)
 			for (int64_t j = 0; j < m->layers[l].n; j++, i++)
-				out->tau[i] = m->layers[l].tau * fmax(0.05, 1 + dev->noise.tau * mc_normal(r));
+				out->tau[i] = (base->tau ? base->tau[i] : m->layers[l].tau) *
+				              fmax(0.05, 1 + dev->noise.tau * mc_normal(r));
 	}
 	for (int k = 0; k < base->ndy; k++) {
 		out->dy[k] = base->dy[k];
