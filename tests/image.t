@@ -136,4 +136,44 @@ printf 'DAMIMG\0\1garbage' >"$tmp/junk.img"
 "$DAMC" image --dump "$tmp/junk.img" 2>"$tmp/junk.err"; rc=$?
 [ $rc = 1 ] && grep -q "junk.img: error: header at offset 0: 15 bytes is too short for an image header" "$tmp/junk.err"
 ok $? "--dump of a broken file: exit 1 with the reader's message"
+# The command line on broken images (the reader's own test, t_rt_image, tries
+# every byte and every length in memory): every 3rd single-byte flip and every
+# 3rd truncation of the XOR image, a zero-length file and version 1 through
+# `damc image --dump` and `damc run --image`: exit 1, one message naming the
+# header or a section and an offset, nothing on stdout.
+img=$tmp/xor.img
+len=$(wc -c <"$img")
+python3 - "$img" "$tmp/broken" <<'PY'
+import os, struct, sys, zlib
+src, out = sys.argv[1], sys.argv[2]
+os.makedirs(out, exist_ok=True)
+b = open(src, "rb").read()
+for i in range(0, len(b), 3):
+    c = bytearray(b); c[i] ^= 0x5a
+    open("%s/flip%05d" % (out, i), "wb").write(c)
+for n in range(0, len(b), 3):
+    open("%s/cut%05d" % (out, n), "wb").write(b[:n])
+v = bytearray(b); v[8] = 1
+H = struct.unpack_from("<I", v, 12)[0]
+struct.pack_into("<I", v, H - 4, zlib.crc32(bytes(v[:H - 4])))
+open("%s/version1" % out, "wb").write(v)
+PY
+bad=0; tried=0; first=""
+for f in "$tmp"/broken/*; do
+  tried=$((tried + 1))
+  "$DAMC" image --dump "$f" >"$tmp/o" 2>"$tmp/e"; rc=$?
+  if [ $rc != 1 ] || [ -s "$tmp/o" ] || ! grep -Eq "error: (header|section [A-Z]+) at offset [0-9]+: " "$tmp/e"; then
+    bad=$((bad + 1)); [ -n "$first" ] || first="$(basename "$f"): exit $rc: $(head -c 200 "$tmp/e")"
+  fi
+done
+echo "# $tried broken images through damc image --dump, e.g. $(cat "$tmp/e")"
+[ $bad = 0 ]; ok $? "every broken image (flips, truncations, empty, version 1): exit 1 with a located message ($bad of $tried not${first:+; first: $first})"
+grep -q "header at offset 8: version 1, expected 2" <("$DAMC" image --dump "$tmp/broken/version1" 2>&1)
+ok $? "a wrong version is named: version 1, expected 2"
+bad=0
+for f in "$tmp"/broken/flip000[0-9]* "$tmp"/broken/cut0000[0-9]; do
+  "$DAMC" run examples/xor.dam --input bits=0,0 --image "$f" >"$tmp/o" 2>"$tmp/e"; rc=$?
+  { [ $rc = 1 ] && [ ! -s "$tmp/o" ] && grep -q "offset" "$tmp/e"; } || bad=$((bad + 1))
+done
+[ $bad = 0 ]; ok $? "damc run --image refuses broken images with the reader's message, exit 1 ($bad failed)"
 echo "1..$n"
