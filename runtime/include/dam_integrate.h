@@ -74,6 +74,20 @@ DamStatus dam_integrate(const DamSystem *sys, double *x, const DamRunOpts *o, Da
 const char *dam_solver_name(DamSolver s);
 int dam_solver_parse(const char *name, DamSolver *out);   /* 0 ok, -1 unknown */
 
+/* Forward Euler in pieces, for a host that advances several systems in
+ * lockstep with its own batched kernel (sim_run_batch).  dam_euler_begin()
+ * does what dam_integrate() does up to the first step (the checks at t = 0);
+ * then, while dam_euler_chunk() returns 1, the host takes *full steps of
+ * o->dt and, if *last > 0, one more step of *last on x, and calls
+ * dam_euler_after() (the checks); dam_euler_end() finishes res and frees the
+ * run.  res then equals what dam_integrate() with solver Euler and the
+ * euler_steps fast path gives, bit for bit.  NULL if out of memory. */
+typedef struct DamEulerRun DamEulerRun;
+DamEulerRun *dam_euler_begin(const DamSystem *sys, double *x, const DamRunOpts *o, DamRunResult *res);
+int dam_euler_chunk(DamEulerRun *r, int64_t *full, double *last);
+void dam_euler_after(DamEulerRun *r);
+DamStatus dam_euler_end(DamEulerRun *r);
+
 /* Batch: run job(i, user) for i in 0..count-1 on nthreads threads (0: number
  * of cores).  Jobs must be independent; each job writes only its own results,
  * so results are identical to a sequential run. */

@@ -488,6 +488,95 @@ DamStatus dam_integrate(const DamSystem *sys, double *x, const DamRunOpts *o, Da
 	return res->status;
 }
 
+/* ---- forward Euler in pieces (dam_euler_begin) ---------------------------- */
+
+struct DamEulerRun {
+	Integ I;
+	double *x;
+	double dt, h_last;
+	int64_t nsteps, limit, every, k, k1;
+	int done;
+};
+
+DamEulerRun *dam_euler_begin(const DamSystem *sys, double *x, const DamRunOpts *o, DamRunResult *res)
+{
+	DamEulerRun *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	integ_result_init(res);
+	integ_setup(&r->I, sys, o, res);
+	size_t nvec = sys->n ? sys->n : 1;
+	r->I.fx = malloc(nvec * sizeof(double));
+	r->I.work = malloc(9 * nvec * sizeof(double));
+	r->x = x;
+	if (!r->I.fx || !r->I.work) {
+		free(r->I.fx);
+		free(r->I.work);
+		free(r);
+		res->status = DAM_STEP_FAIL;
+		return NULL;
+	}
+	r->done = integ_check(&r->I, x, 0.0) != INTEG_GO || !(o->t_end > 0.0);
+	if (!r->done && !(o->dt > 0.0)) {             /* as integ_fixed */
+		res->status = DAM_STEP_FAIL;
+		r->done = 1;
+	}
+	if (r->done)
+		return r;
+	r->dt = o->dt;
+	r->nsteps = (int64_t)ceil(o->t_end / r->dt - 1e-9);
+	r->h_last = o->t_end - (double)(r->nsteps - 1) * r->dt;
+	if (fabs(r->h_last - r->dt) <= 1e-9 * r->dt)
+		r->h_last = r->dt;
+	r->limit = o->max_steps > 0 && o->max_steps < r->nsteps ? o->max_steps : r->nsteps;
+	r->every = o->check_every > 0 ? o->check_every : 1;
+	return r;
+}
+
+int dam_euler_chunk(DamEulerRun *r, int64_t *full, double *last)
+{
+	if (r->done)
+		return 0;
+	if (r->k >= r->limit) {
+		if (r->limit < r->nsteps)
+			r->I.res->status = DAM_STEP_FAIL;
+		r->done = 1;
+		return 0;
+	}
+	int64_t k0 = r->k;
+	r->k1 = k0 + r->every < r->limit ? k0 + r->every : r->limit;
+	*full = r->k1 < r->nsteps || r->h_last == r->dt ? r->k1 - k0 : r->k1 - k0 - 1;
+	*last = *full < r->k1 - k0 ? r->h_last : 0.0;
+	return 1;
+}
+
+void dam_euler_after(DamEulerRun *r)
+{
+	Integ *I = &r->I;
+	I->res->rhs_evals += r->k1 - r->k;
+	I->fx_valid = 0;
+	r->k = r->k1;
+	I->res->steps = r->k;
+	double t = r->k == r->nsteps ? I->o->t_end : (double)r->k * r->dt;
+	if (integ_check(I, r->x, t) != INTEG_GO)
+		r->done = 1;
+}
+
+DamStatus dam_euler_end(DamEulerRun *r)
+{
+	Integ *I = &r->I;
+	DamRunResult *res = I->res;
+	if (I->t_traced != res->t) {
+		double e = integ_energy(I, r->x);
+		integ_trace(I, res->t, r->x, e);
+		res->energy_end = e;
+	}
+	free(I->fx);
+	free(I->work);
+	free(r);
+	return res->status;
+}
+
 /* ---- solver names ------------------------------------------------------- */
 
 static const struct {

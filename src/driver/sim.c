@@ -17,11 +17,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A run diverges when some |x_i| exceeds this many times its initial scale
  * (unless the caller sets opts->diverge_limit): a circuit's rails are a
  * fixed multiple of its signal levels. */
 #define SIM_DIVERGE_FACTOR 100.0
+
+/* Strings per call of the batched kernel: its blocks of 64 columns of 32
+ * strings' buffers fill half an L1 data cache (jit_axpy.c). */
+#define SIM_BATCH_GROUP 32
 
 struct DamSim {
 	const Model *m;
@@ -251,10 +256,15 @@ void sim_clear_dynamic(DamSim *s, TensorId t)
  * then replace them (a controller writing crossbar rows itself). */
 static void sim_setup(DamSim *s)
 {
+	bool programmed = false;
 	s->k->setup(s->ws);
 	for (uint32_t t = 0; t < s->m->ntensors; t++)
-		if (s->dynamic[t])
+		if (s->dynamic[t]) {
 			memcpy(sim_tensor(s, t), s->dynamic[t], (size_t)sym_tensor_size(s->m->sym, t) * sizeof(double));
+			programmed = true;
+		}
+	if (programmed)            /* the kernels' transposed copies of what was programmed */
+		s->k->relayout(s->ws);
 }
 
 /* ---- the DamSystem callbacks ---------------------------------------------- */
@@ -487,6 +497,160 @@ DamStatus sim_run(DamSim *s, const DamRunOpts *opts, DamRunResult *res, SimTrace
 	sim_message(s, res, message, msglen);
 	sim_check_outputs(s, res, message, msglen);
 	return res->status;
+}
+
+/* ---- batches in lockstep (sim_run_batch) ------------------------------------ */
+
+/* May the strings share the weights of s[0] in the batched kernel? */
+static bool sim_batchable(DamSim *const *s, size_t n, const DamRunOpts *o)
+{
+	const JitKernels *k = s[0]->k;
+	if (o->solver != DAM_EULER || !k->euler_batch)
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (s[i]->jit != s[0]->jit)
+			return false;
+	for (uint32_t t = 0; t < s[0]->m->ntensors; t++) {
+		MTensorKind kind = s[0]->m->tensors[t].kind;
+		int64_t off = jit_ws_offset(s[0]->jit, t);
+		if ((kind != MT_CONST && kind != MT_LEARN) || off < 0)
+			continue;
+		size_t bytes = (size_t)sym_tensor_size(s[0]->m->sym, t) * sizeof(double);
+		for (size_t i = 1; i < n; i++)
+			if (memcmp(s[i]->ws + off, s[0]->ws + off, bytes) != 0)
+				return false;
+	}
+	return true;
+}
+
+typedef struct SimBatch {
+	DamSim *const *s;
+	size_t n, nblocks;
+	const DamRunOpts *opts;
+	DamRunResult *res;
+	char *msg;
+	size_t msglen;
+	bool batched;
+} SimBatch;
+
+static char *sim_batch_msg(const SimBatch *B, size_t i)
+{
+	return B->msg ? B->msg + i * B->msglen : NULL;
+}
+
+/* What sim_run does before dam_integrate; false if the step is refused
+ * (res and the message are then final). */
+static bool sim_batch_prologue(DamSim *s, const DamRunOpts *opts, DamRunOpts *o, DamRunResult *res,
+                               char *msg, size_t msglen)
+{
+	*o = *opts;
+	o->trace = NULL;
+	o->trace_user = s;
+	s->trace = NULL;
+	sim_setup(s);
+	memset(s->x, 0, s->k->nstate * sizeof *s->x);
+	s->k->init_state(s->ws, s->x);
+	char why[256];
+	if (sim_check_step(s->m, o, NULL, why, sizeof why) < 0) {
+		sim_refuse(s, res, why, msg, msglen);
+		return false;
+	}
+	if (!(o->diverge_limit > 0))
+		o->diverge_limit = SIM_DIVERGE_FACTOR * sim_initial_scale(s);
+	return true;
+}
+
+/* Strings [lo, hi) in lockstep: each chunk of steps for all strings still
+ * running in one call of the batched kernel, then each one's checks. */
+static void sim_batch_block(const SimBatch *B, size_t lo, size_t hi)
+{
+	size_t n = hi - lo, na = 0;
+	DamRunOpts *o = sim_xcalloc(n, sizeof *o);
+	DamSystem *sys = sim_xcalloc(n, sizeof *sys);
+	DamEulerRun **run = sim_xcalloc(n, sizeof *run);
+	double **wsv = sim_xcalloc(n, sizeof *wsv), **xv = sim_xcalloc(n, sizeof *xv);
+	size_t *act = sim_xcalloc(n, sizeof *act);
+	double *scratch = sim_xcalloc((n < SIM_BATCH_GROUP ? n : SIM_BATCH_GROUP) * B->s[lo]->k->batch_scratch,
+	                              sizeof *scratch);
+	for (size_t i = 0; i < n; i++) {
+		DamSim *s = B->s[lo + i];
+		if (!sim_batch_prologue(s, B->opts, &o[i], &B->res[lo + i], sim_batch_msg(B, lo + i), B->msglen))
+			continue;
+		sys[i] = (DamSystem){ .n = s->k->nstate, .tau = s->tau, .ctx = s, .rhs = sim_rhs,
+		                      .energy = sim_energy_cb, .euler_steps = sim_euler_steps };
+		run[i] = dam_euler_begin(&sys[i], s->x, &o[i], &B->res[lo + i]);
+		if (run[i])
+			act[na++] = i;
+	}
+	const JitKernels *k = B->s[lo]->k;
+	while (na > 0) {
+		int64_t full = 0;
+		double last = 0.0;
+		size_t m = 0;
+		for (size_t a = 0; a < na; a++)            /* the same plan for every string */
+			if (dam_euler_chunk(run[act[a]], &full, &last))
+				act[m++] = act[a];
+			else
+				dam_euler_end(run[act[a]]), run[act[a]] = NULL;
+		na = m;
+		if (!na)
+			break;
+		for (size_t a = 0; a < na; a++) {
+			wsv[a] = B->s[lo + act[a]]->ws;
+			xv[a] = B->s[lo + act[a]]->x;
+		}
+		for (size_t g = 0; g < na; g += SIM_BATCH_GROUP) {   /* L1-sized groups */
+			int64_t ng = (int64_t)(na - g < SIM_BATCH_GROUP ? na - g : SIM_BATCH_GROUP);
+			if (full > 0)
+				k->euler_batch(wsv + g, xv + g, ng, B->opts->dt, full, scratch);
+			if (last > 0.0)
+				k->euler_batch(wsv + g, xv + g, ng, last, 1, scratch);
+		}
+		for (size_t a = 0; a < na; a++)
+			dam_euler_after(run[act[a]]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		DamSim *s = B->s[lo + i];
+		if (!run[i] && !sys[i].ctx)
+			continue;                          /* refused, or out of memory */
+		sim_message(s, &B->res[lo + i], sim_batch_msg(B, lo + i), B->msglen);
+		sim_check_outputs(s, &B->res[lo + i], sim_batch_msg(B, lo + i), B->msglen);
+	}
+	free(o);
+	free(sys);
+	free(run);
+	free(wsv);
+	free(xv);
+	free(act);
+	free(scratch);
+}
+
+static void sim_batch_job(int64_t i, void *user)
+{
+	const SimBatch *B = user;
+	size_t lo = (size_t)i * B->n / B->nblocks, hi = (size_t)(i + 1) * B->n / B->nblocks;
+	if (B->batched) {
+		sim_batch_block(B, lo, hi);
+		return;
+	}
+	for (size_t r = lo; r < hi; r++)
+		sim_run(B->s[r], B->opts, &B->res[r], NULL, NULL, sim_batch_msg(B, r), B->msglen);
+}
+
+int sim_run_batch(DamSim *const *s, size_t n, const DamRunOpts *opts, DamRunResult *res, char *msg,
+                  size_t msglen, int nthreads)
+{
+	if (!n)
+		return 0;
+	SimBatch B = { s, n, 1, opts, res, msg, msg ? msglen : 0, sim_batchable(s, n, opts) };
+	int nt = nthreads > 0 ? nthreads : 0;
+	if (nt == 0) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		nt = c > 0 ? (int)c : 1;
+	}
+	B.nblocks = (size_t)nt < n ? (size_t)nt : n;
+	dam_parallel_for((int64_t)B.nblocks, nt, sim_batch_job, &B);
+	return B.batched;
 }
 
 const double *sim_state(const DamSim *s) { return s->x; }

@@ -110,6 +110,20 @@ int sim_check_step(const Model *m, const DamRunOpts *o, SimStepLimit *lim, char 
 DamStatus sim_run(DamSim *s, const DamRunOpts *opts, DamRunResult *res, SimTraceFn trace,
                   void *user, char *message, size_t msglen);
 
+/* sim_run(s[i], opts, &res[i], NULL, NULL, msg + i * msglen, msglen) for
+ * i in 0..n-1 (msg may be NULL), with the same results bit for bit, but the
+ * strings advance together through each chunk of Euler steps in the JIT's
+ * batched kernel (euler_batch: the weights are read once per step for a
+ * whole block of strings), nthreads blocks at once (0: one per core; each
+ * thread a contiguous block).  The batched kernel is used only when
+ * everything allows it: solver Euler, every simulator of the same Jit
+ * compiled with JIT_BATCH, and the same static and learn tensors in every
+ * workspace (as sim_new and sim_clone leave them; sim_set_tensor may change
+ * them).  Otherwise each string runs sim_run on its own (on nthreads
+ * threads).  Returns 1 if the batched kernel ran, 0 if not. */
+int sim_run_batch(DamSim *const *s, size_t n, const DamRunOpts *opts, DamRunResult *res, char *msg,
+                  size_t msglen, int nthreads);
+
 /* Readouts of the state the last run ended at. */
 const double *sim_state(const DamSim *s);
 void sim_acts(DamSim *s, double *g);          /* model_state_size values */

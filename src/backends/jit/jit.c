@@ -126,12 +126,13 @@ static void jit_rename_private(LLVMValueRef v)
 
 /* Emits the kernels into mod, dumps it when asked (before verifying, so a
  * broken module can be read) and verifies it. */
-static int jit_build_module(LLVMModuleRef mod, const Model *m, JitLayout *lay, JitPart part, bool bake,
-                            FILE *dump, char *err, size_t errlen)
+static int jit_build_module(LLVMModuleRef mod, const Model *m, JitLayout *lay, JitPart part, const JitOptions *opt,
+                            unsigned flags, FILE *dump, char *err, size_t errlen)
 {
 	JitEmit E;
 	jit_emit_init(&E, mod, m);
-	E.bake = bake;
+	E.bake = opt->bake_weights != 0;
+	E.want_batch = (flags & JIT_BATCH) != 0;
 	int rc = jit_build_kernels(&E, lay, part);
 	if (rc)
 		jit_errf(err, errlen, "jit: %s", E.err);
@@ -210,7 +211,8 @@ static int jit_lookup_all(Jit *j, char *err, size_t errlen)
 	    jit_lookup(j, JIT_FN_ENERGY, &k->energy, err, errlen) ||
 	    jit_lookup(j, JIT_FN_ACTS, &k->acts, err, errlen) ||
 	    jit_lookup(j, JIT_FN_OUTPUTS, &k->outputs, err, errlen) ||
-	    jit_lookup(j, JIT_FN_EULER, &k->euler, err, errlen))
+	    jit_lookup(j, JIT_FN_EULER, &k->euler, err, errlen) ||
+	    jit_lookup(j, JIT_FN_RELAYOUT, &k->relayout, err, errlen))
 		return -1;
 	return 0;
 }
@@ -231,12 +233,12 @@ typedef struct JitUnit {
 	char err[512];
 } JitUnit;
 
-static int jit_unit_build(JitUnit *u, const Model *m, JitPart part, int opt, bool bake, FILE *dump,
-                          char *err, size_t errlen)
+static int jit_unit_build(JitUnit *u, const Model *m, JitPart part, const JitOptions *opt, unsigned flags,
+                          FILE *dump, char *err, size_t errlen)
 {
 	u->part = part;
-	u->opt = opt;
-	if (!(u->tm = jit_host_tm(opt, err, errlen)))
+	u->opt = opt->opt_level;
+	if (!(u->tm = jit_host_tm(u->opt, err, errlen)))
 		return -1;
 	u->ctx = LLVMContextCreate();
 	u->mod = LLVMModuleCreateWithNameInContext(part == JIT_PART_HOT ? "dam.hot" : "dam", u->ctx);
@@ -246,7 +248,7 @@ static int jit_unit_build(JitUnit *u, const Model *m, JitPart part, int opt, boo
 	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(u->tm);
 	LLVMSetModuleDataLayout(u->mod, td);
 	LLVMDisposeTargetData(td);
-	if (jit_build_module(u->mod, m, &u->lay, part, bake, dump, err, errlen))
+	if (jit_build_module(u->mod, m, &u->lay, part, opt, flags, dump, err, errlen))
 		return -1;
 	/* Both halves define private constants and helpers of the same names:
 	 * give the hot half's their own. */
@@ -324,6 +326,11 @@ static int jit_unit_add(JitUnit *u, LLVMOrcLLJITRef lljit, char *err, size_t err
 
 Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen)
 {
+	return jit_compile_flags(m, opt, 0, err, errlen);
+}
+
+Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, char *err, size_t errlen)
+{
 	JitOptions defaults = {.opt_level = 3};
 	JitUnit cold = {0}, hot = {0};
 	Jit *j = NULL;
@@ -335,9 +342,8 @@ Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen
 		jit_errf(err, errlen, "jit: LLVM has no native target");
 		return NULL;
 	}
-	bool bake = opt->bake_weights != 0;
-	if (jit_unit_build(&cold, m, JIT_PART_COLD, opt->opt_level, bake, opt->dump_ir_unopt, err, errlen) ||
-	    jit_unit_build(&hot, m, JIT_PART_HOT, opt->opt_level, bake, opt->dump_ir_unopt, err, errlen) ||
+	if (jit_unit_build(&cold, m, JIT_PART_COLD, opt, flags, opt->dump_ir_unopt, err, errlen) ||
+	    jit_unit_build(&hot, m, JIT_PART_HOT, opt, flags, opt->dump_ir_unopt, err, errlen) ||
 	    jit_both(&cold, &hot, jit_unit_optimise, err, errlen))
 		goto fail;
 	if (opt->dump_ir) {
@@ -354,7 +360,8 @@ Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen
 		goto fail;
 	j->lljit = jit_create_lljit(tm, err, errlen);   /* consumes tm */
 	if (!j->lljit || jit_unit_add(&cold, j->lljit, err, errlen) || jit_unit_add(&hot, j->lljit, err, errlen) ||
-	    jit_lookup_all(j, err, errlen))
+	    jit_lookup_all(j, err, errlen) ||
+	    ((flags & JIT_BATCH) && jit_lookup(j, JIT_FN_EULER_BATCH, &j->k.euler_batch, err, errlen)))
 		goto fail;
 
 	/* The layout is the same in both halves: keep the cold one's. */
@@ -370,6 +377,7 @@ Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen
 	j->k.noutput = lay->noutput;
 	j->k.nact = lay->nact;
 	j->k.tau_off = (size_t)lay->tau_off;
+	j->k.batch_scratch = (size_t)lay->batch_scratch;
 	lay->tensor_ws_off = NULL;   /* owned by j now */
 	lay->input_off = NULL;
 	lay->output_off = NULL;

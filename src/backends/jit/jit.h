@@ -45,6 +45,18 @@ typedef struct JitKernels {
 	void (*outputs)(double *ws, const double *x, double *out);
 	/* nsteps forward-Euler steps of size dt in place (fused loop). */
 	void (*euler)(double *ws, double *x, double dt, int64_t nsteps);
+	/* The transposed copies setup() keeps of tensors the hot kernels read
+	 * (jit_axpy.c), again: call after overwriting dynamic tensors in ws. */
+	void (*relayout)(double *ws);
+	/* nsteps forward-Euler steps of nb strings at once (jit_compile_flags
+	 * with JIT_BATCH; NULL otherwise): string b's workspace ws[b] and state x[b].  The
+	 * static and learn tensors are read from ws[0]: every workspace must
+	 * hold the same (sim_run_batch checks).  Bit-identical to nb calls of
+	 * euler, and the same whatever nb. */
+	void (*euler_batch)(double *const *ws, double *const *x, int64_t nb, double dt, int64_t nsteps,
+	                    double *scratch);
+	size_t batch_scratch;          /* doubles of scratch per string that euler_batch needs
+	                                * (scratch: nb * batch_scratch, the column buffers) */
 } JitKernels;
 
 typedef struct JitOptions {
@@ -59,6 +71,10 @@ typedef struct Jit Jit;
 
 /* Returns NULL on failure with a message in err. */
 Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen);
+/* jit_compile with flags: JIT_BATCH also compiles euler_batch (for
+ * sim_run_batch; a second copy of the Euler loop, so more compile time). */
+#define JIT_BATCH 1u
+Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, char *err, size_t errlen);
 const JitKernels *jit_kernels(const Jit *j);
 /* Offset in ws of an input, dynamic or activation tensor (e.g. to read the
  * rows setup() computed, or to reprogram them), and of a static or learn

@@ -76,8 +76,16 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->memo = jit_zalloc(E->nsym, sizeof *E->memo);
 	E->memo_gen = jit_zalloc(E->nsym, sizeof *E->memo_gen);
 	E->lse = jit_zalloc(E->nsym, sizeof *E->lse);
+	E->cache_ord = jit_zalloc((size_t)E->nsym * SYM_MAX_RANK, sizeof *E->cache_ord);
+	E->cache_ord_set = jit_zalloc(E->nsym, sizeof *E->cache_ord_set);
+	E->relayout = jit_zalloc(E->nsym, sizeof *E->relayout);
+	E->axbuf_off = jit_zalloc(E->nsym, sizeof *E->axbuf_off);
+	E->axready = jit_zalloc(E->nsym, sizeof *E->axready);
+	E->axmark = jit_zalloc(E->nsym, sizeof *E->axmark);
+	E->pstr = jit_zalloc(E->nsym, sizeof *E->pstr);
+	E->axscr_off = jit_zalloc(E->nsym, sizeof *E->axscr_off);
 	for (uint32_t s = 0; s < E->nsym; s++)
-		E->cache_off[s] = -1;
+		E->cache_off[s] = E->axbuf_off[s] = -1;
 
 	uint32_t ni = sym_index_count(E->sym);
 	E->var_level = jit_zalloc(ni, sizeof *E->var_level);
@@ -97,6 +105,14 @@ void jit_emit_fini(JitEmit *E)
 	dam_free(E->memo);
 	dam_free(E->memo_gen);
 	dam_free(E->lse);
+	dam_free(E->cache_ord);
+	dam_free(E->cache_ord_set);
+	dam_free(E->relayout);
+	dam_free(E->axbuf_off);
+	dam_free(E->axready);
+	dam_free(E->axmark);
+	dam_free(E->pstr);
+	dam_free(E->axscr_off);
 	dam_free(E->var_level);
 	E->b = NULL;
 }
@@ -265,6 +281,24 @@ bool jit_dep_state(JitEmit *E, SymId e)
 	return dep;
 }
 
+/* Does e read data of one string (state, activations, inputs, dynamic
+ * tensors), as opposed to weights that all strings of a batch share? */
+static bool jit_per_string(JitEmit *E, SymId e)
+{
+	if (E->pstr[e])
+		return E->pstr[e] == 2;
+	const SymNode *n = sym_node(E->sym, e);
+	bool per = false;
+	if (n->kind == SYM_TENSOR) {
+		MTensorKind k = E->m->tensors[n->aux].kind;
+		per = k == MT_STATE || k == MT_ACT || k == MT_INPUT || k == MT_DYN;
+	}
+	for (int i = 0; i < n->nkids && !per; i++)
+		per = jit_per_string(E, n->kids[i]);
+	E->pstr[e] = per ? 2 : 1;
+	return per;
+}
+
 /* The outermost level at which e can be computed. */
 static int jit_level_of(JitEmit *E, SymId e)
 {
@@ -282,12 +316,49 @@ static int jit_level_of(JitEmit *E, SymId e)
 	}
 	if (E->floor > level && jit_dep_state(E, e))
 		level = E->floor;
+	if (E->bfloor > level && jit_per_string(E, e))
+		level = E->bfloor;
 	return level;
 }
 
 static void jit_at(JitEmit *E, int level)
 {
 	LLVMPositionBuilderAtEnd(E->b, E->lv[level].ins);
+}
+
+void jit_at_level(JitEmit *E, int level)
+{
+	jit_at(E, level);
+}
+
+/* ---- the loop over the strings of a batch ------------------------------------ */
+
+void jit_batch_open(JitEmit *E)
+{
+	if (!E->batch || E->failed)
+		return;
+	jit_loop_open(E, 0, jit_i64(E, 0), E->nb, "str");
+	if (E->failed)
+		return;
+	E->bfloor = E->depth - 1;
+	jit_position_top(E);
+	LLVMValueRef b = E->lv[E->bfloor].iv;
+	LLVMValueRef pw = LLVMBuildInBoundsGEP2(E->b, E->ptr, E->wsv, &b, 1, "pws");
+	LLVMValueRef px = LLVMBuildInBoundsGEP2(E->b, E->ptr, E->xv, &b, 1, "px");
+	E->ws = LLVMBuildLoad2(E->b, E->ptr, pw, "wsb");
+	E->x = LLVMBuildLoad2(E->b, E->ptr, px, "xb");
+	LLVMValueRef so = LLVMBuildNSWMul(E->b, b, jit_i64(E, E->axscr_size), "scroff");
+	E->scr = jit_elem_ptr(E, E->scratch, so, "scrb");
+}
+
+void jit_batch_close(JitEmit *E)
+{
+	if (!E->batch || E->failed)
+		return;
+	jit_loop_close(E);
+	E->bfloor = 0;
+	E->ws = E->wsw;
+	E->x = NULL;
 }
 
 LLVMValueRef jit_elem_ptr(JitEmit *E, LLVMValueRef base, LLVMValueRef off, const char *name)
@@ -435,7 +506,7 @@ static LLVMValueRef jit_tensor_base(JitEmit *E, TensorId t, int64_t *off)
 		if (E->gconst[t])
 			return E->gconst[t];
 		*off = E->ws_off[t];
-		return *off >= 0 ? E->ws : NULL;
+		return *off >= 0 ? E->wsw : NULL;
 	case MT_INPUT:
 	case MT_DYN:
 	case MT_ACT:
@@ -484,16 +555,17 @@ static LLVMValueRef jit_emit_tensor(JitEmit *E, SymId e, int level)
 	return LLVMBuildLoad2(E->b, E->f64, p, name);
 }
 
-/* Load of a setup-time cache of e (state-free, computed by setup()). */
-static LLVMValueRef jit_emit_cached(JitEmit *E, SymId e, int level)
+/* The flat offset of e's cache entry at the bound counters: row-major over
+ * its free indices in the cache's order. */
+LLVMValueRef jit_cache_flat(JitEmit *E, SymId e)
 {
 	const SymNode *n = sym_node(E->sym, e);
-	jit_at(E, level);
+	const IdxId *ord = E->cache_ord_set[e] ? E->cache_ord + (size_t)e * SYM_MAX_RANK : n->free;
 	LLVMValueRef acc = NULL;
 	for (int k = 0; k < n->nfree; k++) {
-		LLVMValueRef iv = E->lv[E->var_level[n->free[k]]].iv;
+		LLVMValueRef iv = E->lv[E->var_level[ord[k]]].iv;
 		if (acc) {
-			int64_t ext = sym_index_extent(E->sym, n->free[k]);
+			int64_t ext = sym_index_extent(E->sym, ord[k]);
 			acc = LLVMBuildNSWMul(E->b, acc, jit_i64(E, ext), "rowoff");
 			acc = LLVMBuildNSWAdd(E->b, acc, iv, "flat");
 		} else {
@@ -501,9 +573,16 @@ static LLVMValueRef jit_emit_cached(JitEmit *E, SymId e, int level)
 		}
 	}
 	LLVMValueRef off = jit_i64(E, E->cache_off[e]);
-	if (acc)
-		off = LLVMBuildNSWAdd(E->b, acc, off, "off");
-	return LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, off, "cache"), "cached");
+	return acc ? LLVMBuildNSWAdd(E->b, acc, off, "off") : off;
+}
+
+/* Load of a setup-time cache of e (state-free, computed by setup()). */
+static LLVMValueRef jit_emit_cached(JitEmit *E, SymId e, int level)
+{
+	jit_at(E, level);
+	LLVMValueRef off = jit_cache_flat(E, e);
+	LLVMValueRef base = jit_per_string(E, e) ? E->ws : E->wsw;
+	return LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, base, off, "cache"), "cached");
 }
 
 /* ---- reductions ---------------------------------------------------------- */
@@ -808,6 +887,8 @@ static LLVMValueRef jit_emit_node(JitEmit *E, SymId e, int level)
 	LLVMValueRef a, b;
 	if (E->use_cache && E->cache_off[e] >= 0)
 		return jit_emit_cached(E, e, level);
+	if (E->axready[e])
+		return jit_axpy_load(E, e, level);
 	switch ((SymKind)n->kind) {
 	case SYM_CONST:
 		return jit_f64(E, n->val);
@@ -874,13 +955,19 @@ LLVMValueRef jit_emit(JitEmit *E, SymId e)
 /* ---- statements ---------------------------------------------------------- */
 
 /* base[off + j] = e / tau for j in [lo, hi), var bound to j; with tau_ws >= 0
- * the divisor is ws[tau_ws + j], the run-time time constant of component j. */
+ * the divisor is ws[tau_ws + j], the run-time time constant of component j.
+ * base NULL: the workspace (of each string, in the batched kernel). */
 void jit_assign_range(JitEmit *E, LLVMValueRef base, int64_t off, IdxId var,
                       int64_t lo, int64_t hi, SymId e, double tau, int64_t tau_ws, const char *name)
 {
 	if (hi <= lo || E->failed)
 		return;
 	jit_stmt_begin(E);
+	if (E->axpy_on)
+		jit_axpy_emit(E, e, var, lo, hi);
+	jit_batch_open(E);
+	if (!base)
+		base = E->ws;
 	jit_loop_open(E, var, jit_i64(E, lo), jit_i64(E, hi), name);
 	if (E->failed)
 		return;
@@ -896,6 +983,9 @@ void jit_assign_range(JitEmit *E, LLVMValueRef base, int64_t off, IdxId var,
 	LLVMValueRef at = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, jit_i64(E, off), "dst");
 	LLVMBuildStore(E->b, v, jit_elem_ptr(E, base, at, name));
 	jit_loop_close(E);
+	jit_batch_close(E);
+	if (E->axpy_on)
+		jit_axpy_done(E, e);
 }
 
 /* base[off + flat(vars)] = e over the full extents of vars (row-major). */

@@ -71,6 +71,14 @@ typedef struct JitEmit {
 	LLVMValueRef *memo;
 	uint64_t *memo_gen;
 	struct JitLse *lse;        /* logsumexp nodes: buffer of exp(b_i - shift) */
+	IdxId *cache_ord;          /* SYM_MAX_RANK per SymId: the order its cache is flattened in */
+	uint8_t *cache_ord_set;    /* 1: cache_ord holds a chosen order (else n->free, ascending) */
+	uint8_t *relayout;         /* 1: the cache is a layout copy (of a tensor, recomputed by relayout()) */
+	int64_t *axbuf_off;        /* interchanged sums (jit_axpy.c): ws offset of the column buffer, -1 none */
+	uint8_t *axready;          /* 1 while the statement being emitted reads the sum from its buffer */
+	bool axpy_on;              /* statements interchange their planned sums (the hot kernels) */
+	uint32_t *axmark;          /* per SymId: walk stamp (jit_axpy.c) */
+	uint32_t axstamp;
 
 	/* Per IdxId. */
 	int *var_level;            /* level binding the variable, -1 unbound */
@@ -80,6 +88,19 @@ typedef struct JitEmit {
 	LLVMBasicBlockRef entry;   /* allocas; branches to the body at the end */
 	LLVMBasicBlockRef body;    /* first block of the body */
 	LLVMValueRef ws, x;        /* base pointers (x NULL where there is no state) */
+	LLVMValueRef wsw;          /* where the weights and shared caches are read: ws, or the
+	                            * first string's workspace in the batched kernel */
+	/* The batched Euler kernel (jit_build_euler_batch): its arrays of
+	 * workspaces and states and their number; jit_batch_open() opens a loop
+	 * over the strings that points ws and x at string b's. */
+	bool want_batch;           /* emit the batched kernel too (JitOptions.batch) */
+	bool batch;
+	LLVMValueRef wsv, xv, nb;
+	LLVMValueRef scratch, scr;  /* the batch's column buffers; string b's (in the string loop) */
+	int64_t *axscr_off;        /* per SymId: offset of its column buffer in a string's scratch */
+	int64_t axscr_size;        /* doubles of scratch per string (padded: jit_axpy.c) */
+	int bfloor;                /* level of the open string loop (0: none) */
+	uint8_t *pstr;             /* per SymId: 0 unknown, 1 shared by the strings, 2 per string */
 	bool use_cache;
 	int floor;                 /* lowest level state-dependent values may live at */
 	JitLevel lv[JIT_MAX_DEPTH];
@@ -101,6 +122,11 @@ void jit_stmt_begin(JitEmit *E);
 void jit_loop_open(JitEmit *E, IdxId var, LLVMValueRef lo, LLVMValueRef hi, const char *name);
 void jit_loop_close(JitEmit *E);
 void jit_position_top(JitEmit *E);
+void jit_at_level(JitEmit *E, int level);   /* the builder at the end of level's open block */
+/* In the batched kernel: a loop over the strings, ws and x pointing at string
+ * b's (no-ops elsewhere). */
+void jit_batch_open(JitEmit *E);
+void jit_batch_close(JitEmit *E);
 LLVMValueRef jit_emit(JitEmit *E, SymId e);
 LLVMValueRef jit_elem_ptr(JitEmit *E, LLVMValueRef base, LLVMValueRef off, const char *name);
 LLVMValueRef jit_i64(JitEmit *E, int64_t v);
@@ -111,8 +137,38 @@ void jit_assign_range(JitEmit *E, LLVMValueRef base, int64_t off, IdxId var,
 void jit_assign_nd(JitEmit *E, LLVMValueRef base, int64_t off, int rank,
                    const IdxId *vars, SymId e, const char *name);
 bool jit_dep_state(JitEmit *E, SymId e);
+/* The i64 flat offset of a cache of e at the loop counters bound now. */
+LLVMValueRef jit_cache_flat(JitEmit *E, SymId e);
+/* Emits the memoised-per-statement node switch's fallback for sums: the
+ * column buffer load of an interchanged sum (jit_axpy.c). */
+LLVMValueRef jit_axpy_load(JitEmit *E, SymId e, int level);
+
+/* jit_axpy.c: loop interchange of large matrix-vector sums.  A sum over mu of
+ * a body with the free index j of a statement (dst[j] = ... sum(mu, T[mu, j]
+ * g[mu]) ...) is computed before the statement as buf[j] = 0; for mu: for j:
+ * buf[j] += body(mu, j): the same additions in the same order for every j
+ * (bit-identical to the source-order fold), with an inner loop that is
+ * independent across j, contiguous in memory, and so vectorises without
+ * reassociation.  Accesses whose layout puts j first get a transposed
+ * setup-time copy (a cache flattened with j innermost). */
+typedef struct JitCachePlan JitCachePlan;
+void jit_axpy_plan(JitEmit *E, SymId rhs, IdxId j, int64_t *cur, JitCachePlan *P);
+/* Emits the column buffers of the planned sums in e (statement variable var,
+ * range [lo, hi)) at the innermost level and marks them ready. */
+void jit_axpy_emit(JitEmit *E, SymId e, IdxId var, int64_t lo, int64_t hi);
+void jit_axpy_done(JitEmit *E, SymId e);
+int64_t jit_axpy_scratch_stride(const JitEmit *E);   /* doubles per string */
 
 /* jit_kernels.c */
+struct JitCachePlan {
+	uint8_t *costly, *seen;
+	SymId *list;               /* the caches setup() computes, in order */
+	int n;
+	int64_t *cur;
+};
+/* Adds e as a cache (size doubles at *P->cur) to the plan. */
+void jit_cache_add(JitEmit *E, JitCachePlan *P, SymId e, int64_t size);
+
 typedef struct JitLayout {
 	size_t ws_size;
 	size_t nstate, noutput, nact;
@@ -120,6 +176,7 @@ typedef struct JitLayout {
 	size_t *output_off;        /* model->noutputs entries (malloc) */
 	int64_t act_off, dx_off;
 	int64_t tau_off;           /* ws offset of the per-component time constants */
+	int64_t batch_scratch;     /* doubles of scratch per string of euler_batch */
 	int64_t *tensor_ws_off;    /* copy of ws_off per tensor (malloc) */
 	uint32_t ntensors;
 } JitLayout;
@@ -141,5 +198,7 @@ int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part);
 #define JIT_FN_ACTS    "dam_acts"
 #define JIT_FN_OUTPUTS "dam_outputs"
 #define JIT_FN_EULER   "dam_euler"
+#define JIT_FN_RELAYOUT "dam_relayout"
+#define JIT_FN_EULER_BATCH "dam_euler_batch"
 
 #endif

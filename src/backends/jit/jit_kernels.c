@@ -108,12 +108,12 @@ static bool jit_reads_formal(JitEmit *E, SymId e)
 	return false;
 }
 
-typedef struct JitCachePlan {
-	uint8_t *costly, *seen;
-	SymId *list;
-	int n;
-	int64_t *cur;
-} JitCachePlan;
+void jit_cache_add(JitEmit *E, JitCachePlan *P, SymId e, int64_t size)
+{
+	E->cache_off[e] = *P->cur;
+	*P->cur += size;
+	P->list[P->n++] = e;
+}
 
 static void jit_plan_cache(JitEmit *E, JitCachePlan *P, SymId e)
 {
@@ -126,9 +126,7 @@ static void jit_plan_cache(JitEmit *E, JitCachePlan *P, SymId e)
 		for (int k = 0; k < n->nfree; k++)
 			size *= sym_index_extent(E->sym, n->free[k]);
 		if (size <= JIT_CACHE_MAX && !jit_reads_formal(E, e)) {
-			E->cache_off[e] = *P->cur;
-			*P->cur += size;
-			P->list[P->n++] = e;
+			jit_cache_add(E, P, e, size);
 			return;
 		}
 	}
@@ -152,6 +150,8 @@ static void jit_plan_caches(JitEmit *E, JitCachePlan *P)
 	jit_plan_cache(E, P, m->energy);
 	for (int o = 0; o < m->noutputs; o++)
 		jit_plan_cache(E, P, m->outputs[o].expr);
+	for (int l = 0; l < m->nlayers; l++)    /* after the caches: it may fix their order */
+		jit_axpy_plan(E, m->layers[l].rhs, m->layers[l].j, P->cur, P);
 }
 
 static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
@@ -211,6 +211,7 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	}
 	lay->noutput = nout;
 	lay->ws_size = (size_t)cur;
+	lay->batch_scratch = jit_axpy_scratch_stride(E);
 	lay->ntensors = sym_tensor_count(E->sym);
 	lay->tensor_ws_off = dam_xrealloc(NULL, lay->ntensors * sizeof *lay->tensor_ws_off);
 	memcpy(lay->tensor_ws_off, E->ws_off, lay->ntensors * sizeof *lay->tensor_ws_off);
@@ -399,7 +400,7 @@ static LLVMValueRef jit_kernel_begin(JitEmit *E, const char *name, LLVMTypeRef r
 		LLVMSetValueName2(p, pname[i], strlen(pname[i]));
 		LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, LLVMCreateEnumAttribute(E->ctx, noalias, 0));
 	}
-	E->ws = LLVMGetParam(fn, 0);
+	E->ws = E->wsw = LLVMGetParam(fn, 0);
 	E->x = nptr > 1 ? LLVMGetParam(fn, 1) : NULL;
 	E->use_cache = true;
 	return fn;
@@ -458,8 +459,24 @@ static void jit_build_helpers(JitEmit *E, const JitLayout *lay, JitHelpers *H, b
 	if (!with_rhs)
 		return;
 	H->rhs = jit_helper_begin(E, "dam.rhs", 3);
+	E->axpy_on = true;
 	jit_emit_rhs_into(E, LLVMGetParam(H->rhs, 2), 0);
+	E->axpy_on = false;
 	jit_fn_end(E, NULL);
+}
+
+/* The caches of the plan (only_relayout: the layout copies only), each
+ * flattened in its order. */
+static void jit_emit_caches(JitEmit *E, const JitCachePlan *P, bool only_relayout)
+{
+	for (int i = 0; i < P->n && !E->failed; i++) {
+		SymId c = P->list[i];
+		const SymNode *n = sym_node(E->sym, c);
+		if (only_relayout && !E->relayout[c])
+			continue;
+		const IdxId *ord = E->cache_ord_set[c] ? E->cache_ord + (size_t)c * SYM_MAX_RANK : n->free;
+		jit_assign_nd(E, E->ws, E->cache_off[c], n->nfree, ord, c, "cache");
+	}
 }
 
 static void jit_build_setup(JitEmit *E, const JitCachePlan *P)
@@ -467,10 +484,17 @@ static void jit_build_setup(JitEmit *E, const JitCachePlan *P)
 	jit_cold(E, jit_kernel_begin(E, JIT_FN_SETUP, LLVMVoidTypeInContext(E->ctx), 1, false));
 	E->use_cache = false;
 	jit_emit_dyn(E);
-	for (int i = 0; i < P->n && !E->failed; i++) {
-		const SymNode *n = sym_node(E->sym, P->list[i]);
-		jit_assign_nd(E, E->ws, E->cache_off[P->list[i]], n->nfree, n->free, P->list[i], "cache");
-	}
+	jit_emit_caches(E, P, false);
+	jit_fn_end(E, NULL);
+}
+
+/* relayout: the layout copies again, after a host programmed the dynamic
+ * tensors they copy (sim_set_dynamic). */
+static void jit_build_relayout(JitEmit *E, const JitCachePlan *P)
+{
+	jit_cold(E, jit_kernel_begin(E, JIT_FN_RELAYOUT, LLVMVoidTypeInContext(E->ctx), 1, false));
+	E->use_cache = false;
+	jit_emit_caches(E, P, true);
 	jit_fn_end(E, NULL);
 }
 
@@ -579,6 +603,65 @@ static void jit_build_euler(JitEmit *E, const JitLayout *lay, const JitHelpers *
 	jit_fn_end(E, NULL);
 }
 
+/* euler_batch(wsv, xv, nb, dt, nsteps): the Euler loop of dam_euler for nb
+ * strings at once, string b's workspace wsv[b] and state xv[b].  The
+ * weights and the caches computed from them are read from wsv[0] (the
+ * caller guarantees that every string holds the same); each step computes
+ * the activations string by string, then each statement of the rhs for all
+ * strings, the interchanged sums with the strings loop inside the loop over
+ * the rows of the weights (jit_axpy.c), so a row is read once per step for
+ * the whole batch.  Every string gets the operations of dam_euler in the
+ * same order: the results are those of nb separate calls, bit for bit. */
+static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHelpers *H)
+{
+	const Model *m = E->m;
+	LLVMTypeRef p[6] = {E->ptr, E->ptr, E->i64, E->f64, E->i64, E->ptr};
+	LLVMValueRef fn = jit_fn_begin(E, JIT_FN_EULER_BATCH,
+	                               LLVMFunctionType(LLVMVoidTypeInContext(E->ctx), p, 6, 0));
+	static const char *const pname[6] = {"wsv", "xv", "nb", "dt", "nsteps", "scratch"};
+	for (unsigned i = 0; i < 6; i++)
+		LLVMSetValueName2(LLVMGetParam(fn, i), pname[i], strlen(pname[i]));
+	unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+	LLVMAddAttributeAtIndex(fn, 6, LLVMCreateEnumAttribute(E->ctx, noalias, 0));
+	E->scratch = LLVMGetParam(fn, 5);
+	int64_t stride = E->axscr_size;
+	E->axscr_size = jit_axpy_scratch_stride(E);   /* the stride from here on */
+	E->batch = true;
+	E->wsv = LLVMGetParam(fn, 0);
+	E->xv = LLVMGetParam(fn, 1);
+	E->nb = LLVMGetParam(fn, 2);
+	LLVMValueRef dt = LLVMGetParam(fn, 3), nsteps = LLVMGetParam(fn, 4);
+	E->use_cache = true;
+	jit_position_top(E);
+	E->ws = E->wsw = LLVMBuildLoad2(E->b, E->ptr, E->wsv, "ws0");
+	E->x = NULL;
+	jit_loop_open(E, 0, jit_i64(E, 0), nsteps, "step");
+	E->floor = 1;
+	jit_batch_open(E);
+	jit_call_ex(E, H->acts, NULL, true);
+	jit_batch_close(E);
+	E->axpy_on = true;
+	jit_emit_rhs_into(E, NULL, lay->dx_off);
+	E->axpy_on = false;
+	for (int l = 0; l < m->nlayers; l++) {
+		const MLayer *L = &m->layers[l];
+		int64_t off = model_layer_offset(m, l);
+		int64_t (*r)[2] = dam_xrealloc(NULL, (size_t)(L->nclamp + 1) * sizeof *r);
+		int nr = jit_free_ranges(L, r);
+		for (int k = 0; k < nr; k++) {
+			jit_batch_open(E);
+			jit_euler_update(E, dt, lay->dx_off, off + r[k][0], off + r[k][1]);
+			jit_batch_close(E);
+		}
+		dam_free(r);
+	}
+	jit_loop_close(E);
+	E->floor = 0;
+	E->batch = false;
+	E->axscr_size = stride;
+	jit_fn_end(E, NULL);
+}
+
 int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part)
 {
 	JitCachePlan P = {0};
@@ -587,6 +670,7 @@ int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part)
 		jit_build_helpers(E, lay, &H, part != JIT_PART_COLD);
 		if (part != JIT_PART_HOT) {
 			jit_build_setup(E, &P);
+			jit_build_relayout(E, &P);
 			jit_build_init(E);
 			jit_build_energy(E, &H);
 			jit_build_acts(E, lay, &H);
@@ -595,6 +679,8 @@ int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part)
 		if (part != JIT_PART_COLD) {
 			jit_build_rhs(E, &H);
 			jit_build_euler(E, lay, &H);
+			if (E->want_batch)
+				jit_build_euler_batch(E, lay, &H);
 		}
 	}
 	dam_free(P.costly);

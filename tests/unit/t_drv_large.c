@@ -1,0 +1,265 @@
+/* t_drv_large.c - the JIT on large layers: interchanged sums and batches.
+ *
+ * examples/parity_et.dam at D = M = 256 (L = 32) and D = M = 1024 (L = 64)
+ * with random weights (et_npz.h, fixed seed).  The compiled model computes
+ * its back-projections sum(mu, xi[mu, j] g[mu]) as column sums (jit_axpy.c)
+ * and its dot products over transposed copies of the weights; a plain C
+ * Euler loop in source order here is the reference: one step agrees to
+ * 1e-12 relative, 1000 steps (100 at 1024) to 1e-9.  sim_run_batch with the
+ * batched kernel (JIT_BATCH) on 2 threads gives the results of one sim_run
+ * per string bit for bit (states, energies, step counts), also with checks
+ * every 7 steps and a short last step; a string with other static weights
+ * makes it fall back to one run per string, with the same results.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dam_npy.h"
+#include "et_npz.h"
+#include "frontend.h"
+#include "jit.h"
+#include "sim.h"
+#include "tap.h"
+
+#define BETA 0.1
+#define TAU_V 0.1
+#define TAU_H 0.01
+
+typedef struct Ref {
+	int64_t D, M, L;
+	double *emb, *hopf, *a, *b, *c;    /* as in the .npz */
+} Ref;
+
+static double *ref_load(const char *npz, const char *key)
+{
+	DamArray arr;
+	char err[256];
+	if (dam_npz_read(npz, key, &arr, err, sizeof err)) {
+		diag("%s: %s", key, err);
+		exit(1);
+	}
+	return arr.data;                  /* malloc'd */
+}
+
+/* nsteps of forward Euler, plainly: x = [v, attn.h, hopf.h]. */
+static void ref_run(const Ref *R, const double *tok, double dt, int nsteps, double *x)
+{
+	int64_t D = R->D, M = R->M, L = R->L;
+	double *keys = malloc((size_t)(L * D) * sizeof *keys), *W = malloc((size_t)(M * D) * sizeof *W);
+	double *ga = malloc((size_t)L * sizeof *ga), *gh = malloc((size_t)M * sizeof *gh);
+	double *f = malloc((size_t)(D + L + M) * sizeof *f);
+	double *v = x, *ha = x + D, *hh = x + D + L;
+	for (int64_t A = 0; A < L; A++)
+		for (int64_t i = 0; i < D; i++) {
+			double e = R->emb[(int64_t)tok[A] * D + i];
+			keys[A * D + i] = e * e;
+		}
+	for (int64_t k = 0; k < M * D; k++)
+		W[k] = R->hopf[k] * R->hopf[k];
+	memset(v, 0, (size_t)D * sizeof *v);
+	memcpy(ha, R->b, (size_t)L * sizeof *ha);
+	memcpy(hh, R->c, (size_t)M * sizeof *hh);
+	for (int s = 0; s < nsteps; s++) {
+		double mx = -INFINITY, sum = 0;
+		for (int64_t j = 0; j < L; j++)
+			mx = fmax(mx, BETA * ha[j]);
+		for (int64_t j = 0; j < L; j++)
+			sum += exp(BETA * ha[j] - mx);
+		double lse = mx + log(sum);
+		for (int64_t j = 0; j < L; j++)
+			ga[j] = exp(BETA * ha[j] - lse);
+		for (int64_t j = 0; j < M; j++)
+			gh[j] = hh[j] > 0 ? hh[j] : 0;
+		for (int64_t j = 0; j < D; j++) {
+			double s1 = 0, s2 = 0;
+			for (int64_t mu = 0; mu < L; mu++)
+				s1 += keys[mu * D + j] * ga[mu];
+			for (int64_t mu = 0; mu < M; mu++)
+				s2 += gh[mu] * W[mu * D + j];
+			f[j] = (R->a[j] + s1 + s2 - v[j]) / TAU_V;
+		}
+		for (int64_t j = 0; j < L; j++) {
+			double s1 = 0;
+			for (int64_t i = 0; i < D; i++)
+				s1 += keys[j * D + i] * v[i];
+			f[D + j] = (R->b[j] + s1 - ha[j]) / TAU_H;
+		}
+		for (int64_t j = 0; j < M; j++) {
+			double s1 = 0;
+			for (int64_t i = 0; i < D; i++)
+				s1 += v[i] * W[j * D + i];
+			f[D + L + j] = (R->c[j] + s1 - hh[j]) / TAU_H;
+		}
+		for (int64_t k = 0; k < D + L + M; k++)
+			x[k] += dt * f[k];
+	}
+	free(keys);
+	free(W);
+	free(ga);
+	free(gh);
+	free(f);
+}
+
+/* Largest |a - b| / max(1, |b|). */
+static double rel_err(const double *a, const double *b, size_t n)
+{
+	double e = 0;
+	for (size_t i = 0; i < n; i++)
+		e = fmax(e, fabs(a[i] - b[i]) / fmax(1.0, fabs(b[i])));
+	return e;
+}
+
+static void tokens(double *tok, int64_t L, uint64_t *seed)
+{
+	for (int64_t k = 0; k < L; k++)
+		tok[k] = et_urand(seed) < 0.5 ? 0 : 1;
+}
+
+static void run_n(DamSim *s, double dt, int nsteps)
+{
+	DamRunOpts o;
+	dam_run_opts_default(&o);
+	o.dt = dt;
+	o.t_end = dt * nsteps;
+	o.check_every = nsteps;
+	DamRunResult r;
+	sim_run(s, &o, &r, NULL, NULL, NULL, 0);
+}
+
+static bool same_result(const DamRunResult *a, const DamRunResult *b)
+{
+	return a->status == b->status && a->steps == b->steps && a->rhs_evals == b->rhs_evals &&
+	       memcmp(&a->energy_end, &b->energy_end, sizeof(double)) == 0 &&
+	       memcmp(&a->energy_start, &b->energy_start, sizeof(double)) == 0 &&
+	       memcmp(&a->max_energy_rise, &b->max_energy_rise, sizeof(double)) == 0 && a->t == b->t;
+}
+
+/* n strings through sim_run_batch and through sim_run, compared bit for bit. */
+static void test_batch(Model *m, Jit *j, int64_t L, const char *what, double t_end, int64_t every)
+{
+	enum { NB = 9 };
+	DamSim *s[NB], *r[NB];
+	DamRunResult rb[NB], rs[NB];
+	char msg[NB][256];
+	uint64_t seed = 7;
+	double tok[64];
+	for (int i = 0; i < NB; i++) {
+		tokens(tok, L, &seed);
+		s[i] = sim_new(m, j);
+		sim_set_input(s[i], 0, tok, (size_t)L, NULL, 0);
+		r[i] = sim_clone(s[i]);
+	}
+	DamRunOpts o;
+	dam_run_opts_default(&o);
+	o.dt = 1e-3;
+	o.t_end = t_end;
+	o.check_every = every;
+	int batched = sim_run_batch(s, NB, &o, rb, msg[0], sizeof msg[0], 2);
+	size_t n = sim_state_size(s[0]);
+	int same = 1;
+	for (int i = 0; i < NB; i++) {
+		sim_run(r[i], &o, &rs[i], NULL, NULL, NULL, 0);
+		same = same && memcmp(sim_state(s[i]), sim_state(r[i]), n * sizeof(double)) == 0 &&
+		       same_result(&rb[i], &rs[i]);
+	}
+	ok(batched == 1, "%s: the batched kernel ran", what);
+	ok(same, "%s: %d strings in a batch (2 threads) = one by one, bit for bit (%lld steps, energy %.17g)",
+	   what, NB, (long long)rb[0].steps, rb[0].energy_end);
+	/* Other weights in one string: no batched kernel, the same results. */
+	TensorId w = 0;
+	for (TensorId t = 1; t < m->ntensors && !w; t++)
+		if (m->tensors[t].kind == MT_LEARN && sym_tensor_size(m->sym, t) > 1000)
+			w = t;
+	double *wd = malloc((size_t)sym_tensor_size(m->sym, w) * sizeof *wd);
+	memcpy(wd, m->tensors[w].data, (size_t)sym_tensor_size(m->sym, w) * sizeof *wd);
+	wd[3] *= 0.5;
+	sim_set_tensor(s[NB - 1], w, wd);
+	sim_set_tensor(r[NB - 1], w, wd);
+	batched = sim_run_batch(s, NB, &o, rb, NULL, 0, 2);
+	same = 1;
+	for (int i = 0; i < NB; i++) {
+		sim_run(r[i], &o, &rs[i], NULL, NULL, NULL, 0);
+		same = same && memcmp(sim_state(s[i]), sim_state(r[i]), n * sizeof(double)) == 0 &&
+		       same_result(&rb[i], &rs[i]);
+	}
+	ok(batched == 0 && same, "%s: other weights in one string: one run per string, same results", what);
+	free(wd);
+	for (int i = 0; i < NB; i++) {
+		sim_free(s[i]);
+		sim_free(r[i]);
+	}
+}
+
+static void test_size(int64_t D, int64_t L, int nsteps)
+{
+	char dir[] = "/tmp/t_drv_large.XXXXXX", npz[64], defs[4][128], what[64];
+	if (!mkdtemp(dir)) {
+		ok(0, "temporary directory");
+		return;
+	}
+	snprintf(npz, sizeof npz, "%s/w.npz", dir);
+	snprintf(what, sizeof what, "D = M = %lld, L = %lld", (long long)D, (long long)L);
+	ok(et_npz_write(npz, D, D, L, 2024) == 0, "%s: random weights written", what);
+	snprintf(defs[0], sizeof defs[0], "D=%lld", (long long)D);
+	snprintf(defs[1], sizeof defs[1], "M=%lld", (long long)D);
+	snprintf(defs[2], sizeof defs[2], "L=%lld", (long long)L);
+	snprintf(defs[3], sizeof defs[3], "weights=%s", npz);
+	const char *dv[4] = {defs[0], defs[1], defs[2], defs[3]};
+	Arena a;
+	Diags d;
+	arena_init(&a);
+	diags_init(&d, &a);
+	FrontendOptions fo = { dv, 4, NULL, NULL };
+	Model *m = dam_frontend_compile(DAM_SOURCE_DIR "/examples/parity_et.dam", &fo, &d, &a);
+	char err[512] = "";
+	Jit *j = m ? jit_compile_flags(m, &(JitOptions){ .opt_level = 3 }, JIT_BATCH, err, sizeof err) : NULL;
+	if (!ok(j != NULL, "%s: parity_et compiles", what)) {
+		diag("%s", err);
+		return;
+	}
+	Ref R = { D, D, L, ref_load(npz, "xi_attn_embed_raw"), ref_load(npz, "xi_hopf_raw"), ref_load(npz, "a"),
+	          ref_load(npz, "b"), ref_load(npz, "c") };
+	size_t n = (size_t)(D + L + D);
+	double *want = malloc(n * sizeof *want), tok[64];
+	uint64_t seed = 3;
+	tokens(tok, L, &seed);
+	DamSim *s = sim_new(m, j);
+	sim_set_input(s, 0, tok, (size_t)L, NULL, 0);
+	ok(sim_state_size(s) == n, "%s: %zu state components", what, n);
+
+	run_n(s, 1e-3, 1);
+	ref_run(&R, tok, 1e-3, 1, want);
+	double e1 = rel_err(sim_state(s), want, n);
+	diag("%s: one Euler step: largest relative error %.3g", what, e1);
+	ok(e1 <= 1e-12, "%s: one step agrees with plain C to 1e-12", what);
+
+	run_n(s, 1e-3, nsteps);
+	ref_run(&R, tok, 1e-3, nsteps, want);
+	double en = rel_err(sim_state(s), want, n);
+	diag("%s: %d Euler steps: largest relative error %.3g", what, nsteps, en);
+	ok(en <= 1e-9, "%s: %d steps agree with plain C to 1e-9", what, nsteps);
+
+	test_batch(m, j, L, what, 0.02, 20);
+	test_batch(m, j, L, what, 0.0205, 7);      /* 21 steps, the last one short, checks every 7 */
+
+	sim_free(s);
+	free(want);
+	free(R.emb);
+	free(R.hopf);
+	free(R.a);
+	free(R.b);
+	free(R.c);
+	jit_free(j);
+	arena_free(&a);
+	unlink(npz);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	test_size(256, 32, 1000);
+	test_size(1024, 64, 100);
+	return done_testing();
+}
