@@ -2,13 +2,16 @@
 # run_batch.t - a batch gives the same bytes as one-by-one runs and the same
 # bytes run to run: Hamming(7,4) 112 rows on 2 threads vs 1 thread vs again;
 # XOR's 4 rows and a few Hamming rows one at a time with --input (the JSON
-# line compared byte for byte after the index).
+# line compared byte for byte after the index).  --batch on (the batched
+# Euler kernel: rows in lockstep, weights read once per step) gives the same
+# bytes as --batch off on Hamming(7,4), the parity checkpoint and parity_et
+# at D = M = 64 with random weights (checks every 7 steps, a short last step).
 set -u
 DAMC=${DAMC:-build/damc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 n=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-echo "1..8"
+echo "1..11"
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 2 >"$tmp/a" 2>/dev/null; s1=$?
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 1 >"$tmp/b" 2>/dev/null; s2=$?
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 2 >"$tmp/c" 2>/dev/null; s3=$?
@@ -40,3 +43,37 @@ ok $bad "XOR rows alone == in the batch"
 "$DAMC" run examples/xor.dam -c examples/xor.lua --threads 1 >"$tmp/t2" 2>/dev/null
 cmp -s "$tmp/t1" "$tmp/t2"; ok $? "table output identical across thread counts"
 head -1 "$tmp/t1" | grep -q "^  run  status"; ok $? "table has a header line"
+"$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --batch on >"$tmp/bon" 2>/dev/null
+cmp -s "$tmp/a" "$tmp/bon"; ok $? "hamming74: --batch on == one by one, byte for byte"
+W=../shared/data/published/analog-denseam-parity
+if [ -f "$W/model_best.npz" ]; then
+  "$DAMC" run examples/parity_et.dam -c examples/parity_et.lua --json --batch on >"$tmp/pon" 2>/dev/null
+  "$DAMC" run examples/parity_et.dam -c examples/parity_et.lua --json --batch off >"$tmp/poff" 2>/dev/null
+  [ "$(wc -l <"$tmp/pon")" = 52 ] && cmp -s "$tmp/pon" "$tmp/poff"; ok $? "parity checkpoint, 52 rows: --batch on == off, byte for byte"
+else
+  echo "ok 10 # SKIP $W is absent"
+fi
+python3 - "$tmp" <<'PY'
+import random, struct, sys, zipfile
+def npy(shape, vals):
+    hdr = "{'descr': '<f8', 'fortran_order': False, 'shape': (%s), }" % (", ".join(map(str, shape)) + ("," if len(shape) == 1 else ""))
+    hdr += " " * ((64 - (10 + len(hdr) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + struct.pack("<%dd" % len(vals), *vals)
+D = M = 64; L = 16; r = random.Random(3); s = D ** -0.5
+t = {"xi_attn_embed_raw": ((2, D), [r.uniform(0, s) for _ in range(2 * D)]),
+     "xi_hopf_raw": ((M, D), [r.uniform(0, s) for _ in range(M * D)]),
+     "a": ((D,), [r.uniform(-.1, .1) for _ in range(D)]), "b": ((L,), [0.0] * L),
+     "c": ((M,), [r.uniform(-.1, .1) for _ in range(M)]),
+     "W_dec": ((2, D), [r.uniform(-s, s) for _ in range(2 * D)]), "b_dec": ((2,), [0.0, 0.0])}
+with zipfile.ZipFile(sys.argv[1] + "/et64.npz", "w") as z:
+    for k, (sh, v) in t.items():
+        z.writestr(k + ".npy", npy(sh, v))
+with open(sys.argv[1] + "/tok.txt", "w") as f:
+    for i in range(20):
+        f.write(" ".join(str(r.randrange(2)) for _ in range(L)) + "\n")
+PY
+for m in on off; do
+  "$DAMC" run examples/parity_et.dam -D D=64 -D M=64 -D L=16 -D weights="$tmp/et64.npz" --dataset "$tmp/tok.txt" \
+    --solver euler --dt 1e-3 --t-end 0.2035 --check-every 7 --json --batch $m >"$tmp/e$m" 2>/dev/null
+done
+[ "$(wc -l <"$tmp/eon")" = 20 ] && cmp -s "$tmp/eon" "$tmp/eoff"; ok $? "parity_et D = M = 64, 20 rows: --batch on == off, byte for byte"

@@ -64,6 +64,9 @@ static const char run_usage[] =
 	"  --bake-weights         compile static and learn tensors into the code as constants\n"
 	"                         (default: run-time data of the kernels; see bench/README.md)\n"
 	"  -O0 .. -O3             LLVM optimisation level (default -O3; -O1 compiles faster, runs slower)\n"
+	"  --batch on|off|auto    Euler rows advance together through the batched kernel (weights\n"
+	"                         read once per step for many rows; results bit-identical); auto\n"
+	"                         (default) is off until it pays (docs/cli.md)\n"
 	"  --check-every N        fixed-step solvers: steps between energy, divergence and steady-state\n"
 	"                         checks (default 1; larger runs faster, e.g. 3x on parity_et at 100)\n"
 	"  -h, --help             show this help\n"
@@ -243,6 +246,13 @@ static int run_parse_args(RunArgs *ra, int argc, char **argv)
 			ra->bake_weights = true;
 		else if (strcmp(a, "--force") == 0)
 			ra->force = true;
+		else if (strcmp(a, "--batch") == 0) {
+			const char *v = i + 1 < argc ? argv[++i] : "";
+			if (!strcmp(v, "on") || !strcmp(v, "off") || !strcmp(v, "auto"))
+				ra->batch = !strcmp(v, "on") ? 1 : !strcmp(v, "off") ? 0 : -1;
+			else
+				return run_usage_error("--batch takes on, off or auto, got '%s'", v);
+		}
 		else if (strcmp(a, "--mc") == 0 || strcmp(a, "--seed") == 0) {
 			const char *v = i + 1 < argc ? argv[++i] : "";
 			char *end;
@@ -636,7 +646,7 @@ int run_build_rows(const Model *m, const RunConfig *rc, RunBatch *b, Diags *d)
 
 /* ---- outputs ------------------------------------------------------------- */
 
-static int run_select_outputs(const Model *m, const RunConfig *rc, int **sel, int *nsel, Diags *d)
+int run_select_outputs(const Model *m, const RunConfig *rc, int **sel, int *nsel, Diags *d)
 {
 	*sel = run_xcalloc((size_t)(m->noutputs + (int)rc->noutputs), sizeof **sel);
 	*nsel = 0;
@@ -672,18 +682,17 @@ static void run_trace_cb(void *user, double t, const double *x, const double *g,
 	report_trace_add(user, t, x, g, e);
 }
 
-static void run_job(int64_t idx, void *user)
+/* A simulator for row r with its inputs (and image) set, or NULL (refused). */
+static DamSim *run_row_sim(RunBatch *b, size_t r)
 {
-	RunBatch *b = user;
-	size_t r = (size_t)idx;
 	DamSim *s = sim_new(b->m, b->jit);
 	size_t off = 0;
 	for (int i = 0; i < b->m->ninputs; i++) {
 		if (sim_set_input(s, i, b->rows[r].v + off, (size_t)b->m->inputs[i].n, b->msg[r],
 		                  sizeof b->msg[r]) < 0) {
-			b->refused[r] = 1;          /* run_check_rows lets no such row through */
+			b->refused[r] = 1;
 			sim_free(s);
-			return;
+			return NULL;
 		}
 		off += (size_t)b->m->inputs[i].n;
 	}
@@ -691,8 +700,18 @@ static void run_job(int64_t idx, void *user)
 		snprintf(b->msg[r], sizeof b->msg[r], "the image's weights do not fit the compiled model");
 		b->refused[r] = 1;
 		sim_free(s);
-		return;
+		return NULL;
 	}
+	return s;
+}
+
+static void run_job(int64_t idx, void *user)
+{
+	RunBatch *b = user;
+	size_t r = (size_t)idx;
+	DamSim *s = run_row_sim(b, r);
+	if (!s)
+		return;
 	RepTrace *tr = r == 0 ? b->trace : NULL;
 	sim_run(s, &b->opts, &b->res[r], tr ? run_trace_cb : NULL, tr, b->msg[r], sizeof b->msg[r]);
 	sim_outputs(s, b->outputs + r * b->nout);
@@ -702,6 +721,68 @@ static void run_job(int64_t idx, void *user)
 void run_batch_run(RunBatch *b, int threads)
 {
 	dam_parallel_for((int64_t)b->nrows, threads, run_job, b);
+}
+
+/* ---- batched runs -------------------------------------------------------------- */
+
+/* Auto would batch rows once the weights outgrow a core's cache, but on
+ * parity_et at D = M = 1024, 64 rows, the batched kernel is not faster than
+ * one row per thread at a time yet (14.6 s against 13.7 s for 500 steps,
+ * 2 threads; bench/README.md), so auto stays off until a benchmark says it
+ * pays: RUN_BATCH_MIN_WEIGHTS is beyond any model.  --batch on forces it. */
+#define RUN_BATCH_MIN_ROWS 8
+#define RUN_BATCH_MIN_WEIGHTS INT64_MAX      /* doubles of static weights */
+#define RUN_BATCH_CHUNK_BYTES (512u << 20)   /* workspaces of one chunk of rows */
+#define RUN_BATCH_CHUNK_MAX 64
+
+static bool run_want_batch(const Model *m, const DamRunOpts *o, const RunArgs *ra, size_t nrows,
+                           bool trace)
+{
+	if (ra->batch == 0 || o->solver != DAM_EULER || trace || ra->mc > 0 || ra->bake_weights ||
+	    nrows < 2)
+		return false;
+	if (ra->batch == 1)
+		return true;
+	int64_t w = 0;
+	for (TensorId t = 1; t < (TensorId)m->ntensors; t++)
+		if (m->tensors[t].kind == MT_CONST || m->tensors[t].kind == MT_LEARN)
+			w += sym_tensor_size(m->sym, t);
+	return nrows >= RUN_BATCH_MIN_ROWS && w >= RUN_BATCH_MIN_WEIGHTS;
+}
+
+/* The rows in chunks (the workspaces of a chunk bounded in memory), each
+ * chunk through sim_run_batch on all threads: the same results, bit for bit,
+ * as one sim_run per row. */
+static void run_batched(RunBatch *b, int threads)
+{
+	size_t ws = jit_kernels(b->jit)->ws_size * sizeof(double) + 1;
+	size_t chunk = RUN_BATCH_CHUNK_BYTES / ws;
+	chunk = chunk < 2 ? 2 : chunk > RUN_BATCH_CHUNK_MAX ? RUN_BATCH_CHUNK_MAX : chunk;
+	DamSim **sims = run_xcalloc(chunk, sizeof *sims);
+	size_t *rows = run_xcalloc(chunk, sizeof *rows);
+	DamRunResult *res = run_xcalloc(chunk, sizeof *res);
+	char (*msg)[256] = run_xcalloc(chunk, sizeof *msg);
+	for (size_t r0 = 0; r0 < b->nrows; r0 += chunk) {
+		size_t n = 0;
+		for (size_t r = r0; r < b->nrows && r < r0 + chunk; r++) {
+			DamSim *s = run_row_sim(b, r);
+			if (s) {
+				rows[n] = r;
+				sims[n++] = s;
+			}
+		}
+		sim_run_batch(sims, n, &b->opts, res, msg[0], sizeof msg[0], threads);
+		for (size_t k = 0; k < n; k++) {
+			b->res[rows[k]] = res[k];
+			memcpy(b->msg[rows[k]], msg[k], sizeof msg[k]);
+			sim_outputs(sims[k], b->outputs + rows[k] * b->nout);
+			sim_free(sims[k]);
+		}
+	}
+	free(sims);
+	free(rows);
+	free(res);
+	free(msg);
 }
 
 static int run_print(const RunBatch *b, const RunConfig *rc, const int *sel, int nsel)
@@ -787,7 +868,10 @@ static int run_simulate(const Model *m, const Jit *jit, const RunConfig *rc, Run
 		report_trace_init(&trace, jit_kernels(jit)->nstate);
 		b->trace = &trace;
 	}
-	dam_parallel_for((int64_t)b->nrows, rc->threads > 0 ? rc->threads : 0, run_job, b);
+	if (b->batched && !b->trace)
+		run_batched(b, rc->threads > 0 ? rc->threads : 0);
+	else
+		dam_parallel_for((int64_t)b->nrows, rc->threads > 0 ? rc->threads : 0, run_job, b);
 	int status = run_refused(b, d) ? RUN_EXIT_INPUT : run_print(b, rc, sel, nsel);
 	if (b->trace && status != RUN_EXIT_INPUT && run_write_trace(b, rc) < 0)
 		status = RUN_EXIT_INPUT;
@@ -813,7 +897,7 @@ Model *run_compile(const char *path, const RunConfig *rc, Diags *d, Arena *a)
 #define RUN_SETTLE_TOL 1e-4
 #define RUN_SETTLE_CAP 100
 
-static void run_settle_defaults(const Model *m, const RunConfig *rc, DamRunOpts *o)
+void run_settle_defaults(const Model *m, const RunConfig *rc, DamRunOpts *o)
 {
 	if (rc->t_end >= 0)
 		return;
@@ -871,7 +955,8 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 	}
 	char err[1024];
 	JitOptions jo = { ra->opt_level, ra->dump_ir ? stdout : NULL, NULL, ra->bake_weights };
-	Jit *jit = jit_compile(m, &jo, err, sizeof err);
+	b.batched = run_want_batch(m, &opts, ra, b.nrows, rc->trace_path || rc->plot_path);
+	Jit *jit = jit_compile_flags(m, &jo, b.batched ? JIT_BATCH : 0, err, sizeof err);
 	int status;
 	if (!jit) {
 		fprintf(stderr, "%s: error: %s\n", ra->model, err);
@@ -895,6 +980,7 @@ int cmd_run(int argc, char **argv)
 	RunArgs ra;
 	memset(&ra, 0, sizeof ra);
 	ra.opt_level = 3;
+	ra.batch = -1;
 	runcfg_init(&ra.cli);
 	int status = run_parse_args(&ra, argc, argv);
 	if (status || ra.help) {

@@ -32,6 +32,7 @@ typedef struct RunArgs {
 	unsigned long long seed;   /* --seed S */
 	const char *labels;    /* --labels FILE: one class per row, for the draws' accuracy */
 	long check_every;      /* steps between energy/divergence checks, 0 default (1) */
+	int batch;             /* --batch on|off|auto: 1, 0, -1 (default auto) */
 } RunArgs;
 
 /* One row of input values (all inputs concatenated). */
@@ -55,6 +56,7 @@ typedef struct RunBatch {
 	const double **inputs;  /* nrows * ninputs pointers into rows */
 	RepTrace *trace;       /* first run only; NULL: none */
 	const struct RunImage *img;   /* --image: weights to program each simulator with */
+	bool batched;          /* run the rows through the batched Euler kernel (JIT_BATCH) */
 } RunBatch;
 
 void *run_xcalloc(size_t n, size_t size);
@@ -76,6 +78,12 @@ size_t run_input_width(const Model *m);
  * checked as the input setter checks it (counts, finite, token indices)
  * before anything runs; errors are located in a dataset file. 0 or -1. */
 int run_build_rows(const Model *m, const RunConfig *rc, RunBatch *b, Diags *d);
+/* The outputs to report: rc->outputs by name (errors for unknown names), or
+ * all of them; *sel (malloc'd) receives *nsel model output numbers. 0 or -1. */
+int run_select_outputs(const Model *m, const RunConfig *rc, int **sel, int *nsel, Diags *d);
+/* Without an end time in rc: run until m settles (t_end and steady_tol of o
+ * set from the slowest tau, docs/cli.md). */
+void run_settle_defaults(const Model *m, const RunConfig *rc, DamRunOpts *o);
 void run_batch_free(RunBatch *b);
 /* Run every row of b (allocated by the caller) on the given number of threads (0: all). */
 void run_batch_run(RunBatch *b, int threads);
