@@ -20,6 +20,8 @@ s1=$?
 "$DAMC" run examples/parity_et.dam -D weights=$pub/model_best.npz --dataset $pub/parity_data_test_X.txt \
   --t-end 4 --json >"$tmp/t4.json" 2>"$tmp/t4.err"
 s4=$?
+"$DAMC" run examples/parity_et.dam -D weights=$pub/model_best.npz --dataset $pub/parity_data_test_X.txt \
+  --t-end 4 --check-every 1 --json >"$tmp/t4e.json" 2>/dev/null
 "$DAMC" run examples/parity_et.dam -c examples/parity_et.lua --json >"$tmp/cfg.json" 2>"$tmp/cfg.err"
 sc=$?
 python3 - "$tmp" "$s1" "$s4" "$sc" "$pub/parity_data_test_y.txt" <<'PY'
@@ -79,7 +81,13 @@ ok(len(t4) == 52 and len(div) > 0, f"T = 4: {len(div)} of {len(t4)} runs diverge
 import re
 msg_ok = all(re.fullmatch(r"layer '[\w.]+' neuron \d+ diverged at t = [0-9.e+-]+", r["message"] or "") for r in div)
 ok(msg_ok, "divergence messages name a layer, a neuron and a time: " + (div[0]["message"] if div else "none"))
-ok(all(0 < r["t_end"] < 4 for r in div), "diverged runs stop before T = 4")
+# The default checks every 40 steps (0.04 here): a divergence is reported at
+# the first check after it, within one interval of the step it happens at
+# (--check-every 1).
+t4e = {r["index"]: r for r in load("t4e.json")}
+gap = [r["t_end"] - t4e[r["index"]]["t_end"] for r in div if r["index"] in t4e and t4e[r["index"]]["status"] == "diverged"]
+ok(len(gap) == len(div) and all(0 < r["t_end"] <= 4 for r in div) and all(-1e-9 <= g <= 0.04 + 1e-9 for g in gap),
+   f"diverged runs stop by T = 4, within one check interval (0.04) of the step it happens at: lag {gap}")
 b4 = bad_values(t4)
 ok(len(t4) == 52 and not b4 and all(r["status"] in ("ok", "diverged") for r in t4),
    f"T = 4: every value of the ok and the diverged runs is a finite number, no status nan (bad: {b4[:5]}, "
