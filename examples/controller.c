@@ -73,16 +73,18 @@ static int print_weights(const DamImage *img)
 				       (unsigned long long)c, w[r * b->cols + c]);
 		free(w);
 	}
-	size_t planes = dam_image_planes(img);
 	for (uint32_t k = 0; k < img->ndyn; k++) {
 		const DamImgBlock *b = &img->dyn[k];
 		if (b->kind != 1)
 			continue;
 		size_t cells = (size_t)(b->vocab * b->cols);
+		double *t = malloc((cells + 1) * sizeof *t);
+		if (!t)
+			return -1;
+		dam_image_table_weights(img, k, t);
 		for (size_t c = 0; c < cells; c++)
-			printf("t %s %zu %zu %.17g\n", b->name, c / b->cols, c % b->cols,
-			       dam_image_cell_weight(img, b->levels + c, planes == 2 ? cells : 0, b->offset,
-			                             b->gain));
+			printf("t %s %zu %zu %.17g\n", b->name, c / b->cols, c % b->cols, t[c]);
+		free(t);
 	}
 	return 0;
 }

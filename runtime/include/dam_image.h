@@ -81,6 +81,9 @@ double dam_image_cell_weight(const DamImage *img, const uint16_t *p, size_t stri
                              double gain);
 /* Dequantised weights of static block k (rows*cols doubles, row-major). */
 void dam_image_block_weights(const DamImage *img, uint32_t k, double *out);
+/* Dequantised token table of dynamic block k (vocab*cols doubles, row t =
+ * the row programmed for token t); nothing for a block of kind 0. */
+void dam_image_table_weights(const DamImage *img, uint32_t k, double *out);
 
 /* The model hash of docs/image-format.md over a canonical text. */
 void dam_image_hash(const char *text, size_t len, uint8_t out[32]);

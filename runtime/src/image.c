@@ -590,6 +590,17 @@ void dam_image_block_weights(const DamImage *img, uint32_t k, double *out)
 	}
 }
 
+void dam_image_table_weights(const DamImage *img, uint32_t k, double *out)
+{
+	const DamImgBlock *b = &img->dyn[k];
+	if (b->kind != 1)
+		return;
+	size_t cells = (size_t)(b->vocab * b->cols);
+	size_t stride = dam_image_planes(img) == 2 ? cells : 0;
+	for (size_t c = 0; c < cells; c++)
+		out[c] = dam_image_cell_weight(img, b->levels + c, stride, b->offset, b->gain);
+}
+
 /* ---- writer side --------------------------------------------------------------------- */
 
 void dam_image_hash(const char *text, size_t len, uint8_t out[32])

@@ -279,7 +279,6 @@ static int image_extract(const DamImage *img, const char *out, char *err, size_t
 		shp[2 * k + 1] = (int64_t)B->cols;
 		k++;
 	}
-	unsigned planes = dam_image_planes(img);
 	for (uint32_t b = 0; b < img->ndyn; b++) {
 		const DamImgBlock *B = &img->dyn[b];
 		if (B->kind != 1)
@@ -291,9 +290,7 @@ static int image_extract(const DamImage *img, const char *out, char *err, size_t
 			abort();
 		snprintf(own[k], len, "%s_table", B->tensor);
 		names[k] = own[k];
-		for (size_t c = 0; c < cells; c++)
-			data[k][c] = dam_image_cell_weight(img, B->levels + c, planes == 2 ? cells : 0, B->offset,
-			                                        B->gain);
+		dam_image_table_weights(img, b, data[k]);
 		shp[2 * k] = (int64_t)B->vocab;
 		shp[2 * k + 1] = (int64_t)B->cols;
 		k++;

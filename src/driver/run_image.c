@@ -134,7 +134,6 @@ int run_image_load(const Model *m, const char *path, bool force, RunImage *ri, D
 			abort();
 		dam_image_block_weights(img, k, w->w);
 	}
-	unsigned planes = dam_image_planes(img);
 	for (uint32_t k = 0; k < img->ndyn && !bad; k++) {
 		const DamImgBlock *b = &img->dyn[k];
 		int blk = ri_block(m, b->name, b, d, path);
@@ -154,9 +153,7 @@ int run_image_load(const Model *m, const char *path, bool force, RunImage *ri, D
 		y->table = calloc(cells + 1, sizeof *y->table);
 		if (!y->table)
 			abort();
-		for (size_t c = 0; c < cells; c++)
-			y->table[c] = dam_image_cell_weight(img, b->levels + c, planes == 2 ? cells : 0, b->offset,
-			                                       b->gain);
+		dam_image_table_weights(img, k, y->table);
 	}
 	if (!bad)
 		ri_neurons(m, img, ri);

@@ -15,6 +15,7 @@
  * `scripts/build.sh --fuzz` (build-fuzz/fuzz/fuzz_image).
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,29 +59,28 @@ static void fix_crcs(uint8_t *b, size_t len)
 }
 
 /* What a controller does with an accepted image: every weight it holds. */
+static void check_finite(const double *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(w[i]))
+			abort();   /* the reader let a weight through that is not a number */
+}
+
 static void use_image(const DamImage *img)
 {
-	for (uint32_t k = 0; k < img->nblocks; k++) {
-		const DamImgBlock *b = &img->blocks[k];
-		double *w = malloc((size_t)(b->rows * b->cols + 1) * sizeof *w);
+	for (uint32_t k = 0; k < img->nblocks + img->ndyn; k++) {
+		bool dyn = k >= img->nblocks;
+		const DamImgBlock *b = dyn ? &img->dyn[k - img->nblocks] : &img->blocks[k];
+		size_t n = dyn ? (b->kind == 1 ? (size_t)(b->vocab * b->cols) : 0) : (size_t)(b->rows * b->cols);
+		double *w = malloc((n + 1) * sizeof *w);
 		if (!w)
 			abort();
-		dam_image_block_weights(img, k, w);
-		for (uint64_t i = 0; i < b->rows * b->cols; i++)
-			if (!isfinite(w[i]))
-				abort();   /* the reader let a weight through that is not a number */
+		if (dyn)
+			dam_image_table_weights(img, k - img->nblocks, w);
+		else
+			dam_image_block_weights(img, k, w);
+		check_finite(w, n);
 		free(w);
-	}
-	unsigned planes = dam_image_planes(img);
-	for (uint32_t k = 0; k < img->ndyn; k++) {
-		const DamImgBlock *b = &img->dyn[k];
-		if (b->kind != 1)
-			continue;
-		size_t cells = (size_t)(b->vocab * b->cols);
-		for (size_t c = 0; c < cells; c++)
-			if (!isfinite(dam_image_cell_weight(img, b->levels + c, planes == 2 ? cells : 0,
-			                                    b->offset, b->gain)))
-				abort();
 	}
 }
 
