@@ -139,6 +139,12 @@ SymId sym_expand(SymCtx *c, SymId e);   /* distribute * over + where a factor is
  * (where it matters) k; direct dependence shows up through DELTA nodes, and
  * sums over a delta are eliminated: sum(i, delta(i,k)*f(i)) = f(k). */
 SymId sym_diff(SymCtx *c, SymId e, TensorId t, IdxId k);
+/* The same for a tensor t of any rank r (0..SYM_MAX_RANK): d e / d t[k[0],
+ * ..., k[r-1]], with k[] fresh index variables over t's extents; an access
+ * t[a, b] contributes delta(a, k0) * delta(b, k1), and the sums over those
+ * deltas are eliminated as for rank 1 (so d/dW[p,q] of sum(i, sum(j,
+ * W[i,j] x[i] y[j])) is x[p] * y[q]).  Rank 0: k may be NULL. */
+SymId sym_diff_at(SymCtx *c, SymId e, TensorId t, const IdxId *k);
 
 /* Structured form of a matrix-valued expression m[j,k] (free indices j, k):
  *     m[j,k] = delta(j,k) * diag[j]  +  sum_r u_r[j] * v_r[k]

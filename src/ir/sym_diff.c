@@ -1,7 +1,9 @@
 /* sym_diff.c - exact differentiation and the diagonal-plus-low-rank form.
  *
  * sym_diff(e, t, k) builds d e / d t[k] by the usual rules (memoised per
- * call).  Dependence on t shows up as delta(a, k) for an access t[a]; the
+ * call); sym_diff_at(e, t, k[]) the same for a tensor of any rank, d e / d
+ * t[k0, k1, ...] (a weight matrix: an access t[a, b] contributes
+ * delta(a, k0) * delta(b, k1)).  Dependence on t shows up as delta(a, k) for an access t[a]; the
  * reduction constructors then eliminate sums over deltas
  * (sum(i, delta(i,k)*f(i)) = f(k)) and distribute sums over a factor that
  * holds a delta, so the derivative of sum(i, f(x[i])) comes out as f'(x[k])
@@ -20,7 +22,8 @@
 
 typedef struct SymDiff {
 	TensorId t;
-	IdxId k;
+	IdxId k[SYM_MAX_RANK];  /* one differentiation index per dimension of t */
+	int rank;
 	SymId *memo;
 	uint8_t *uses;          /* uses[e]: e depends on t */
 	uint32_t lim;           /* memo and uses cover ids below lim */
@@ -99,7 +102,8 @@ static SymId sym_diff_div(SymCtx *c, SymDiff *d, const SymNode *n)
  * max -> sum over the arg-max indicator (a subgradient). */
 static SymId sym_diff_reduce(SymCtx *c, SymDiff *d, SymId e, const SymNode *n)
 {
-	assert(n->aux != d->k && "bound index captures the differentiation index");
+	for (int r = 0; r < d->rank; r++)
+		assert(n->aux != d->k[r] && "bound index captures the differentiation index");
 	SymId b = n->kids[0], db = sym_diff_rec(c, d, b);
 	if (n->kind == SYM_LSE)
 		db = sym_mul(c, sym_fn(c, SYMFN_EXP, sym_sub(c, b, e)), db);
@@ -112,11 +116,15 @@ static SymId sym_diff_node(SymCtx *c, SymDiff *d, SymId e)
 {
 	const SymNode *n = sym_node(c, e);
 	switch ((SymKind)n->kind) {
-	case SYM_TENSOR:
+	case SYM_TENSOR: {
 		if (n->aux != d->t)
 			return sym_const(c, 0);
-		assert(n->nkids == 1);
-		return sym_delta(c, n->kids[0], sym_idx(c, d->k));
+		assert(n->nkids == d->rank);
+		SymId f[SYM_MAX_RANK];          /* d t[a0, a1] / d t[k0, k1] = delta(a0,k0) delta(a1,k1) */
+		for (int r = 0; r < d->rank; r++)
+			f[r] = sym_delta(c, n->kids[r], sym_idx(c, d->k[r]));
+		return d->rank == 0 ? sym_const(c, 1) : sym_muln(c, d->rank, f);
+	}
 	case SYM_ADD: {
 		SymId t[n->nkids];
 		for (int i = 0; i < n->nkids; i++)
@@ -166,17 +174,29 @@ static uint8_t *sym_uses_table(const SymCtx *c, TensorId t)
 	return u;
 }
 
-SymId sym_diff(SymCtx *c, SymId e, TensorId t, IdxId k)
+SymId sym_diff_at(SymCtx *c, SymId e, TensorId t, const IdxId *k)
 {
-	assert(sym_tensor_rank(c, t) == 1);
-	assert(!sym_has_free(c, e, k) && "differentiation index must be fresh");
+	int rank = sym_tensor_rank(c, t);
+	assert(rank >= 0 && rank <= SYM_MAX_RANK);
 	uint32_t n = sym_count(c);
-	SymDiff d = {t, k, dam_xrealloc(NULL, n * sizeof(SymId)), sym_uses_table(c, t), n};
+	SymDiff d = { .t = t, .rank = rank, .lim = n };
+	for (int r = 0; r < rank; r++) {
+		assert(!sym_has_free(c, e, k[r]) && "differentiation index must be fresh");
+		d.k[r] = k[r];
+	}
+	d.memo = dam_xrealloc(NULL, n * sizeof(SymId));
+	d.uses = sym_uses_table(c, t);
 	memset(d.memo, 0, n * sizeof(SymId));
 	SymId r = sym_diff_rec(c, &d, e);
 	dam_free(d.memo);
 	dam_free(d.uses);
 	return r;
+}
+
+SymId sym_diff(SymCtx *c, SymId e, TensorId t, IdxId k)
+{
+	assert(sym_tensor_rank(c, t) == 1);
+	return sym_diff_at(c, e, t, &k);
 }
 
 /* ---- diagonal plus low rank -------------------------------------------- */

@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { N = 5, NSTATES = 20 };
 
@@ -279,12 +280,89 @@ static uint32_t softmax_hessian_size(int64_t n)
 	return grew;
 }
 
+/* Rank-2 (and rank-0) differentiation, sym_diff_at: weight matrices W[M, N]
+ * in the forms the models use, against central differences of the same
+ * expression in every entry W[p, q]:
+ *   bilinear   sum(i, sum(j, W[i,j] x[i] y[j]))          (exact: x[p] y[q], no sum)
+ *   hopfield   -sum(mu, relu(sum(i, W[mu,i]^2 y[i]))^2 / 2)   (squared weights)
+ *   attention  -logsumexp(mu, beta sum(i, W[mu,i] y[i])) / beta
+ * and d/d beta (rank 0) of the attention energy. */
+enum { RM = 3, RN = 4 };
+
+static void check_rank2(void)
+{
+	Arena arena;
+	arena_init(&arena);
+	SymCtx *c = sym_new(&arena);
+	int64_t shp[2] = { RM, RN }, m = RM, n = RN;
+	IdxId i = sym_index_new(c, "i", RM), j = sym_index_new(c, "j", RN), mu = sym_index_new(c, "mu", RM);
+	IdxId p = sym_index_new(c, "p", RM), q = sym_index_new(c, "q", RN), jj = sym_index_new(c, "jj", RN);
+	TensorId W = sym_tensor_new(c, "W", 2, shp), x = sym_tensor_new(c, "x", 1, &m);
+	TensorId y = sym_tensor_new(c, "y", 1, &n), beta = sym_tensor_new(c, "beta", 0, NULL);
+	static double Wv[RM * RN], xv2[RM], yv[RN], bv = 1.3;
+	for (int k = 0; k < RM * RN; k++)
+		Wv[k] = uniform() * 2 - 1;
+	for (int k = 0; k < RM; k++)
+		xv2[k] = uniform() * 2 - 1;
+	for (int k = 0; k < RN; k++)
+		yv[k] = uniform() + 0.1;   /* positive: the relu of the hopfield form is active */
+	const double *d2[8] = { 0 };
+	d2[W] = Wv, d2[x] = xv2, d2[y] = yv, d2[beta] = &bv;
+	int64_t iv[16] = { 0 };
+	SymEnv e2 = { d2, iv };
+	SymId I = sym_idx(c, i), J = sym_idx(c, j), MU = sym_idx(c, mu), JJ = sym_idx(c, jj);
+	SymId Wij = sym_at(c, W, 2, (SymId[]){ I, J }), xi_ = sym_at(c, x, 1, &I), yj = sym_at(c, y, 1, &J);
+	SymId bilinear = sym_reduce(c, SYM_SUM, i, sym_reduce(c, SYM_SUM, j, sym_muln(c, 3, (SymId[]){ Wij, xi_, yj })));
+	SymId Wmu = sym_at(c, W, 2, (SymId[]){ MU, JJ }), yjj = sym_at(c, y, 1, &JJ);
+	SymId h = sym_reduce(c, SYM_SUM, jj, sym_mul(c, sym_pow(c, Wmu, sym_const(c, 2)), yjj));
+	SymId hopfield = sym_mul(c, sym_const(c, -0.5),
+	                         sym_reduce(c, SYM_SUM, mu, sym_pow(c, sym_fn(c, SYMFN_RELU, h), sym_const(c, 2))));
+	SymId B = sym_at(c, beta, 0, NULL);
+	SymId s = sym_reduce(c, SYM_SUM, jj, sym_mul(c, Wmu, yjj));
+	SymId attention = sym_div(c, sym_mul(c, sym_const(c, -1), sym_reduce(c, SYM_LSE, mu, sym_mul(c, B, s))), B);
+	const struct { const char *name; SymId e; } ex[] = {
+		{ "bilinear", bilinear }, { "hopfield", hopfield }, { "attention", attention },
+	};
+	IdxId k2[2] = { p, q };
+	SymId gb = sym_diff_at(c, bilinear, W, k2);
+	const char *gbs = sym_to_string(c, gb, SYM_TEXT, &arena);
+	ok(!strstr(gbs, "sum"), "d bilinear / d W[p,q] has no sum left: %s", gbs);
+	for (size_t t = 0; t < sizeof ex / sizeof *ex; t++) {
+		SymId g = sym_diff_at(c, ex[t].e, W, k2);
+		double worst = 0;
+		for (int a = 0; a < RM; a++)
+			for (int b2 = 0; b2 < RN; b2++) {
+				iv[p] = a, iv[q] = b2;
+				double got = sym_eval(c, g, &e2), w0 = Wv[a * RN + b2], hh = 1e-6;
+				Wv[a * RN + b2] = w0 + hh;
+				double up = sym_eval(c, ex[t].e, &e2);
+				Wv[a * RN + b2] = w0 - hh;
+				double dn = sym_eval(c, ex[t].e, &e2);
+				Wv[a * RN + b2] = w0;
+				worst = fmax(worst, rel_err(got, (up - dn) / (2 * hh)));
+			}
+		ok(worst < 1e-7, "d %s / d W[p,q] matches central differences at all %d entries (worst %.2g)",
+		   ex[t].name, RM * RN, worst);
+	}
+	SymId gbeta = sym_diff_at(c, attention, beta, NULL);
+	double got = sym_eval(c, gbeta, &e2), b0 = bv;
+	bv = b0 + 1e-6;
+	double up = sym_eval(c, attention, &e2);
+	bv = b0 - 1e-6;
+	double dn = sym_eval(c, attention, &e2);
+	bv = b0;
+	ok(rel_err(got, (up - dn) / 2e-6) < 1e-7, "d attention / d beta (rank 0) matches a central difference "
+	   "(%.6g vs %.6g)", got, (up - dn) / 2e-6);
+	arena_free(&arena);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
 		check_case(&cases[i]);
 	check_forms();
 	check_max_pow();
+	check_rank2();
 	uint32_t s4 = softmax_hessian_size(4), s4000 = softmax_hessian_size(4000);
 	ok(s4 == s4000, "softmax Hessian DAG size does not depend on the extent (%u vs %u nodes)", s4, s4000);
 	return done_testing();
