@@ -170,8 +170,9 @@ static void test_batch(Model *m, Jit *j, int64_t L, const char *what, double t_e
 	/* Other weights in one string: no batched kernel, the same results. */
 	TensorId w = 0;
 	for (TensorId t = 1; t < m->ntensors && !w; t++)
-		if (m->tensors[t].kind == MT_LEARN && sym_tensor_size(m->sym, t) > 1000)
-			w = t;
+		if ((m->tensors[t].kind == MT_LEARN || m->tensors[t].kind == MT_CONST) &&
+		    sym_tensor_size(m->sym, t) > 1000 && sim_tensor(s[0], t) != NULL)
+			w = t;                  /* a weight the kernels read (the Hopfield block) */
 	double *wd = malloc((size_t)sym_tensor_size(m->sym, w) * sizeof *wd);
 	memcpy(wd, m->tensors[w].data, (size_t)sym_tensor_size(m->sym, w) * sizeof *wd);
 	wd[3] *= 0.5;

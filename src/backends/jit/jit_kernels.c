@@ -154,6 +154,50 @@ static void jit_plan_caches(JitEmit *E, JitCachePlan *P)
 		jit_axpy_plan(E, m->layers[l].rhs, m->layers[l].j, P->cur, P);
 }
 
+/* Mark in used[] every tensor that expression e reads (seen: SymIds visited). */
+static void jit_mark_used(const SymCtx *c, SymId e, uint8_t *seen, uint8_t *used)
+{
+	if (!e || seen[e])
+		return;
+	seen[e] = 1;
+	const SymNode *n = sym_node(c, e);
+	if (n->kind == SYM_TENSOR)
+		used[n->aux] = 1;
+	for (int i = 0; i < n->nkids; i++)
+		jit_mark_used(c, n->kids[i], seen, used);
+}
+
+/* The tensors any kernel reads: what activations, right-hand sides, biases,
+ * initial and clamped values, the energy, the outputs and the definitions of
+ * the dynamic tensors refer to.  A static tensor that only the front end used
+ * (the raw array a load() returned, a block's materialised weights that the
+ * kernels compute from their factors) takes no room in the workspace. */
+static uint8_t *jit_used_tensors(JitEmit *E)
+{
+	const Model *m = E->m;
+	uint8_t *seen = dam_xrealloc(NULL, E->nsym), *used = dam_xrealloc(NULL, (size_t)m->ntensors + 1);
+	memset(seen, 0, E->nsym);
+	memset(used, 0, (size_t)m->ntensors + 1);
+	for (int l = 0; l < m->nlayers; l++) {
+		const MLayer *L = &m->layers[l];
+		jit_mark_used(E->sym, L->act, seen, used);
+		jit_mark_used(E->sym, L->rhs, seen, used);
+		jit_mark_used(E->sym, L->bias, seen, used);
+		for (int k = 0; k < L->ninit; k++)
+			jit_mark_used(E->sym, L->init[k].value, seen, used);
+		for (int k = 0; k < L->nclamp; k++)
+			jit_mark_used(E->sym, L->clamp[k].value, seen, used);
+	}
+	jit_mark_used(E->sym, m->energy, seen, used);
+	for (int o = 0; o < m->noutputs; o++)
+		jit_mark_used(E->sym, m->outputs[o].expr, seen, used);
+	for (TensorId t = 1; t < m->ntensors; t++)
+		if (m->tensors[t].kind == MT_DYN)
+			jit_mark_used(E->sym, m->tensors[t].def, seen, used);
+	dam_free(seen);
+	return used;
+}
+
 static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 {
 	const Model *m = E->m;
@@ -178,6 +222,7 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	cur += (int64_t)lay->nstate;
 	lay->tau_off = E->tau_off = cur;       /* time constants: run-time data (jit_ws_init) */
 	cur += (int64_t)lay->nstate;
+	uint8_t *used = jit_used_tensors(E);
 	for (TensorId t = 1; t < m->ntensors; t++) {
 		const MTensor *mt = &m->tensors[t];
 		if (mt->kind == MT_DYN) {
@@ -193,7 +238,7 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 				E->ws_off[t] = lay->act_off + lo;
 			else
 				E->x_off[t] = lo;
-		} else if (mt->kind == MT_CONST || mt->kind == MT_LEARN) {
+		} else if ((mt->kind == MT_CONST || mt->kind == MT_LEARN) && used[t]) {
 			if (E->bake || sym_tensor_rank(E->sym, t) == 0) {
 				jit_emit_const_tensor(E, t);
 			} else {               /* run-time data: the host fills it (sim_new) */
@@ -203,6 +248,7 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 		}
 	}
 	P->cur = &cur;
+	dam_free(used);
 	jit_plan_caches(E, P);
 	size_t nout = 0;
 	for (int o = 0; o < m->noutputs; o++) {
