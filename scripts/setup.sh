@@ -3,7 +3,7 @@
 # clang-14 and libclang-rt-14-dev are for the libFuzzer build (scripts/build.sh --fuzz).
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config re2c bison llvm-16-dev liblua5.4-dev zlib1g-dev
-      ngspice gnuplot perl python3 valgrind clang-14 libclang-rt-14-dev)
+      ngspice gnuplot perl python3 valgrind clang-14 libclang-rt-14-dev libopenmpi-dev openmpi-bin)
 need=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

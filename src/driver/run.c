@@ -922,7 +922,7 @@ void run_settle_defaults(const Model *m, const RunConfig *rc, DamRunOpts *o)
 #define RUN_CHECK_MIN_STEPS 40
 #define RUN_CHECK_MAX_STEPS 1000
 
-static long run_check_interval(const Model *m, const DamRunOpts *o)
+long run_check_interval(const Model *m, const DamRunOpts *o)
 {
 	if (o->solver == DAM_DOPRI5 || !(o->dt > 0))
 		return 1;                    /* adaptive: a check per accepted step */

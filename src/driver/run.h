@@ -84,6 +84,8 @@ int run_select_outputs(const Model *m, const RunConfig *rc, int **sel, int *nsel
 /* Without an end time in rc: run until m settles (t_end and steady_tol of o
  * set from the slowest tau, docs/cli.md). */
 void run_settle_defaults(const Model *m, const RunConfig *rc, DamRunOpts *o);
+/* The steps between checks of a fixed-step run without --check-every (run.c). */
+long run_check_interval(const Model *m, const DamRunOpts *o);
 void run_batch_free(RunBatch *b);
 /* Run every row of b (allocated by the caller) on the given number of threads (0: all). */
 void run_batch_run(RunBatch *b, int threads);

@@ -736,7 +736,7 @@ static const char *const cfg_known[] = {
 
 /* Warn about globals that are not settings (likely typos); functions are
  * helpers and stay quiet. */
-static void cfg_warn_unknown(lua_State *L, CfgState *cs)
+static void cfg_warn_unknown(lua_State *L, CfgState *cs, const CfgExtra *ex)
 {
 	lua_rawgeti(L, LUA_REGISTRYINDEX, cs->store);
 	size_t n;
@@ -745,6 +745,7 @@ static void cfg_warn_unknown(lua_State *L, CfgState *cs)
 		bool known = false;
 		for (const char *const *k = cfg_known; *k && !known; k++)
 			known = strcmp(*k, keys[i]) == 0;
+		known |= ex && strcmp(ex->key, keys[i]) == 0;
 		lua_getfield(L, -1, keys[i]);
 		if (!known && lua_type(L, -1) != LUA_TFUNCTION)
 			cfg_warning(L, cs, keys[i], "unknown setting '%s' (ignored)",
@@ -756,7 +757,7 @@ static void cfg_warn_unknown(lua_State *L, CfgState *cs)
 	lua_pop(L, 1);
 }
 
-static int cfg_read_all(lua_State *L, CfgState *cs, RunConfig *rc)
+static int cfg_read_all(lua_State *L, CfgState *cs, RunConfig *rc, const CfgExtra *ex)
 {
 	static const struct { const char *key; size_t off; } nums[] = {
 		{ "dt", offsetof(RunConfig, dt) }, { "t_end", offsetof(RunConfig, t_end) },
@@ -780,7 +781,12 @@ static int cfg_read_all(lua_State *L, CfgState *cs, RunConfig *rc)
 	bad |= cfg_read_string(L, cs, "plot", &rc->plot_path, true);
 	bad |= cfg_read_threads(L, cs, rc);
 	bad |= cfg_read_bool(L, cs, "json", &rc->json);
-	cfg_warn_unknown(L, cs);
+	if (ex) {
+		cfg_get(L, cs, ex->key);
+		bad |= ex->read(L, ex->user);
+		lua_pop(L, 1);
+	}
+	cfg_warn_unknown(L, cs, ex);
 	return bad ? -1 : 0;
 }
 
@@ -792,9 +798,15 @@ typedef struct CfgJob {
 	void *out;
 } CfgJob;
 
+typedef struct CfgRunJob {
+	RunConfig *rc;
+	const CfgExtra *ex;
+} CfgRunJob;
+
 static int cfg_read_run(lua_State *L, CfgState *cs, void *out)
 {
-	return cfg_read_all(L, cs, out);
+	CfgRunJob *j = out;
+	return cfg_read_all(L, cs, j->rc, j->ex);
 }
 
 /* Runs inside lua_pcall: everything that may raise a Lua error. */
@@ -859,7 +871,13 @@ static int cfg_run(const char *path, const char *what, CfgJob *job, Diags *d)
 
 int cfg_load_lua(const char *path, RunConfig *rc, Diags *d)
 {
-	CfgJob job = { cfg_read_run, rc };
+	return cfg_load_lua_extra(path, rc, NULL, d);
+}
+
+int cfg_load_lua_extra(const char *path, RunConfig *rc, const CfgExtra *ex, Diags *d)
+{
+	CfgRunJob rj = { rc, ex };
+	CfgJob job = { cfg_read_run, &rj };
 	return cfg_run(path, "config file", &job, d);
 }
 

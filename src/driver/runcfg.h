@@ -47,6 +47,20 @@ void runcfg_free(RunConfig *rc);
  * located at the config file and line; returns 0 on success, -1 on error. */
 int cfg_load_lua(const char *path, RunConfig *rc, Diags *d);
 
+/* A global that a command reads itself (`damc sweep`'s `sweep` table):
+ * cfg_load_lua_extra runs the config as cfg_load_lua does, then, still in
+ * the sandbox's protected call, calls read with the global's value on top of
+ * the Lua stack (nil when the config does not set it); read leaves the stack
+ * as it found it, reports its own errors to its Diags and returns 0 or -1.
+ * The key is then not an unknown setting. */
+struct lua_State;
+typedef struct CfgExtra {
+	const char *key;
+	int (*read)(struct lua_State *L, void *user);
+	void *user;
+} CfgExtra;
+int cfg_load_lua_extra(const char *path, RunConfig *rc, const CfgExtra *ex, Diags *d);
+
 /* Read a device profile (docs/netlist.md): NAME is NAME.lua in $DAMC_DEVICES or
  * in the shipped examples/devices/; a name with a '/' or ending in .lua is a
  * path.  The same sandbox as configs; unknown keys are errors located in the
