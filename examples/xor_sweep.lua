@@ -1,6 +1,6 @@
 -- xor_sweep.lua - the XOR memory over its inverse temperature beta and the
 -- ratio tau_h / tau_v of its time constants, on all four inputs:
---   damc sweep examples/xor_tau.dam -c examples/xor_sweep.lua -o xor_sweep.jsonl
+--   damc sweep examples/xor.dam -c examples/xor_sweep.lua -o xor_sweep.jsonl
 -- 8 betas x 7 ratios = 56 points (56 compilations), x 4 rows = 224 runs.
 -- The run settings are those of xor.lua: forward Euler, dt = 1e-3, T = 5.
 solver = "euler"

@@ -123,7 +123,7 @@ fi
 # bad input
 "$DAMC" image examples/xor.dam -c examples/xor.lua --device tests/image/narrow.lua -o "$tmp/bad.img" 2>"$tmp/bad.err"
 rc=$?; [ $rc = 1 ] && [ ! -e "$tmp/bad.img" ] && [ -z "$(ls "$tmp" | grep 'bad.img')" ]; ok $? "out of range: exit 1, no file left"
-grep -qx "examples/xor.dam:17:9: error: weight block 'xi' needs conductances 1e-05 .. 1e-05 S (g0 = 1e-05 S per unit weight), but device 'narrow' offers 1e-08 .. 1e-06 S" "$tmp/bad.err"
+grep -qx "examples/xor.dam:18:9: error: weight block 'xi' needs conductances 1e-05 .. 1e-05 S (g0 = 1e-05 S per unit weight), but device 'narrow' offers 1e-08 .. 1e-06 S" "$tmp/bad.err"
 ok $? "out of range: located error naming the block and both ranges"
 "$DAMC" image examples/xor.dam -c examples/xor.lua --device tests/image/badkey.lua -o "$tmp/bad.img" 2>"$tmp/key.err"
 rc=$?; [ $rc = 1 ] && [ -z "$(ls "$tmp" | grep 'bad.img')" ]; ok $? "unknown profile key: exit 1, no file left"

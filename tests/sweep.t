@@ -19,7 +19,7 @@ count() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 skip() { n=$((n+1)); echo "ok $n # SKIP $1"; }
 echo "1..28"
-M=examples/xor_tau.dam
+M=examples/xor.dam
 S=examples/xor_sweep.lua
 
 # --- the XOR grid ------------------------------------------------------------
