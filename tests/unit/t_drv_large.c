@@ -218,6 +218,8 @@ static void test_size(int64_t D, int64_t L, int nsteps)
 	Jit *j = m ? jit_compile_flags(m, &(JitOptions){ .opt_level = 3 }, JIT_BATCH, err, sizeof err) : NULL;
 	if (!ok(j != NULL, "%s: parity_et compiles", what)) {
 		diag("%s", err);
+		diags_free(&d);
+		arena_free(&a);
 		return;
 	}
 	Ref R = { D, D, L, ref_load(npz, "xi_attn_embed_raw"), ref_load(npz, "xi_hopf_raw"), ref_load(npz, "a"),
@@ -253,6 +255,7 @@ static void test_size(int64_t D, int64_t L, int nsteps)
 	free(R.b);
 	free(R.c);
 	jit_free(j);
+	diags_free(&d);
 	arena_free(&a);
 	unlink(npz);
 	rmdir(dir);
