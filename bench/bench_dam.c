@@ -68,9 +68,9 @@ static DamModel *compile_parity(Bench *B)
 {
 	snprintf(B->def, sizeof B->def, "weights=%s", B->weights);
 	const char *defs[] = { B->def };
-	const char *bake = getenv("DAM_BAKE_WEIGHTS");
+	const char *bake = getenv("DAM_BAKE_WEIGHTS"), *fexp = getenv("DAM_FAST_EXP");
 	DamCompileOptions co = { .defines = defs, .ndefines = 1, .opt_level = -1,
-	                         .bake_weights = bake && *bake == '1' };
+	                         .bake_weights = bake && *bake == '1', .fast_exp = fexp && *fexp == '1' };
 	char *err = NULL;
 	DamModel *m = dam_compile_file("examples/parity_et.dam", &co, &err);
 	if (!m) {

@@ -86,6 +86,8 @@ typedef struct DamCompileOptions {
 	const char *stdlib_dir;       /* NULL: $DAMC_STDLIB, then the built-in stdlib */
 	int opt_level;                /* LLVM optimisation 0..3; < 0: default (3) */
 	int bake_weights;             /* 1: weights compiled in as constants; 0: run-time data */
+	int fast_exp;                 /* 1: exp inline and vectorisable, within 1 ulp of the C
+	                               * library's (damc run --fast-exp); 0: the C library's exp */
 } DamCompileOptions;
 
 /* Compile a .dam file to native code.  opts may be NULL.  Relative paths in

@@ -63,6 +63,8 @@ static const char run_usage[] =
 	"                         vector output)\n"
 	"  --bake-weights         compile static and learn tensors into the code as constants\n"
 	"                         (default: run-time data of the kernels; see bench/README.md)\n"
+	"  --fast-exp             exp as inline code that vectorises, within 1 ulp of the C library's\n"
+	"                         (default: the C library's exp; docs/cli.md)\n"
 	"  -O0 .. -O3             LLVM optimisation level (default -O3; -O1 compiles faster, runs slower)\n"
 	"  --batch on|off|auto    Euler rows advance together through the batched kernel (weights\n"
 	"                         read once per step for many rows; results bit-identical); auto\n"
@@ -245,6 +247,8 @@ static int run_parse_args(RunArgs *ra, int argc, char **argv)
 			ra->dump_ir = true;
 		else if (strcmp(a, "--bake-weights") == 0)
 			ra->bake_weights = true;
+		else if (strcmp(a, "--fast-exp") == 0)
+			ra->fast_exp = true;
 		else if (strcmp(a, "--force") == 0)
 			ra->force = true;
 		else if (strcmp(a, "--batch") == 0) {
@@ -980,7 +984,7 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 		b.img = &img;
 	}
 	char err[1024];
-	JitOptions jo = { ra->opt_level, ra->dump_ir ? stdout : NULL, NULL, ra->bake_weights };
+	JitOptions jo = { ra->opt_level, ra->dump_ir ? stdout : NULL, NULL, ra->bake_weights, ra->fast_exp };
 	b.batched = run_want_batch(m, &opts, ra, b.nrows, rc->trace_path || rc->plot_path);
 	Jit *jit = jit_compile_flags(m, &jo, b.batched ? JIT_BATCH : 0, err, sizeof err);
 	int status;

@@ -33,6 +33,7 @@ typedef struct RunArgs {
 	const char *labels;    /* --labels FILE: one class per row, for the draws' accuracy */
 	long check_every;      /* steps between energy/divergence checks, 0 default (1) */
 	int batch;             /* --batch on|off|auto: 1, 0, -1 (default auto) */
+	bool fast_exp;         /* --fast-exp: exp inline and vectorisable (JitOptions.fast_exp) */
 } RunArgs;
 
 /* One row of input values (all inputs concatenated). */

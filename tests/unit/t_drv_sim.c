@@ -28,7 +28,7 @@ static int compile(Compiled *c, const char *path, const char *define)
 	arena_init(&c->a);
 	diags_init(&c->d, &c->a);
 	c->m = dam_frontend_compile(path, &fo, &c->d, &c->a);
-	c->jit = c->m ? jit_compile(c->m, &(JitOptions){ 3, NULL, NULL, 0 }, err, sizeof err) : NULL;
+	c->jit = c->m ? jit_compile(c->m, &(JitOptions){ .opt_level = 3 }, err, sizeof err) : NULL;
 	if (!c->jit) {
 		diag_render(&c->d, stdout);
 		diag("%s: %s", path, err);

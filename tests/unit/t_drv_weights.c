@@ -38,7 +38,7 @@ int main(void)
 	FrontendOptions fo = { NULL, 0, NULL, NULL };
 	Model *m = dam_frontend_compile(DAM_SOURCE_DIR "/examples/xor.dam", &fo, &d, &a);
 	char err[512] = "";
-	Jit *j = m ? jit_compile(m, &(JitOptions){ 3, NULL, NULL, 0 }, err, sizeof err) : NULL;
+	Jit *j = m ? jit_compile(m, &(JitOptions){ .opt_level = 3 }, err, sizeof err) : NULL;
 	if (!ok(j != NULL, "xor compiles with run-time weights")) {
 		diag("%s", err);
 		return done_testing();
@@ -58,7 +58,7 @@ int main(void)
 	/* The same weights baked into a second compile. */
 	double *orig = m->tensors[w].data;
 	m->tensors[w].data = w2;
-	Jit *jb = jit_compile(m, &(JitOptions){ 3, NULL, NULL, 1 }, err, sizeof err);
+	Jit *jb = jit_compile(m, &(JitOptions){ .opt_level = 3, .bake_weights = 1 }, err, sizeof err);
 	ok(jb && jit_ws_offset(jb, w) < 0, "bake_weights compiles the weights in");
 	DamSim *sb = jb ? sim_new(m, jb) : NULL;
 	double yb = sb ? run_y(sb) : NAN;

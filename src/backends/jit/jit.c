@@ -132,6 +132,7 @@ static int jit_build_module(LLVMModuleRef mod, const Model *m, JitLayout *lay, J
 	JitEmit E;
 	jit_emit_init(&E, mod, m);
 	E.bake = opt->bake_weights != 0;
+	E.fast_exp = opt->fast_exp != 0;
 	E.want_batch = (flags & JIT_BATCH) != 0;
 	int rc = jit_build_kernels(&E, lay, part);
 	if (rc)

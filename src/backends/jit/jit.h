@@ -65,6 +65,8 @@ typedef struct JitOptions {
 	FILE *dump_ir_unopt;           /* non-NULL: print the IR before optimisation */
 	int bake_weights;              /* 1: static and learn tensors become constants in the code;
 	                                * 0 (default): run-time data in ws (sim_set_tensor) */
+	int fast_exp;                  /* 1: exp inline (jit_emit.c, "exp"), vectorisable, < 1 ulp
+	                                * (<= 1 from glibc's); 0 (default): the C library's exp */
 } JitOptions;
 
 typedef struct Jit Jit;

@@ -396,6 +396,112 @@ static LLVMValueRef jit_libm(JitEmit *E, const char *name, LLVMValueRef a, const
 	return LLVMBuildCall2(E->b, ft, f, &a, 1, vname);
 }
 
+/* ---- exp ------------------------------------------------------------------------ */
+
+/* JitOptions.fast_exp: exp(x) as straight-line IR without a call, so loops
+ * around it vectorise (glibc's exp is scalar: llvm.exp.v8f64 becomes eight
+ * calls).  Range reduction x = k ln2 + r, k = round(x / ln2) by the 1.5 * 2^52
+ * shift (the integer k is then in the low bits, no fptosi), r = (x - k L1) -
+ * k L2 with ln2 = L1 + L2 split Cody-Waite style (L1 = ln2 rounded down to a
+ * multiple of 2^-32, L2 = ln2 - L1 rounded: k L1 is exact for |k| < 2^21 and
+ * x - k L1 is exact).  e^r on |r| <= ln2/2 (a hair beyond when x / ln2
+ * rounds) by its Taylor polynomial of degree 13, coefficients 1/n!
+ * (truncation < 6e-18 relative), as 1 + (rhi + (r^2 s(r) - k L2)) with s in
+ * Estrin's form.  Then the scale 2^k in two steps, 2^k1 * 2^k2 with k1 + k2
+ * = k built from integer exponent fields, so that results in the subnormal
+ * range are rounded once instead of flushed (p 2^k1 is exact, the second
+ * product rounds), and k = 1024 (x just below the overflow threshold) needs
+ * no special case.  x > 709.78 gives +inf, x < -745.13 gives 0 (glibc's
+ * thresholds exactly), NaN gives NaN.  Plain fmul/fadd without fast-math
+ * flags or fma: the same bits on every host.  Error (t_jit_fastexp.c, 2 *
+ * 10^6 points over [-745.2, 709.8] and special values): < 1 ulp from the
+ * exact value (0.946 observed), <= 1 ulp from glibc's exp. */
+#define JIT_EXP_DEG 13
+#define JIT_EXP_XMAX 0x1.62e42fefa39efp+9    /* largest x with exp(x) finite (709.78) */
+#define JIT_EXP_XMIN -0x1.74910d52d3051p+9   /* smallest x with exp(x) > 0 (-745.13) */
+
+static LLVMValueRef jit_fsel(JitEmit *E, LLVMRealPredicate p, LLVMValueRef a, double c,
+                             LLVMValueRef t, LLVMValueRef f, const char *name)
+{
+	LLVMValueRef cmp = LLVMBuildFCmp(E->b, p, a, jit_f64(E, c), name);
+	return LLVMBuildSelect(E->b, cmp, t, f, name);
+}
+
+/* 2^(e - 1023) for an i64 biased exponent e in [1, 2046]. */
+static LLVMValueRef jit_pow2_biased(JitEmit *E, LLVMValueRef e, const char *name)
+{
+	LLVMValueRef bits = LLVMBuildShl(E->b, e, jit_i64(E, 52), name);
+	return LLVMBuildBitCast(E->b, bits, E->f64, name);
+}
+
+/* s(r) = (e^r - 1 - r) / r^2 for |r| <= ln2/2: the sum of a_i r^i, a_i =
+ * 1/(i+2)!, i < JIT_EXP_DEG - 1, in Estrin's scheme (pairs, then r^2, r^4,
+ * r^8): 7 dependent operations instead of Horner's 22, for the latency of
+ * a lone vector in a loop of 8 or 16 neurons.  r2 = r * r. */
+static LLVMValueRef jit_exp_poly(JitEmit *E, LLVMValueRef r, LLVMValueRef r2)
+{
+	enum { NA = JIT_EXP_DEG - 1 };
+	LLVMValueRef t[NA];
+	double fact = 1;
+	int n = 0;
+	for (int i = 0; i < NA; i += 2) {
+		double a0 = 1 / (fact *= i + 2), a1 = 1 / (fact *= i + 3);   /* (i+2)!, exact */
+		LLVMValueRef hi = LLVMBuildFMul(E->b, r, jit_f64(E, a1), "exp.a");
+		t[n++] = LLVMBuildFAdd(E->b, jit_f64(E, a0), hi, "exp.b");
+	}
+	for (LLVMValueRef pw = r2; n > 1; pw = LLVMBuildFMul(E->b, pw, pw, "exp.rp")) {
+		int m = 0;
+		for (int i = 0; i < n; i += 2)
+			t[m++] = i + 1 < n ? LLVMBuildFAdd(E->b, t[i], LLVMBuildFMul(E->b, t[i + 1], pw, "exp.c"), "exp.d")
+			                   : t[i];
+		n = m;
+	}
+	return t[0];
+}
+
+static LLVMValueRef jit_exp_inline(JitEmit *E, LLVMValueRef x, const char *vname)
+{
+	const double shift = 0x1.8p52, l1 = 0x1.62e42fee00000p-1, l2 = 0x1.a39ef35793c76p-33;
+	/* Clamp so that k stays in [-1077, 1025] (NaN becomes 710: replaced below). */
+	LLVMValueRef xc = jit_fsel(E, LLVMRealOLT, x, 710.0, x, jit_f64(E, 710.0), "exp.hi");
+	xc = jit_fsel(E, LLVMRealOGT, xc, -746.0, xc, jit_f64(E, -746.0), "exp.lo");
+	LLVMValueRef t = LLVMBuildFMul(E->b, xc, jit_f64(E, 0x1.71547652b82fep0), "exp.xl2e");
+	t = LLVMBuildFAdd(E->b, t, jit_f64(E, shift), "exp.ks");
+	LLVMValueRef kf = LLVMBuildFSub(E->b, t, jit_f64(E, shift), "exp.kf");
+	/* r = rhi - c, rhi exact; e^r = 1 + (rhi + (r^2 s(r) - c)), so the
+	 * rounding of r itself does not reach the result. */
+	LLVMValueRef rhi = LLVMBuildFSub(E->b, xc, LLVMBuildFMul(E->b, kf, jit_f64(E, l1), "exp.kl1"), "exp.rhi");
+	LLVMValueRef c = LLVMBuildFMul(E->b, kf, jit_f64(E, l2), "exp.kl2");
+	LLVMValueRef r = LLVMBuildFSub(E->b, rhi, c, "exp.r");
+	LLVMValueRef r2 = LLVMBuildFMul(E->b, r, r, "exp.r2");
+	LLVMValueRef q = LLVMBuildFMul(E->b, r2, jit_exp_poly(E, r, r2), "exp.q");
+	LLVMValueRef u = LLVMBuildFAdd(E->b, rhi, LLVMBuildFSub(E->b, q, c, "exp.qc"), "exp.u");
+	LLVMValueRef p = LLVMBuildFAdd(E->b, jit_f64(E, 1.0), u, "exp.er");
+
+	/* k = bits(t) - bits(shift); e = k + 2046 = (k1 + 1023) + (k2 + 1023). */
+	LLVMValueRef tb = LLVMBuildBitCast(E->b, t, E->i64, "exp.tbits");
+	int64_t sbits;
+	memcpy(&sbits, &shift, sizeof sbits);
+	LLVMValueRef e = LLVMBuildAdd(E->b, tb, jit_i64(E, 2046 - sbits), "exp.e");
+	LLVMValueRef e1 = LLVMBuildLShr(E->b, e, jit_i64(E, 1), "exp.e1");
+	LLVMValueRef e2 = LLVMBuildSub(E->b, e, e1, "exp.e2");
+	LLVMValueRef y = LLVMBuildFMul(E->b, p, jit_pow2_biased(E, e1, "exp.s1"), "exp.y1");
+	y = LLVMBuildFMul(E->b, y, jit_pow2_biased(E, e2, "exp.s2"), "exp.y");
+
+	y = jit_fsel(E, LLVMRealOGT, x, JIT_EXP_XMAX, jit_f64(E, INFINITY), y, "exp.ovf");
+	y = jit_fsel(E, LLVMRealOLT, x, JIT_EXP_XMIN, jit_f64(E, 0.0), y, "exp.unf");
+	LLVMValueRef nan = LLVMBuildFCmp(E->b, LLVMRealUNO, x, x, "exp.isnan");
+	return LLVMBuildSelect(E->b, nan, x, y, vname);
+}
+
+/* exp: the C library's (llvm.exp), or inline with JitOptions.fast_exp. */
+static LLVMValueRef jit_exp(JitEmit *E, LLVMValueRef a, const char *vname)
+{
+	if (E->fast_exp)
+		return jit_exp_inline(E, a, vname);
+	return jit_intrin1(E, "llvm.exp", a, vname);
+}
+
 /* ---- elementwise functions --------------------------------------------------- */
 
 static LLVMValueRef jit_relu(JitEmit *E, LLVMValueRef a)
@@ -408,7 +514,7 @@ static LLVMValueRef jit_relu(JitEmit *E, LLVMValueRef a)
 static LLVMValueRef jit_log1p_exp_neg(JitEmit *E, LLVMValueRef absa, double k)
 {
 	LLVMValueRef t = LLVMBuildFMul(E->b, absa, jit_f64(E, -k), "negabs");
-	LLVMValueRef ex = jit_intrin1(E, "llvm.exp", t, "expneg");
+	LLVMValueRef ex = jit_exp(E, t, "expneg");
 	return jit_libm(E, "log1p", ex, "log1p");
 }
 
@@ -416,7 +522,7 @@ static LLVMValueRef jit_fn_value(JitEmit *E, SymFn fn, LLVMValueRef a)
 {
 	LLVMValueRef zero = jit_f64(E, 0.0), one = jit_f64(E, 1.0), t, absa;
 	switch (fn) {
-	case SYMFN_EXP:  return jit_intrin1(E, "llvm.exp", a, "exp");
+	case SYMFN_EXP:  return jit_exp(E, a, "exp");
 	case SYMFN_LOG:  return jit_intrin1(E, "llvm.log", a, "log");
 	case SYMFN_SQRT: return jit_intrin1(E, "llvm.sqrt", a, "sqrt");
 	case SYMFN_ABS:  return jit_intrin1(E, "llvm.fabs", a, "abs");
@@ -433,7 +539,7 @@ static LLVMValueRef jit_fn_value(JitEmit *E, SymFn fn, LLVMValueRef a)
 		absa = jit_intrin1(E, "llvm.fabs", a, "abs");
 		return LLVMBuildFAdd(E->b, jit_relu(E, a), jit_log1p_exp_neg(E, absa, 1.0), "softplus");
 	case SYMFN_SIGMOID:
-		t = jit_intrin1(E, "llvm.exp", LLVMBuildFNeg(E->b, a, "neg"), "expneg");
+		t = jit_exp(E, LLVMBuildFNeg(E->b, a, "neg"), "expneg");
 		return LLVMBuildFDiv(E->b, one, LLVMBuildFAdd(E->b, one, t, "den"), "sigmoid");
 	case SYMFN_TANH: return jit_libm(E, "tanh", a, "tanh");
 	case SYMFN_LOGCOSH:
@@ -679,10 +785,14 @@ static LLVMValueRef jit_emit_lse(JitEmit *E, SymId e, IdxId var, SymId body, int
 	LLVMValueRef shift = LLVMBuildSelect(E->b, isinf, jit_f64(E, 0.0), m, "shift");
 
 	snprintf(name, sizeof name, "lsesum.%s", vn);
+	/* With fast_exp the exponentials get a loop of their own, which
+	 * vectorises (an in-order sum does not), and a second loop sums the
+	 * buffer: the same additions in the same order. */
+	bool split = buf && E->fast_exp;
 	jit_open_reduction(E, var);
 	if (E->failed)
 		return jit_f64(E, 0.0);
-	LLVMValueRef s = jit_loop_phi(E, name);
+	LLVMValueRef s = split ? NULL : jit_loop_phi(E, name);
 	LLVMValueRef b2;
 	if (buf) {
 		jit_position_top(E);
@@ -692,9 +802,19 @@ static LLVMValueRef jit_emit_lse(JitEmit *E, SymId e, IdxId var, SymId body, int
 		b2 = jit_emit(E, body);
 		jit_position_top(E);
 	}
-	LLVMValueRef t = jit_intrin1(E, "llvm.exp", LLVMBuildFSub(E->b, b2, shift, "d"), "e");
+	LLVMValueRef t = jit_exp(E, LLVMBuildFSub(E->b, b2, shift, "d"), "e");
 	if (buf)   /* keep exp(b_i - shift) for softmax activations (jit_emit_softmax) */
 		LLVMBuildStore(E->b, t, jit_elem_ptr(E, buf, E->lv[E->depth - 1].iv, "eslot"));
+	if (split) {
+		jit_loop_close(E);
+		jit_at(E, level);
+		jit_open_reduction(E, var);
+		if (E->failed)
+			return jit_f64(E, 0.0);
+		s = jit_loop_phi(E, name);
+		jit_position_top(E);
+		t = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, buf, E->lv[E->depth - 1].iv, "eslot"), "e");
+	}
 	LLVMValueRef snext = LLVMBuildFAdd(E->b, s, t, "s");
 	LLVMValueRef zero = jit_f64(E, 0.0);
 	jit_loop_close_acc(E, 1, &s, &zero, &snext);

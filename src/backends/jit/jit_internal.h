@@ -61,6 +61,7 @@ typedef struct JitEmit {
 	LLVMValueRef *gconst;      /* MT_CONST / MT_LEARN baked in: private constant global */
 	int64_t *ws_off;           /* MT_INPUT / MT_DYN / MT_ACT, run-time weights: offset in ws, -1 none */
 	bool bake;                 /* static and learn tensors as constants (JitOptions.bake_weights) */
+	bool fast_exp;             /* exp as inline straight-line code (JitOptions.fast_exp) */
 	int64_t tau_off;           /* ws offset of the time constants, one per state component */
 	int64_t *x_off;            /* MT_STATE: offset in x, -1 none */
 
