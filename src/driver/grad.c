@@ -1,0 +1,264 @@
+/* grad.c - the discrete adjoint of forward Euler (grad.h).
+ *
+ * The host side of training: it drives the forward kernels of the gradient
+ * module (setup, init_state, euler, outputs) and its vector-Jacobian
+ * products (jit_grad.h) over a checkpointed trajectory.  All derivatives are
+ * the compiler's (sym_diff_at, emitted by the JIT); nothing here
+ * differentiates numerically.  Clamped neurons: the adjoint fed to the
+ * right-hand side's VJP is masked (their f is 0), while their own adjoint
+ * component accumulates what the free neurons' dynamics owe them, which the
+ * init / clamp VJP at n = 0 turns into the gradient of a clamp value.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grad.h"
+
+struct DamGrad {
+	Model *m;
+	JitGrad *jit;
+	const JitGradKernels *k;
+	double *ws, *x;
+	double *freem;             /* 1 on free state components, 0 on clamped */
+	int *owner;                /* per state component: the seg (k.seg index) that sets x_0, -1 none */
+	double *lam, *dx, *tmp, *out;
+	size_t n, nout;
+};
+
+/* 1 on the free components, 0 on the clamped ones. */
+static void grad_masks(DamGrad *g)
+{
+	const Model *m = g->m;
+	for (size_t i = 0; i < g->n; i++)
+		g->freem[i] = 1.0, g->owner[i] = -1;
+	for (int l = 0; l < m->nlayers; l++) {
+		const MLayer *L = &m->layers[l];
+		size_t off = (size_t)model_layer_offset(m, l);
+		for (int s = 0; s < L->nclamp; s++)
+			for (int64_t j = L->clamp[s].lo < 0 ? 0 : L->clamp[s].lo; j < L->clamp[s].hi && j < L->n; j++)
+				g->freem[off + (size_t)j] = 0.0;
+	}
+}
+
+/* Which segment sets neuron j of layer l at t = 0: the last init segment
+ * covering it, overridden by the last clamp; as (clamp, index), -1 none. */
+static void grad_seg_owner(const MLayer *L, int64_t j, int *clamp, int *index)
+{
+	*clamp = 0, *index = -1;
+	for (int s = 0; s < L->ninit; s++)
+		if (j >= L->init[s].lo && j < L->init[s].hi)
+			*index = s;
+	for (int s = 0; s < L->nclamp; s++)
+		if (j >= L->clamp[s].lo && j < L->clamp[s].hi)
+			*clamp = 1, *index = s;
+}
+
+static void grad_owners(DamGrad *g)
+{
+	const Model *m = g->m;
+	for (int k = 0; k < g->k->nseg; k++) {
+		const JitGradSeg *sg = &g->k->seg[k];
+		const MLayer *L = &m->layers[sg->layer];
+		size_t off = (size_t)model_layer_offset(m, sg->layer);
+		for (int64_t j = sg->lo; j < sg->hi; j++) {
+			int clamp, index;
+			grad_seg_owner(L, j, &clamp, &index);
+			if (index == sg->index && clamp == (sg->clamp ? 1 : 0))
+				g->owner[off + (size_t)j] = k;
+		}
+	}
+}
+
+DamGrad *grad_new(Model *m, unsigned flags, char *err, size_t errlen)
+{
+	JitOptions o = { .opt_level = 2 };
+	JitGrad *j = jit_grad_compile(m, &o, flags, err, errlen);
+	if (!j)
+		return NULL;
+	DamGrad *g = dam_xrealloc(NULL, sizeof *g);
+	memset(g, 0, sizeof *g);
+	g->m = m;
+	g->jit = j;
+	g->k = jit_grad_kernels(j);
+	g->n = g->k->fwd.nstate;
+	g->nout = g->k->fwd.noutput;
+	size_t nn = g->n ? g->n : 1;
+	g->ws = dam_xrealloc(NULL, g->k->fwd.ws_size * sizeof *g->ws + sizeof *g->ws);
+	g->x = dam_xrealloc(NULL, nn * sizeof *g->x);
+	g->freem = dam_xrealloc(NULL, nn * sizeof *g->freem);
+	g->owner = dam_xrealloc(NULL, nn * sizeof *g->owner);
+	g->lam = dam_xrealloc(NULL, nn * sizeof *g->lam);
+	g->dx = dam_xrealloc(NULL, nn * sizeof *g->dx);
+	g->tmp = dam_xrealloc(NULL, (g->k->ntheta_total + 1) * sizeof *g->tmp);
+	g->out = dam_xrealloc(NULL, (g->nout + 1) * sizeof *g->out);
+	jit_grad_ws_init(j, m, g->ws);
+	memset(g->x, 0, nn * sizeof *g->x);
+	grad_masks(g);
+	grad_owners(g);
+	return g;
+}
+
+void grad_free(DamGrad *g)
+{
+	if (!g)
+		return;
+	jit_grad_free(g->jit);
+	dam_free(g->ws);
+	dam_free(g->x);
+	dam_free(g->freem);
+	dam_free(g->owner);
+	dam_free(g->lam);
+	dam_free(g->dx);
+	dam_free(g->tmp);
+	dam_free(g->out);
+	dam_free(g);
+}
+
+const JitGradKernels *grad_kernels(const DamGrad *g) { return g->k; }
+int grad_nparams(const DamGrad *g) { return g->k->ntheta; }
+TensorId grad_param(const DamGrad *g, int i) { return g->k->theta[i]; }
+size_t grad_param_offset(const DamGrad *g, int i) { return g->k->theta_off[i]; }
+size_t grad_size(const DamGrad *g) { return g->k->ntheta_total; }
+const double *grad_state(const DamGrad *g) { return g->x; }
+
+int grad_set_input(DamGrad *g, int input, const double *v, size_t n)
+{
+	if (input < 0 || input >= g->m->ninputs || (int64_t)n != g->m->inputs[input].n)
+		return -1;
+	memcpy(g->ws + g->k->fwd.input_off[input], v, n * sizeof *v);
+	return 0;
+}
+
+int grad_set_tensor(DamGrad *g, TensorId t, const double *v)
+{
+	int64_t off = jit_grad_ws_offset(g->jit, t);
+	if (t == 0 || t >= g->m->ntensors || off < 0 ||
+	    (g->m->tensors[t].kind != MT_CONST && g->m->tensors[t].kind != MT_LEARN))
+		return -1;
+	memcpy(g->ws + off, v, (size_t)sym_tensor_size(g->m->sym, t) * sizeof *v);
+	return 0;
+}
+
+/* Setup and x_0. */
+static void grad_start(DamGrad *g)
+{
+	g->k->fwd.setup(g->ws);
+	g->k->fwd.init_state(g->ws, g->x);
+}
+
+/* L at g->x and, when mu is non-NULL, dL/dy (all outputs, 0 off `output`). */
+static double grad_output_loss(DamGrad *g, int output, const double *target, double *mu)
+{
+	g->k->fwd.outputs(g->ws, g->x, g->out);
+	size_t off = g->k->fwd.output_off[output];
+	const MOutput *O = &g->m->outputs[output];
+	size_t ny = (size_t)(O->rank == 0 ? 1 : O->n);
+	double loss = 0;
+	if (mu)
+		memset(mu, 0, g->nout * sizeof *mu);
+	for (size_t i = 0; i < ny; i++) {
+		double e = g->out[off + i] - target[i];
+		loss += e * e;
+		if (mu)
+			mu[off + i] = 2.0 * e;
+	}
+	return loss;
+}
+
+double grad_loss(DamGrad *g, double dt, int64_t nsteps, int output, const double *target)
+{
+	grad_start(g);
+	g->k->fwd.euler(g->ws, g->x, dt, nsteps);
+	return grad_output_loss(g, output, target, NULL);
+}
+
+/* acc += a * v (n values). */
+static void grad_axpy(double *acc, double a, const double *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		acc[i] += a * v[i];
+}
+
+/* One step back at x_n: theta gradient and lam_{n+1} -> lam_n. */
+static void grad_step_back(DamGrad *g, const double *xn, double dt, double *grad)
+{
+	const JitGradKernels *k = g->k;
+	double *lamws = g->ws + k->lam_off;
+	for (size_t i = 0; i < g->n; i++)
+		lamws[i] = g->lam[i] * g->freem[i];
+	k->f.pre(g->ws, xn);
+	k->f.dtheta(g->ws, xn, g->tmp);
+	k->f.dx(g->ws, xn, g->dx);
+	grad_axpy(grad, dt, g->tmp, k->ntheta_total);
+	grad_axpy(g->lam, dt, g->dx, g->n);
+}
+
+/* The direct part of dL/dtheta and lam_N = dL/dx_N, at x_N = g->x. */
+static double grad_final(DamGrad *g, int output, const double *target, double *grad)
+{
+	const JitGradKernels *k = g->k;
+	double *mu = g->ws + k->mu_off;
+	memset(g->ws + k->lam_off, 0, g->n * sizeof *g->ws);
+	double loss = grad_output_loss(g, output, target, mu);
+	k->o.pre(g->ws, g->x);
+	k->o.dtheta(g->ws, g->x, g->tmp);
+	k->o.dx(g->ws, g->x, g->lam);
+	memcpy(grad, g->tmp, k->ntheta_total * sizeof *grad);
+	memset(mu, 0, g->nout * sizeof *mu);
+	return loss;
+}
+
+/* (d x_0 / d theta)^T lam_0 through the init and clamp values. */
+static void grad_initial(DamGrad *g, const double *x0, double *grad)
+{
+	const JitGradKernels *k = g->k;
+	if (!k->nseg)
+		return;
+	for (int s = 0; s < k->nseg; s++) {
+		const JitGradSeg *sg = &k->seg[s];
+		size_t off = (size_t)model_layer_offset(g->m, sg->layer);
+		for (int64_t j = sg->lo; j < sg->hi; j++) {
+			size_t i = off + (size_t)j;
+			g->ws[sg->ws_off + (size_t)(j - sg->lo)] = g->owner[i] == s ? g->lam[i] : 0.0;
+		}
+	}
+	k->i.pre(g->ws, x0);
+	k->i.dtheta(g->ws, x0, g->tmp);
+	grad_axpy(grad, 1.0, g->tmp, k->ntheta_total);
+}
+
+double grad_run(DamGrad *g, double dt, int64_t nsteps, int64_t kk, int output, const double *target,
+                double *grad)
+{
+	if (nsteps < 0)
+		nsteps = 0;
+	if (kk <= 0)
+		kk = (int64_t)ceil(sqrt((double)(nsteps > 1 ? nsteps : 1)));
+	int64_t nck = nsteps ? (nsteps + kk - 1) / kk : 1;
+	size_t n = g->n, sz = n * sizeof(double);
+	double *ck = dam_xrealloc(NULL, (size_t)nck * sz + sizeof(double));
+	double *traj = dam_xrealloc(NULL, (size_t)kk * sz + sizeof(double));
+	grad_start(g);
+	for (int64_t c = 0; c < nck; c++) {           /* forward, keeping the checkpoints */
+		memcpy(ck + (size_t)c * n, g->x, sz);
+		int64_t len = nsteps - c * kk < kk ? nsteps - c * kk : kk;
+		if (len > 0)
+			g->k->fwd.euler(g->ws, g->x, dt, len);
+	}
+	double loss = grad_final(g, output, target, grad);
+	for (int64_t c = nck - 1; c >= 0 && nsteps > 0; c--) {
+		int64_t len = nsteps - c * kk < kk ? nsteps - c * kk : kk;
+		memcpy(traj, ck + (size_t)c * n, sz);      /* the segment again, forward */
+		for (int64_t s = 1; s < len; s++) {
+			memcpy(traj + (size_t)s * n, traj + (size_t)(s - 1) * n, sz);
+			g->k->fwd.euler(g->ws, traj + (size_t)s * n, dt, 1);
+		}
+		for (int64_t s = len - 1; s >= 0; s--)
+			grad_step_back(g, traj + (size_t)s * n, dt, grad);
+	}
+	grad_initial(g, ck, grad);
+	dam_free(ck);
+	dam_free(traj);
+	return loss;
+}
