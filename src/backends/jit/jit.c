@@ -47,9 +47,16 @@ static void jit_init_llvm(void)
 	jit_llvm_ok = !LLVMInitializeNativeTarget() && !LLVMInitializeNativeAsmPrinter();
 }
 
-static void jit_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void jit_errf(char *err, size_t errlen, const char *fmt, ...)
+int jit_llvm_init(char *err, size_t errlen)
+{
+	pthread_once(&jit_llvm_once, jit_init_llvm);
+	if (jit_llvm_ok)
+		return 0;
+	jit_errf(err, errlen, "jit: LLVM has no native target");
+	return -1;
+}
+
+void jit_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 	if (!err || !errlen)
@@ -61,7 +68,7 @@ static void jit_errf(char *err, size_t errlen, const char *fmt, ...)
 
 /* Copies the message of e (if any) into err and disposes e; returns -1 on
  * error, 0 when e is NULL (success). */
-static int jit_check(LLVMErrorRef e, const char *what, char *err, size_t errlen)
+int jit_check(LLVMErrorRef e, const char *what, char *err, size_t errlen)
 {
 	if (!e)
 		return 0;
@@ -89,7 +96,7 @@ static LLVMCodeGenOptLevel jit_cg_level(int opt)
 }
 
 /* A TargetMachine for the host CPU and its features. */
-static LLVMTargetMachineRef jit_host_tm(int opt, char *err, size_t errlen)
+LLVMTargetMachineRef jit_host_tm(int opt, char *err, size_t errlen)
 {
 	char *triple = LLVMGetDefaultTargetTriple();
 	char *cpu = LLVMGetHostCPUName();
@@ -152,7 +159,7 @@ static int jit_build_module(LLVMModuleRef mod, const Model *m, JitLayout *lay, J
 	return 0;
 }
 
-static int jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char *err, size_t errlen)
+int jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char *err, size_t errlen)
 {
 	char pipeline[32];
 	if (opt <= 0)
@@ -168,7 +175,7 @@ static int jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, cha
 }
 
 /* Creates the LLJIT; consumes tm (the JIT's target machine builder takes it). */
-static LLVMOrcLLJITRef jit_create_lljit(LLVMTargetMachineRef tm, char *err, size_t errlen)
+LLVMOrcLLJITRef jit_create_lljit(LLVMTargetMachineRef tm, char *err, size_t errlen)
 {
 	LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
 	/* The JTMB takes ownership of tm; the builder takes the JTMB. */

@@ -19,7 +19,6 @@
  * the adjoint kernels go into one module, optimised and linked by an LLJIT
  * of its own (the same steps as jit.c, on one thread).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,17 +74,6 @@ struct JitGrad {
 	JitGradSeg *seg;
 };
 
-static void grad_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void grad_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static void *grad_zalloc(size_t n)
 {
 	void *p = dam_xrealloc(NULL, n ? n : 1);
@@ -132,44 +120,10 @@ static TensorId grad_input(GradBuild *B, const char *name, int rank, const int64
 
 /* ---- what is a parameter ----------------------------------------------------- */
 
-static void grad_mark(const SymCtx *c, SymId e, uint8_t *seen, uint8_t *used)
-{
-	if (!e || seen[e])
-		return;
-	seen[e] = 1;
-	const SymNode *n = sym_node(c, e);
-	if (n->kind == SYM_TENSOR)
-		used[n->aux] = 1;
-	for (int i = 0; i < n->nkids; i++)
-		grad_mark(c, n->kids[i], seen, used);
-}
-
-/* The tensors the kernels read (as jit_used_tensors in jit_kernels.c). */
-static uint8_t *grad_used(const Model *m)
-{
-	uint8_t *seen = grad_zalloc(sym_count(m->sym)), *used = grad_zalloc((size_t)m->ntensors + 1);
-	for (int l = 0; l < m->nlayers; l++) {
-		const MLayer *L = &m->layers[l];
-		grad_mark(m->sym, L->act, seen, used);
-		grad_mark(m->sym, L->rhs, seen, used);
-		for (int k = 0; k < L->ninit; k++)
-			grad_mark(m->sym, L->init[k].value, seen, used);
-		for (int k = 0; k < L->nclamp; k++)
-			grad_mark(m->sym, L->clamp[k].value, seen, used);
-	}
-	for (int o = 0; o < m->noutputs; o++)
-		grad_mark(m->sym, m->outputs[o].expr, seen, used);
-	for (TensorId t = 1; t < m->ntensors; t++)
-		if (m->tensors[t].kind == MT_DYN)
-			grad_mark(m->sym, m->tensors[t].def, seen, used);
-	dam_free(seen);
-	return used;
-}
-
 static void grad_params(GradBuild *B, unsigned flags)
 {
 	const Model *m = B->m;
-	uint8_t *used = grad_used(m);
+	uint8_t *used = jit_used_tensors(m);
 	B->theta = grad_zalloc(m->ntensors * sizeof *B->theta);
 	for (TensorId t = 1; t < m->ntensors; t++) {
 		MTensorKind k = m->tensors[t].kind;
@@ -498,7 +452,7 @@ static int grad_emit(LLVMModuleRef mod, GradBuild *B, JitGrad *g, const JitOptio
 		rc = E.failed ? -1 : 0;
 	}
 	if (rc)
-		grad_errf(err, errlen, "jit (gradient): %s", E.err);
+		jit_errf(err, errlen, "jit (gradient): %s", E.err);
 	for (int k = 0; k < B->nseg && !rc; k++)
 		g->seg[k].ws_off = (size_t)E.ws_off[B->seg_t[k]];
 	g->k.lam_off = B->m->nlayers ? (size_t)E.ws_off[B->lam[0]] : 0;
@@ -509,82 +463,30 @@ static int grad_emit(LLVMModuleRef mod, GradBuild *B, JitGrad *g, const JitOptio
 
 /* ---- LLVM: verify, optimise, link (as jit.c, one module, one thread) ------------ */
 
-static int grad_check(LLVMErrorRef e, const char *what, char *err, size_t errlen)
-{
-	if (!e)
-		return 0;
-	char *msg = LLVMGetErrorMessage(e);   /* consumes e */
-	grad_errf(err, errlen, "%s: %s", what, msg);
-	LLVMDisposeErrorMessage(msg);
-	return -1;
-}
-
-static LLVMTargetMachineRef grad_host_tm(char *err, size_t errlen)
-{
-	char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName();
-	char *features = LLVMGetHostCPUFeatures(), *msg = NULL;
-	LLVMTargetRef target;
-	LLVMTargetMachineRef tm = NULL;
-	if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
-		grad_errf(err, errlen, "no LLVM target for %s: %s", triple, msg ? msg : "?");
-		LLVMDisposeMessage(msg);
-	} else {
-		tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault,
-		                             LLVMRelocDefault, LLVMCodeModelJITDefault);
-		if (!tm)
-			grad_errf(err, errlen, "cannot create a target machine for %s", triple);
-	}
-	LLVMDisposeMessage(triple);
-	LLVMDisposeMessage(cpu);
-	LLVMDisposeMessage(features);
-	return tm;
-}
-
+/* Verify mod, then jit.c's pipeline. */
 static int grad_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char *err, size_t errlen)
 {
 	char *msg = NULL;
 	if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
-		grad_errf(err, errlen, "jit (gradient): invalid LLVM IR: %s", msg ? msg : "?");
+		jit_errf(err, errlen, "jit (gradient): invalid LLVM IR: %s", msg ? msg : "?");
 		LLVMDisposeMessage(msg);
 		return -1;
 	}
 	LLVMDisposeMessage(msg);
-	if (opt <= 0)
-		return 0;
-	char pipeline[32];
-	snprintf(pipeline, sizeof pipeline, "default<O%d>", opt > 3 ? 3 : opt);
-	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
-	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
-	LLVMErrorRef e = LLVMRunPasses(mod, pipeline, tm, po);
-	LLVMDisposePassBuilderOptions(po);
-	return grad_check(e, "jit (gradient): optimisation", err, errlen);
+	return jit_optimise(mod, tm, opt, err, errlen);
 }
 
-/* The LLJIT, linking the object code of mod; consumes tm and obj. */
+/* jit.c's LLJIT, linking the object code of mod; consumes tm and obj. */
 static LLVMOrcLLJITRef grad_link(LLVMTargetMachineRef tm, LLVMMemoryBufferRef obj, char *err, size_t errlen)
 {
-	LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
-	/* The JTMB takes ownership of tm; the builder takes the JTMB. */
-	LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(builder,
-	                                              LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
-	LLVMOrcLLJITRef lljit = NULL;
-	if (grad_check(LLVMOrcCreateLLJIT(&lljit, builder), "jit (gradient): creating LLJIT", err, errlen)) {
+	LLVMOrcLLJITRef lljit = jit_create_lljit(tm, err, errlen);
+	if (!lljit) {
 		LLVMDisposeMemoryBuffer(obj);
 		return NULL;
 	}
-	LLVMOrcDefinitionGeneratorRef gen = NULL;
-	LLVMErrorRef e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
-		&gen, LLVMOrcLLJITGetGlobalPrefix(lljit), NULL, NULL);
-	if (grad_check(e, "jit (gradient): process symbols", err, errlen)) {
-		LLVMDisposeMemoryBuffer(obj);
-		LLVMOrcDisposeLLJIT(lljit);
-		return NULL;
-	}
-	LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(lljit), gen);   /* takes gen */
 	/* consumes obj, even on error */
-	if (grad_check(LLVMOrcLLJITAddObjectFile(lljit, LLVMOrcLLJITGetMainJITDylib(lljit), obj),
-	               "jit (gradient): adding object code", err, errlen)) {
+	if (jit_check(LLVMOrcLLJITAddObjectFile(lljit, LLVMOrcLLJITGetMainJITDylib(lljit), obj),
+	              "jit (gradient): adding object code", err, errlen)) {
 		LLVMOrcDisposeLLJIT(lljit);
 		return NULL;
 	}
@@ -594,7 +496,7 @@ static LLVMOrcLLJITRef grad_link(LLVMTargetMachineRef tm, LLVMMemoryBufferRef ob
 static int grad_lookup(JitGrad *g, const char *name, void *fnptr_out, char *err, size_t errlen)
 {
 	LLVMOrcExecutorAddress addr = 0;
-	if (grad_check(LLVMOrcLLJITLookup(g->lljit, &addr, name), "jit (gradient): lookup", err, errlen))
+	if (jit_check(LLVMOrcLLJITLookup(g->lljit, &addr, name), "jit (gradient): lookup", err, errlen))
 		return -1;
 	void *p = (void *)(uintptr_t)addr;
 	memcpy(fnptr_out, &p, sizeof p);
@@ -698,12 +600,10 @@ JitGrad *jit_grad_compile(Model *m, const JitOptions *opt, unsigned flags, char 
 	if (!opt)
 		opt = &defaults;
 	memset(&B, 0, sizeof B);
-	if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter()) {
-		grad_errf(err, errlen, "jit (gradient): LLVM has no native target");
+	if (jit_llvm_init(err, errlen))
 		goto fail;
-	}
 	grad_prepare(&B, g, m, flags);
-	if (!(tm = grad_host_tm(err, errlen)))
+	if (!(tm = jit_host_tm(2, err, errlen)))
 		goto fail;
 	ctx = LLVMContextCreate();
 	mod = LLVMModuleCreateWithNameInContext("dam.grad", ctx);
@@ -723,7 +623,7 @@ JitGrad *jit_grad_compile(Model *m, const JitOptions *opt, unsigned flags, char 
 	if (grad_optimise(mod, tm, opt->opt_level, err, errlen))
 		goto fail;
 	if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &obj)) {
-		grad_errf(err, errlen, "jit (gradient): code generation: %s", msg ? msg : "?");
+		jit_errf(err, errlen, "jit (gradient): code generation: %s", msg ? msg : "?");
 		LLVMDisposeMessage(msg);
 		goto fail;
 	}
@@ -782,7 +682,7 @@ void jit_grad_free(JitGrad *g)
 	if (!g)
 		return;
 	if (g->lljit)
-		grad_check(LLVMOrcDisposeLLJIT(g->lljit), "jit (gradient): disposing", NULL, 0);
+		jit_check(LLVMOrcDisposeLLJIT(g->lljit), "jit (gradient): disposing", NULL, 0);
 	dam_free(g->lay.input_off);
 	dam_free(g->lay.output_off);
 	dam_free(g->lay.tensor_ws_off);

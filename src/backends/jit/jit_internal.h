@@ -22,6 +22,9 @@
 #include <stdint.h>
 
 #include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/TargetMachine.h>
 
 #include "jit.h"
 
@@ -188,8 +191,27 @@ typedef struct JitLayout {
  * same in both. */
 typedef enum { JIT_PART_ALL, JIT_PART_HOT, JIT_PART_COLD } JitPart;
 
+/* The tensors some kernel of m reads (used[t] = 1; ntensors + 1 entries,
+ * dam_free them): activations, right-hand sides, biases, initial and clamped
+ * values, the energy, the outputs, the dynamic tensors' definitions.  Static
+ * tensors outside it take no room in the workspace. */
+uint8_t *jit_used_tensors(const Model *m);
+
 /* Lays out ws, emits the kernels of `part` into E->mod; 0 on success. */
 int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part);
+
+/* ---- the LLVM plumbing of jit.c, shared with jit_grad.c ---- */
+/* LLVM's native target initialised once per process; 0 ok, -1 if none. */
+int jit_llvm_init(char *err, size_t errlen);
+void jit_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The message of e (if any) into err, e disposed; -1 on error, 0 for NULL. */
+int jit_check(LLVMErrorRef e, const char *what, char *err, size_t errlen);
+/* A TargetMachine for the host CPU and its features, at optimisation level opt. */
+LLVMTargetMachineRef jit_host_tm(int opt, char *err, size_t errlen);
+/* The default<O1..3> pipeline with loop and SLP vectorisation (opt 0: none). */
+int jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char *err, size_t errlen);
+/* An LLJIT that resolves the process' symbols (libm); consumes tm. */
+LLVMOrcLLJITRef jit_create_lljit(LLVMTargetMachineRef tm, char *err, size_t errlen);
 
 /* Names of the emitted functions, in JitKernels order. */
 #define JIT_FN_SETUP   "dam_setup"

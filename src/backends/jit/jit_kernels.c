@@ -172,28 +172,28 @@ static void jit_mark_used(const SymCtx *c, SymId e, uint8_t *seen, uint8_t *used
  * the dynamic tensors refer to.  A static tensor that only the front end used
  * (the raw array a load() returned, a block's materialised weights that the
  * kernels compute from their factors) takes no room in the workspace. */
-static uint8_t *jit_used_tensors(JitEmit *E)
+uint8_t *jit_used_tensors(const Model *m)
 {
-	const Model *m = E->m;
-	uint8_t *seen = dam_xrealloc(NULL, E->nsym), *used = dam_xrealloc(NULL, (size_t)m->ntensors + 1);
-	memset(seen, 0, E->nsym);
+	size_t nsym = sym_count(m->sym);
+	uint8_t *seen = dam_xrealloc(NULL, nsym), *used = dam_xrealloc(NULL, (size_t)m->ntensors + 1);
+	memset(seen, 0, nsym);
 	memset(used, 0, (size_t)m->ntensors + 1);
 	for (int l = 0; l < m->nlayers; l++) {
 		const MLayer *L = &m->layers[l];
-		jit_mark_used(E->sym, L->act, seen, used);
-		jit_mark_used(E->sym, L->rhs, seen, used);
-		jit_mark_used(E->sym, L->bias, seen, used);
+		jit_mark_used(m->sym, L->act, seen, used);
+		jit_mark_used(m->sym, L->rhs, seen, used);
+		jit_mark_used(m->sym, L->bias, seen, used);
 		for (int k = 0; k < L->ninit; k++)
-			jit_mark_used(E->sym, L->init[k].value, seen, used);
+			jit_mark_used(m->sym, L->init[k].value, seen, used);
 		for (int k = 0; k < L->nclamp; k++)
-			jit_mark_used(E->sym, L->clamp[k].value, seen, used);
+			jit_mark_used(m->sym, L->clamp[k].value, seen, used);
 	}
-	jit_mark_used(E->sym, m->energy, seen, used);
+	jit_mark_used(m->sym, m->energy, seen, used);
 	for (int o = 0; o < m->noutputs; o++)
-		jit_mark_used(E->sym, m->outputs[o].expr, seen, used);
+		jit_mark_used(m->sym, m->outputs[o].expr, seen, used);
 	for (TensorId t = 1; t < m->ntensors; t++)
 		if (m->tensors[t].kind == MT_DYN)
-			jit_mark_used(E->sym, m->tensors[t].def, seen, used);
+			jit_mark_used(m->sym, m->tensors[t].def, seen, used);
 	dam_free(seen);
 	return used;
 }
@@ -222,7 +222,7 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	cur += (int64_t)lay->nstate;
 	lay->tau_off = E->tau_off = cur;       /* time constants: run-time data (jit_ws_init) */
 	cur += (int64_t)lay->nstate;
-	uint8_t *used = jit_used_tensors(E);
+	uint8_t *used = jit_used_tensors(m);
 	for (TensorId t = 1; t < m->ntensors; t++) {
 		const MTensor *mt = &m->tensors[t];
 		if (mt->kind == MT_DYN) {
