@@ -134,13 +134,13 @@ done >"$tmp/all256.txt"
 ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) * 1000}'; }
 declare -a td t1 th ts
 for r in 1 2 3 4 5; do
-  a=$(date +%s.%N); "$B/damc" run examples/parity_et.dam --dataset "$tmp/all256.txt" --dt 1e-4 --t-end 1 --json \
+  a=$(date +%s.%N); "$B/damc" run examples/parity_et.dam --dataset "$tmp/all256.txt" --solver euler --dt 1e-4 --t-end 1 --json \
     >"$tmp/e2e.json" 2>/dev/null; b=$(date +%s.%N); td+=("$(ms "$a" "$b")")
-  a=$(date +%s.%N); "$B/damc" run examples/parity_et.dam --dataset "$tmp/all256.txt" --dt 1e-4 --t-end 1 --json \
+  a=$(date +%s.%N); "$B/damc" run examples/parity_et.dam --dataset "$tmp/all256.txt" --solver euler --dt 1e-4 --t-end 1 --json \
     --threads 1 >"$tmp/e2e1.json" 2>/dev/null; b=$(date +%s.%N); t1+=("$(ms "$a" "$b")")
   a=$(date +%s.%N); "$E" e2e-hand "$pub/model_best.npz" "$tmp/all256.txt" >/dev/null; b=$(date +%s.%N)
   th+=("$(ms "$a" "$b")")
-  a=$(date +%s.%N); "$B/damc" run examples/parity_et.dam --dataset "$tmp/all256.txt" --dt 1e-4 --t-end 1e-4 --json \
+  a=$(date +%s.%N); "$B/damc" run examples/parity_et.dam --dataset "$tmp/all256.txt" --solver euler --dt 1e-4 --t-end 1e-4 --json \
     >/dev/null 2>&1; b=$(date +%s.%N); ts+=("$(ms "$a" "$b")")
 done
 med() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
