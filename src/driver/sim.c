@@ -38,6 +38,8 @@ struct DamSim {
 	double *tau;           /* per component */
 	double **inputs;       /* per input: the values set (NULL: not set) */
 	double **dynamic;      /* per tensor: values programmed over an MT_DYN tensor (or NULL) */
+	bool static_ready;     /* the caches of static tensors in ws are current (setup ran since
+	                        * the last sim_set_tensor): later runs need setup_run only */
 	SimTraceFn trace;
 	void *trace_user;
 };
@@ -240,6 +242,7 @@ int sim_set_tensor(DamSim *s, TensorId t, const double *v)
 	if ((kind != MT_CONST && kind != MT_LEARN) || off < 0)
 		return -1;
 	memcpy(s->ws + off, v, (size_t)sym_tensor_size(s->m->sym, t) * sizeof *v);
+	s->static_ready = false;
 	return 0;
 }
 
@@ -252,12 +255,18 @@ void sim_clear_dynamic(DamSim *s, TensorId t)
 		}
 }
 
-/* setup() computes the dynamic tensors from the inputs; programmed values
- * then replace them (a controller writing crossbar rows itself). */
+/* setup() computes the dynamic tensors from the inputs (and the caches of
+ * the static tensors, the first time and after they changed: setup_run
+ * otherwise); programmed values then replace them (a controller writing
+ * crossbar rows itself). */
 static void sim_setup(DamSim *s)
 {
 	bool programmed = false;
-	s->k->setup(s->ws);
+	if (s->static_ready && s->k->setup_run)
+		s->k->setup_run(s->ws);
+	else
+		s->k->setup(s->ws);
+	s->static_ready = true;
 	for (uint32_t t = 0; t < s->m->ntensors; t++)
 		if (s->dynamic[t]) {
 			memcpy(sim_tensor(s, t), s->dynamic[t], (size_t)sym_tensor_size(s->m->sym, t) * sizeof(double));

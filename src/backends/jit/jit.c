@@ -214,6 +214,7 @@ static int jit_lookup_all(Jit *j, char *err, size_t errlen)
 {
 	JitKernels *k = &j->k;
 	if (jit_lookup(j, JIT_FN_SETUP, &k->setup, err, errlen) ||
+	    jit_lookup(j, JIT_FN_SETUP_RUN, &k->setup_run, err, errlen) ||
 	    jit_lookup(j, JIT_FN_INIT, &k->init_state, err, errlen) ||
 	    jit_lookup(j, JIT_FN_RHS, &k->rhs, err, errlen) ||
 	    jit_lookup(j, JIT_FN_ENERGY, &k->energy, err, errlen) ||

@@ -33,6 +33,10 @@ typedef struct JitKernels {
 	const size_t *output_off;      /* offset of each output inside the out[] array */
 	/* After the inputs are in ws: compute dynamic tensors and biases. */
 	void (*setup)(double *ws);
+	/* The part of setup that depends on the inputs: enough for a further
+	 * run with other inputs when the static tensors are unchanged since the
+	 * last setup() (the caches computed from them alone are still in ws). */
+	void (*setup_run)(double *ws);
 	/* Initial state (init segments, then clamps). Call after setup. */
 	void (*init_state)(double *ws, double *x);
 	/* dx/dt for all layers (rhs/tau; 0 for clamped neurons). */

@@ -215,6 +215,7 @@ LLVMOrcLLJITRef jit_create_lljit(LLVMTargetMachineRef tm, char *err, size_t errl
 
 /* Names of the emitted functions, in JitKernels order. */
 #define JIT_FN_SETUP   "dam_setup"
+#define JIT_FN_SETUP_RUN "dam_setup_run"
 #define JIT_FN_INIT    "dam_init_state"
 #define JIT_FN_RHS     "dam_rhs"
 #define JIT_FN_ENERGY  "dam_energy"

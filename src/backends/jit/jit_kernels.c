@@ -511,18 +511,43 @@ static void jit_build_helpers(JitEmit *E, const JitLayout *lay, JitHelpers *H, b
 	jit_fn_end(E, NULL);
 }
 
-/* The caches of the plan (only_relayout: the layout copies only), each
- * flattened in its order. */
-static void jit_emit_caches(JitEmit *E, const JitCachePlan *P, bool only_relayout)
+/* 1 if e reads an input or a dynamic tensor (memo: 0 unknown, 1 no, 2 yes). */
+static bool jit_reads_inputs(JitEmit *E, SymId e, uint8_t *memo)
 {
+	if (memo[e])
+		return memo[e] == 2;
+	const SymNode *n = sym_node(E->sym, e);
+	bool dep = n->kind == SYM_TENSOR && n->aux < (uint32_t)E->m->ntensors &&
+	           (E->m->tensors[n->aux].kind == MT_DYN || E->m->tensors[n->aux].kind == MT_INPUT);
+	for (int i = 0; i < n->nkids && !dep; i++)
+		dep = jit_reads_inputs(E, n->kids[i], memo);
+	memo[e] = dep ? 2 : 1;
+	return dep;
+}
+
+typedef enum { JIT_CACHES_ALL, JIT_CACHES_RELAYOUT, JIT_CACHES_PER_RUN } JitCacheSet;
+
+/* The caches of the plan, each flattened in its order: all of them, the
+ * layout copies only (relayout), or those that depend on the inputs (the
+ * per-run setup: a cache of static tensors alone keeps its value). */
+static void jit_emit_caches(JitEmit *E, const JitCachePlan *P, JitCacheSet which)
+{
+	uint8_t *memo = NULL;
+	if (which == JIT_CACHES_PER_RUN) {
+		memo = dam_xrealloc(NULL, E->nsym);
+		memset(memo, 0, E->nsym);
+	}
 	for (int i = 0; i < P->n && !E->failed; i++) {
 		SymId c = P->list[i];
 		const SymNode *n = sym_node(E->sym, c);
-		if (only_relayout && !E->relayout[c])
+		if (which == JIT_CACHES_RELAYOUT && !E->relayout[c])
+			continue;
+		if (which == JIT_CACHES_PER_RUN && !jit_reads_inputs(E, c, memo))
 			continue;
 		const IdxId *ord = E->cache_ord_set[c] ? E->cache_ord + (size_t)c * SYM_MAX_RANK : n->free;
 		jit_assign_nd(E, E->ws, E->cache_off[c], n->nfree, ord, c, "cache");
 	}
+	dam_free(memo);
 }
 
 static void jit_build_setup(JitEmit *E, const JitCachePlan *P)
@@ -530,7 +555,18 @@ static void jit_build_setup(JitEmit *E, const JitCachePlan *P)
 	jit_cold(E, jit_kernel_begin(E, JIT_FN_SETUP, LLVMVoidTypeInContext(E->ctx), 1, false));
 	E->use_cache = false;
 	jit_emit_dyn(E);
-	jit_emit_caches(E, P, false);
+	jit_emit_caches(E, P, JIT_CACHES_ALL);
+	jit_fn_end(E, NULL);
+}
+
+/* setup_run: what setup computes from the inputs, once the static caches
+ * are in ws (a setup() since the static tensors last changed). */
+static void jit_build_setup_run(JitEmit *E, const JitCachePlan *P)
+{
+	jit_cold(E, jit_kernel_begin(E, JIT_FN_SETUP_RUN, LLVMVoidTypeInContext(E->ctx), 1, false));
+	E->use_cache = false;
+	jit_emit_dyn(E);
+	jit_emit_caches(E, P, JIT_CACHES_PER_RUN);
 	jit_fn_end(E, NULL);
 }
 
@@ -540,7 +576,7 @@ static void jit_build_relayout(JitEmit *E, const JitCachePlan *P)
 {
 	jit_cold(E, jit_kernel_begin(E, JIT_FN_RELAYOUT, LLVMVoidTypeInContext(E->ctx), 1, false));
 	E->use_cache = false;
-	jit_emit_caches(E, P, true);
+	jit_emit_caches(E, P, JIT_CACHES_RELAYOUT);
 	jit_fn_end(E, NULL);
 }
 
@@ -716,6 +752,7 @@ int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part)
 		jit_build_helpers(E, lay, &H, part != JIT_PART_COLD);
 		if (part != JIT_PART_HOT) {
 			jit_build_setup(E, &P);
+			jit_build_setup_run(E, &P);
 			jit_build_relayout(E, &P);
 			jit_build_init(E);
 			jit_build_energy(E, &H);
