@@ -7,6 +7,7 @@
  *   damc verify FILE [options]              ngspice against the JIT, neuron by neuron
  *   damc report FILE [options]              hardware, latency and energy under a device
  *   damc image FILE --device P -o IMG       the crossbar programming image (--dump, --extract)
+ *   damc generate FILE --context T --steps N  autoregressive generation (paper Sec. 6.2)
  *   damc sweep FILE -c SWEEP.lua -o OUT     a grid or random sample of runs (MPI if built with it)
  */
 #include <limits.h>
@@ -57,6 +58,7 @@ static void usage(FILE *out)
 	      "  verify   simulate the netlist in ngspice and compare it with the JIT\n"
 	      "  report   the hardware a model needs, its latency and energy per inference\n"
 	      "  image    write, dump or extract a crossbar programming image (docs/image-format.md)\n"
+	      "  generate autoregressive generation: relax, decode, slide the window, relax again\n"
 	      "  sweep    run a grid or a random sample of params and run options, one JSON line per run\n"
 	      "\n"
 	      "options:\n"
@@ -97,6 +99,8 @@ int main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (!strcmp(cmd, "image"))
 		return cmd_image(argc - 1, argv + 1);
+	if (!strcmp(cmd, "generate"))
+		return cmd_generate(argc - 1, argv + 1);
 	if (!strcmp(cmd, "sweep"))
 		return cmd_sweep(argc - 1, argv + 1);
 	fprintf(stderr, "damc: error: unknown command '%s'\n\n", cmd);
