@@ -226,22 +226,19 @@ static void gen_json_step(RepBuf *b, long step, const double *win, int64_t n, co
 		rep_printf(b, "null}\n");
 }
 
-static int gen_run(const GenArgs *g, const RunConfig *rc, Diags *d, Arena *a)
+static int gen_run(const RunArgs *ra, const RunConfig *rc, Diags *d, Arena *a, void *user)
 {
+	const GenArgs *g = user;
 	DamRunOpts opts;
 	if (run_make_opts(rc, &opts, d) < 0)
 		return RUN_EXIT_INPUT;
-	Model *m = run_compile(g->ra.model, rc, d, a);
+	Model *m = run_compile(ra->model, rc, d, a);
 	if (!m || diag_errors(d))
 		return RUN_EXIT_INPUT;
 	int in, out;
 	if (gen_find_io(m, g, &in, &out, d) < 0)
 		return RUN_EXIT_INPUT;
-	run_settle_defaults(m, rc, &opts);
-	if (g->ra.check_every > 0)
-		opts.check_every = g->ra.check_every;
-	else
-		opts.check_every = run_check_interval(m, &opts);
+	run_model_defaults(ra, rc, m, &opts);
 	if (run_check_step(m, &opts, d) < 0)
 		return RUN_EXIT_INPUT;
 	int64_t n = m->inputs[in].n, vocab = m->inputs[in].vocab;
@@ -251,10 +248,10 @@ static int gen_run(const GenArgs *g, const RunConfig *rc, Diags *d, Arena *a)
 		return RUN_EXIT_INPUT;
 	}
 	char err[1024];
-	JitOptions jo = { .opt_level = g->ra.opt_level, .bake_weights = g->ra.bake_weights };
+	JitOptions jo = { .opt_level = ra->opt_level, .bake_weights = ra->bake_weights };
 	Jit *jit = jit_compile(m, &jo, err, sizeof err);
 	if (!jit) {
-		fprintf(stderr, "%s: error: %s\n", g->ra.model, err);
+		fprintf(stderr, "%s: error: %s\n", ra->model, err);
 		free(win);
 		return RUN_EXIT_INPUT;
 	}
@@ -317,22 +314,7 @@ int cmd_generate(int argc, char **argv)
 		runcfg_free(&g.ra.cli);
 		return status;
 	}
-	Arena a;
-	Diags d;
-	RunConfig rc;
-	arena_init(&a);
-	diags_init(&d, &a);
-	runcfg_init(&rc);
-	if (g.ra.config && cfg_load_lua(g.ra.config, &rc, &d) < 0) {
-		status = RUN_EXIT_INPUT;
-	} else {
-		run_merge(&rc, &g.ra.cli, g.ra.have_inputs_flag);
-		status = gen_run(&g, &rc, &d, &a);
-	}
-	diag_render(&d, stderr);
-	diags_free(&d);
-	arena_free(&a);
-	runcfg_free(&rc);
+	status = run_configured(&g.ra, gen_run, &g);
 	runcfg_free(&g.ra.cli);
 	return status;
 }

@@ -939,26 +939,32 @@ long run_check_interval(const Model *m, const DamRunOpts *o)
 	                                                                                : (long)k;
 }
 
-static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Arena *a)
+void run_model_defaults(const RunArgs *ra, const RunConfig *rc, const Model *m, DamRunOpts *o)
 {
+	if (ra->check_every > 0)
+		o->check_every = ra->check_every;
+	else if (!rc->trace_path && !rc->plot_path)
+		o->check_every = run_check_interval(m, o);
+	run_settle_defaults(m, rc, o);
+}
+
+static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Arena *a, void *user)
+{
+	(void)user;
 	DamRunOpts opts;
 	int *sel = NULL, nsel = 0;
 	RunBatch b;
 	memset(&b, 0, sizeof b);
 	if (run_make_opts(rc, &opts, d) < 0)
 		return RUN_EXIT_INPUT;
-	if (ra->check_every > 0)
-		opts.check_every = ra->check_every;
 	Model *m = run_compile(ra->model, rc, d, a);
 	if (!m || diag_errors(d))
 		return RUN_EXIT_INPUT;
-	if (ra->check_every <= 0 && !rc->trace_path && !rc->plot_path)
-		opts.check_every = run_check_interval(m, &opts);
 	if (m->nlayers == 0) {
 		diag_error(d, (Loc){0, 0, 0}, "'%s' declares no layers: there is nothing to simulate", ra->model);
 		return RUN_EXIT_INPUT;
 	}
-	run_settle_defaults(m, rc, &opts);
+	run_model_defaults(ra, rc, m, &opts);
 	if (run_check_step(m, &opts, d) < 0)
 		return RUN_EXIT_INPUT;
 	if (run_select_outputs(m, rc, &sel, &nsel, d) < 0 || run_build_rows(m, rc, &b, d) < 0) {
@@ -1019,22 +1025,29 @@ int cmd_run(int argc, char **argv)
 		runcfg_free(&ra.cli);
 		return status;
 	}
+	status = run_configured(&ra, run_with_model, NULL);
+	runcfg_free(&ra.cli);
+	return status;
+}
+
+int run_configured(RunArgs *ra, RunBody body, void *user)
+{
 	Arena a;
 	Diags d;
 	RunConfig rc;
+	int status;
 	arena_init(&a);
 	diags_init(&d, &a);
 	runcfg_init(&rc);
-	if (ra.config && cfg_load_lua(ra.config, &rc, &d) < 0) {
+	if (ra->config && cfg_load_lua(ra->config, &rc, &d) < 0) {
 		status = RUN_EXIT_INPUT;
 	} else {
-		run_merge(&rc, &ra.cli, ra.have_inputs_flag);
-		status = run_with_model(&ra, &rc, &d, &a);
+		run_merge(&rc, &ra->cli, ra->have_inputs_flag);
+		status = body(ra, &rc, &d, &a, user);
 	}
 	diag_render(&d, stderr);
 	diags_free(&d);
 	arena_free(&a);
 	runcfg_free(&rc);
-	runcfg_free(&ra.cli);
 	return status;
 }

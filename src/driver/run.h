@@ -87,6 +87,16 @@ int run_select_outputs(const Model *m, const RunConfig *rc, int **sel, int *nsel
 void run_settle_defaults(const Model *m, const RunConfig *rc, DamRunOpts *o);
 /* The steps between checks of a fixed-step run without --check-every (run.c). */
 long run_check_interval(const Model *m, const DamRunOpts *o);
+/* What the options of one run of m take from the model, as damc run does:
+ * --check-every, else run_check_interval (1 when tracing), and without an
+ * end time the settling defaults (run_settle_defaults).  After run_make_opts. */
+void run_model_defaults(const RunArgs *ra, const RunConfig *rc, const Model *m, DamRunOpts *o);
+/* A command's body, called with the Lua config of ra merged under its flags. */
+typedef int (*RunBody)(const RunArgs *ra, const RunConfig *rc, Diags *d, Arena *a, void *user);
+/* Load ra->config, merge ra->cli (its values move into the merged config),
+ * call body, render the diagnostics; returns body's status (1 if the config
+ * failed to load).  ra->cli is still the caller's to free. */
+int run_configured(RunArgs *ra, RunBody body, void *user);
 void run_batch_free(RunBatch *b);
 /* Run every row of b (allocated by the caller) on the given number of threads (0: all). */
 void run_batch_run(RunBatch *b, int threads);

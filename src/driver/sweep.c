@@ -726,12 +726,10 @@ static int sw_point_opts(const Sweep *w, const Model *m, size_t p, DamRunOpts *o
 	}
 	if (run_make_opts(&pc, o, d) < 0)
 		return -1;
-	if (w->ra->check_every > 0)
+	if (m)                             /* as damc run: the same point gives the same line */
+		run_model_defaults(w->ra, &pc, m, o);
+	else if (w->ra->check_every > 0)
 		o->check_every = w->ra->check_every;
-	else if (m)                        /* as damc run: the same point gives the same line */
-		o->check_every = run_check_interval(m, o);
-	if (m)
-		run_settle_defaults(m, &pc, o);
 	return 0;
 }
 
