@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "dam.h"
 #include "frontend.h"
 #include "hand_parity.h"
@@ -37,22 +38,9 @@ typedef struct Bench {
 	char def[4200];
 } Bench;
 
-static double now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static double median(double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
 	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -160,18 +148,18 @@ static int bench_parity(Bench *B)
 	printf("(a) parity_et: %d strings, Euler dt 1e-4, T = %g (%lld steps each), 1 thread, %d passes\n",
 	       n, t_end, llround(t_end / 1e-4), reps);
 	for (int r = 0; r < reps; r++) {
-		double t0 = now_ms();
+		double t0 = bench_now_ms();
 		if (do_jit && jit_pass(m, n, t_end, lj)) {
 			dam_model_free(m);
 			return -1;
 		}
-		double t1 = now_ms();
+		double t1 = bench_now_ms();
 		if (do_hand)
 			hand_pass(hand_parity_run, &hp, n, t_end, lh);
-		double t2 = now_ms();
+		double t2 = bench_now_ms();
 		if (do_hand && !B->quick)
 			hand_pass(hand_parity_run_axpy, &hp, n, t_end, ln);
-		double t3 = now_ms();
+		double t3 = bench_now_ms();
 		tj[r] = t1 - t0;
 		th[r] = t2 - t1;
 		tn[r] = t3 - t2;
@@ -223,7 +211,7 @@ static int bench_parity(Bench *B)
 		DamRunOptions o;
 		dam_run_options_default(&o);
 		o.dt = 1e-4;
-		double t0 = now_ms();
+		double t0 = bench_now_ms();
 		for (int s = 0; s < n; s++) {
 			int tok[8];
 			bits_of(s, tok);
@@ -231,7 +219,7 @@ static int bench_parity(Bench *B)
 			dam_run(m, &o, NULL);
 		}
 		printf("    jit with check_every = 1 (energy/divergence checked every step): %.1f ms (1 pass)\n",
-		       now_ms() - t0);
+		       bench_now_ms() - t0);
 	}
 	dam_model_free(m);
 	return 0;
@@ -252,7 +240,7 @@ static void hamming_word(int r, double w[7])
 /* Compile + runs; returns ms, or -1.  *good counts correct answers. */
 static double e2e_once(const char *path, int hamming, int *good)
 {
-	double t0 = now_ms();
+	double t0 = bench_now_ms();
 	char *err = NULL;
 	DamModel *m = dam_compile_file(path, NULL, &err);
 	if (!m) {
@@ -291,7 +279,7 @@ static double e2e_once(const char *path, int hamming, int *good)
 		}
 	}
 	dam_model_free(m);
-	return now_ms() - t0;
+	return bench_now_ms() - t0;
 }
 
 static void bench_e2e(void)
@@ -325,13 +313,13 @@ static void bench_compile(Bench *B)
 			arena_init(&a);
 			diags_init(&d, &a);
 			FrontendOptions fo = { .defines = defs, .ndefines = f == 2 };
-			double t0 = now_ms();
+			double t0 = bench_now_ms();
 			Model *m = dam_frontend_compile(files[f], &fo, &d, &a);
-			double t1 = now_ms();
+			double t1 = bench_now_ms();
 			char err[256];
 			JitOptions jo = { .opt_level = 3 };
 			Jit *j = m ? jit_compile(m, &jo, err, sizeof err) : NULL;
-			double t2 = now_ms();
+			double t2 = bench_now_ms();
 			if (!j)
 				diag_render(&d, stderr);
 			jit_free(j);

@@ -32,6 +32,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "dam.h"
 #include "dam_image.h"
 #include "frontend.h"
@@ -44,24 +45,11 @@
 #define DT 1e-3
 #define MAXREPS 32
 
-static double now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static double median(const double *v, int n)
 {
 	double s[MAXREPS];
 	memcpy(s, v, (size_t)n * sizeof *s);
-	qsort(s, (size_t)n, sizeof *s, cmp_double);
+	qsort(s, (size_t)n, sizeof *s, bench_cmp_double);
 	return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
 }
 
@@ -165,9 +153,9 @@ static DamModel *bench_compile(Bench *B, double *ms)
 {
 	DamCompileOptions co = { .defines = B->dv, .ndefines = 4, .opt_level = -1 };
 	char *err = NULL;
-	double t0 = now_ms();
+	double t0 = bench_now_ms();
 	DamModel *m = dam_compile_file("examples/parity_et.dam", &co, &err);
-	*ms = now_ms() - t0;
+	*ms = bench_now_ms() - t0;
 	if (!m) {
 		fprintf(stderr, "%s", err ? err : "et_scale: compile failed\n");
 		dam_string_free(err);
@@ -237,14 +225,14 @@ static void batch_open(Batch *T, Bench *B)
 	arena_init(&T->a);
 	diags_init(&T->d, &T->a);
 	FrontendOptions fo = { .defines = B->dv, .ndefines = 4 };
-	double t0 = now_ms();
+	double t0 = bench_now_ms();
 	T->model = dam_frontend_compile("examples/parity_et.dam", &fo, &T->d, &T->a);
-	double t1 = now_ms();
+	double t1 = bench_now_ms();
 	char err[512] = "";
 	JitOptions jo = { .opt_level = 3 };
 	T->jit = T->model ? jit_compile_flags(T->model, &jo, JIT_BATCH, err, sizeof err) : NULL;
 	T->fe_ms = t1 - t0;
-	T->jit_ms = now_ms() - t1;
+	T->jit_ms = bench_now_ms() - t1;
 	if (!T->jit) {
 		fprintf(stderr, "et_scale: batch compile: %s\n", err);
 		return;
@@ -318,34 +306,34 @@ static int bench_passes(Bench *B, Side *S, Batch *T)
 	size_t nv = (size_t)(NB * B->D);
 	double lg[2 * NB], *v = malloc(nv * sizeof *v);
 	for (int r = 0; r < B->reps; r++) {
-		double t0 = now_ms();
+		double t0 = bench_now_ms();
 		hand_et_run(&B->he, B->tok, NB, DT, B->nsteps, B->ref_logits, B->ref_v);
-		S[S_HAND].t[r] = now_ms() - t0;
-		t0 = now_ms();
+		S[S_HAND].t[r] = bench_now_ms() - t0;
+		t0 = bench_now_ms();
 		if (damc_steps(B, lg, v))
 			return -1;
-		S[S_DAMC].t[r] = now_ms() - t0;
+		S[S_DAMC].t[r] = bench_now_ms() - t0;
 		side_check(&S[S_DAMC], B, lg, v);
-		t0 = now_ms();
+		t0 = bench_now_ms();
 		if (damc_one_step(B, lg, v))
 			return -1;
-		S[S_DAMC1].t[r] = now_ms() - t0;
+		S[S_DAMC1].t[r] = bench_now_ms() - t0;
 		if (T->ok) {
-			t0 = now_ms();
+			t0 = bench_now_ms();
 			int used = batch_pass(T, B, lg, v);
-			S[S_BATCH].t[r] = now_ms() - t0;
+			S[S_BATCH].t[r] = bench_now_ms() - t0;
 			side_check(&S[S_BATCH], B, lg, v);
 			if (!used)
 				S[S_BATCH].name = "damc batch (FALLBACK)";
 		}
-		t0 = now_ms();
+		t0 = bench_now_ms();
 		hand_et_run_axpy(&B->he, B->tok, NB, DT, B->nsteps, lg, v);
-		S[S_AXPY].t[r] = now_ms() - t0;
+		S[S_AXPY].t[r] = bench_now_ms() - t0;
 		side_check(&S[S_AXPY], B, lg, v);
 		for (int th = 1; th <= 2 && S[S_BLAS1 + th - 1].on; th++) {
-			t0 = now_ms();
+			t0 = bench_now_ms();
 			hand_et_run_blas(&B->he, B->tok, NB, DT, B->nsteps, lg, v, th);
-			S[S_BLAS1 + th - 1].t[r] = now_ms() - t0;
+			S[S_BLAS1 + th - 1].t[r] = bench_now_ms() - t0;
 			side_check(&S[S_BLAS1 + th - 1], B, lg, v);
 		}
 		printf("    pass %d:", r + 1);

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dam_npy.h"
+#include "bench_npz.h"
 
 static void *he_alloc(size_t n)
 {
@@ -35,19 +35,7 @@ static void *he_alloc(size_t n)
 static int he_read(const char *npz, const char *key, double **dst, size_t n, char *err,
                    size_t errlen)
 {
-	DamArray arr;
-	char msg[256];
-	if (dam_npz_read(npz, key, &arr, msg, sizeof msg)) {
-		snprintf(err, errlen, "%s: %s", npz, msg);
-		return -1;
-	}
-	if (arr.count != n) {
-		snprintf(err, errlen, "%s: '%s' has %zu values, expected %zu", npz, key, arr.count, n);
-		dam_array_free(&arr);
-		return -1;
-	}
-	*dst = arr.data;                  /* malloc'd by dam_npz_read */
-	return 0;
+	return bench_npz_array(npz, key, n, dst, err, errlen);
 }
 
 int hand_et_load(HandEt *p, const char *npz, int64_t D, int64_t L, int64_t M, char *err,

@@ -15,25 +15,18 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "dam_npy.h"
+#include "bench_npz.h"
 
 static int hp_read(const char *npz, const char *key, double *dst, size_t n, char *err, size_t errlen)
 {
-	DamArray arr;
-	char msg[256];
-	if (dam_npz_read(npz, key, &arr, msg, sizeof msg)) {
-		snprintf(err, errlen, "%s: %s", npz, msg);
+	double *v;
+	if (bench_npz_array(npz, key, n, &v, err, errlen))
 		return -1;
-	}
-	if (arr.count != n) {
-		snprintf(err, errlen, "%s: '%s' has %zu values, expected %zu", npz, key, arr.count, n);
-		dam_array_free(&arr);
-		return -1;
-	}
-	memcpy(dst, arr.data, n * sizeof *dst);
-	dam_array_free(&arr);
+	memcpy(dst, v, n * sizeof *dst);
+	free(v);
 	return 0;
 }
 
