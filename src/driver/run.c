@@ -13,6 +13,7 @@
  * diverged or produced a non-finite number.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -687,45 +688,103 @@ static void run_trace_cb(void *user, double t, const double *x, const double *g,
 	report_trace_add(user, t, x, g, e);
 }
 
-/* A simulator for row r with its inputs (and image) set, or NULL (refused). */
-static DamSim *run_row_sim(RunBatch *b, size_t r)
+/* Program simulator s for row r: its inputs (and the image); -1 if a value
+ * is refused (b->msg[r] says why). */
+static int run_row_set(RunBatch *b, size_t r, DamSim *s)
 {
-	DamSim *s = sim_new(b->m, b->jit);
 	size_t off = 0;
 	for (int i = 0; i < b->m->ninputs; i++) {
 		if (sim_set_input(s, i, b->rows[r].v + off, (size_t)b->m->inputs[i].n, b->msg[r],
 		                  sizeof b->msg[r]) < 0) {
 			b->refused[r] = 1;
-			sim_free(s);
-			return NULL;
+			return -1;
 		}
 		off += (size_t)b->m->inputs[i].n;
 	}
 	if (b->img && run_image_apply(b->img, b->m, s, b->rows[r].v) < 0) {
 		snprintf(b->msg[r], sizeof b->msg[r], "the image's weights do not fit the compiled model");
 		b->refused[r] = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* A new simulator for row r, or NULL (refused). */
+static DamSim *run_row_sim(RunBatch *b, size_t r)
+{
+	DamSim *s = sim_new(b->m, b->jit);
+	if (run_row_set(b, r, s) < 0) {
 		sim_free(s);
 		return NULL;
 	}
 	return s;
 }
 
+/* The simulators of finished rows, for the next row a thread takes: a row
+ * sets all its inputs (and image) again, and a simulator keeps the caches of
+ * the static tensors between runs (sim.c setup_run), so a dataset does not
+ * recompute them for every row. */
+typedef struct RunPool {
+	pthread_mutex_t lock;
+	DamSim **idle;
+	size_t n, cap;
+} RunPool;
+
+static DamSim *run_pool_take(RunBatch *b)
+{
+	RunPool *p = b->pool;
+	DamSim *s = NULL;
+	pthread_mutex_lock(&p->lock);
+	if (p->n)
+		s = p->idle[--p->n];
+	pthread_mutex_unlock(&p->lock);
+	return s ? s : sim_new(b->m, b->jit);
+}
+
+static void run_pool_give(RunBatch *b, DamSim *s)
+{
+	RunPool *p = b->pool;
+	pthread_mutex_lock(&p->lock);
+	if (p->n == p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 8;
+		p->idle = realloc(p->idle, p->cap * sizeof *p->idle);
+		if (!p->idle)
+			abort();
+	}
+	p->idle[p->n++] = s;
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void run_job(int64_t idx, void *user)
 {
 	RunBatch *b = user;
 	size_t r = (size_t)idx;
-	DamSim *s = run_row_sim(b, r);
-	if (!s)
-		return;
-	RepTrace *tr = r == 0 ? b->trace : NULL;
-	sim_run(s, &b->opts, &b->res[r], tr ? run_trace_cb : NULL, tr, b->msg[r], sizeof b->msg[r]);
-	sim_outputs(s, b->outputs + r * b->nout);
-	sim_free(s);
+	DamSim *s = run_pool_take(b);
+	if (run_row_set(b, r, s) == 0) {
+		RepTrace *tr = r == 0 ? b->trace : NULL;
+		sim_run(s, &b->opts, &b->res[r], tr ? run_trace_cb : NULL, tr, b->msg[r], sizeof b->msg[r]);
+		sim_outputs(s, b->outputs + r * b->nout);
+	}
+	run_pool_give(b, s);
+}
+
+/* Every row of b, one run_job each, on the given number of threads. */
+static void run_rows(RunBatch *b, int threads)
+{
+	RunPool pool = { .n = 0 };
+	pthread_mutex_init(&pool.lock, NULL);
+	b->pool = &pool;
+	dam_parallel_for((int64_t)b->nrows, threads, run_job, b);
+	for (size_t k = 0; k < pool.n; k++)
+		sim_free(pool.idle[k]);
+	free(pool.idle);
+	pthread_mutex_destroy(&pool.lock);
+	b->pool = NULL;
 }
 
 void run_batch_run(RunBatch *b, int threads)
 {
-	dam_parallel_for((int64_t)b->nrows, threads, run_job, b);
+	run_rows(b, threads);
 }
 
 /* ---- batched runs -------------------------------------------------------------- */
@@ -876,7 +935,7 @@ static int run_simulate(const Model *m, const Jit *jit, const RunConfig *rc, Run
 	if (b->batched && !b->trace)
 		run_batched(b, rc->threads > 0 ? rc->threads : 0);
 	else
-		dam_parallel_for((int64_t)b->nrows, rc->threads > 0 ? rc->threads : 0, run_job, b);
+		run_rows(b, rc->threads > 0 ? rc->threads : 0);
 	int status = run_refused(b, d) ? RUN_EXIT_INPUT : run_print(b, rc, sel, nsel);
 	if (b->trace && status != RUN_EXIT_INPUT && run_write_trace(b, rc) < 0)
 		status = RUN_EXIT_INPUT;
