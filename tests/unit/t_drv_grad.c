@@ -5,8 +5,11 @@
  * grad_run computes from the compiled vector-Jacobian products (jit_grad.h)
  * is compared entry by entry, for every parameter tensor, with central
  * differences of the same discrete loss, each side computed by re-running
- * the model's own compiled forward Euler (a DamSim from jit_compile, the
- * tensor perturbed through sim_set_tensor).  The error of an entry is
+ * the gradient module's forward Euler (grad_loss, the tensor perturbed
+ * through grad_set_tensor; its loss is first checked against a DamSim's).
+ * Constants the front end derived from learned tensors (hopf.xi =
+ * hopf_raw^2, W = xi, a bias over xi) are computed by setup in the gradient
+ * module, so the parameters are the learned tensors themselves.  The error of an entry is
  * |g - fd| / max(|g|, |fd|, 1e-3 * max |g| over the tensor); the worst per
  * tensor is printed with diag and must be <= 1e-6.  Checkpointing with
  * several segment lengths gives the same gradient bit for bit.
@@ -85,7 +88,7 @@ typedef struct Case {
 } Case;
 
 /* The worst error of one tensor's entries against central differences. */
-static double check_tensor(const Case *C, DamSim *s, TensorId t, const double *g, double *gmax)
+static double check_tensor(const Case *C, DamGrad *G, TensorId t, const double *g, double *gmax)
 {
 	int64_t n = sym_tensor_size(C->m->sym, t);
 	double *v = malloc((size_t)n * sizeof *v), *fd = malloc((size_t)n * sizeof *fd);
@@ -93,15 +96,15 @@ static double check_tensor(const Case *C, DamSim *s, TensorId t, const double *g
 	for (int64_t e = 0; e < n; e++) {
 		double h = 1e-5 * fmax(1.0, fabs(v[e])), keep = v[e];
 		v[e] = keep + h;
-		sim_set_tensor(s, t, v);
-		double lp = sim_loss(s, C->dt, C->nsteps, C->output, C->target);
+		grad_set_tensor(G, t, v);
+		double lp = grad_loss(G, C->dt, C->nsteps, C->output, C->target);
 		v[e] = keep - h;
-		sim_set_tensor(s, t, v);
-		double lm = sim_loss(s, C->dt, C->nsteps, C->output, C->target);
+		grad_set_tensor(G, t, v);
+		double lm = grad_loss(G, C->dt, C->nsteps, C->output, C->target);
 		v[e] = keep;
 		fd[e] = (lp - lm) / (2 * h);
 	}
-	sim_set_tensor(s, t, v);
+	grad_set_tensor(G, t, v);
 	*gmax = 0;
 	for (int64_t e = 0; e < n; e++)
 		*gmax = fmax(*gmax, fabs(g[e]));
@@ -143,7 +146,7 @@ static void run_case(const Case *C, unsigned flags)
 	for (int i = 0; i < grad_nparams(G); i++) {
 		TensorId t = grad_param(G, i);
 		double gmax;
-		double worst = check_tensor(C, s, t, g + grad_param_offset(G, i), &gmax);
+		double worst = check_tensor(C, G, t, g + grad_param_offset(G, i), &gmax);
 		diag("%s: d loss / d %s (%s, %lld values, max |g| %.3g): worst relative error vs central differences %.3g",
 		     C->what, sym_tensor_name(C->m->sym, t), C->m->tensors[t].kind == MT_LEARN ? "learn" : "const",
 		     (long long)sym_tensor_size(C->m->sym, t), gmax, worst);

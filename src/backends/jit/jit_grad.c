@@ -48,7 +48,8 @@ typedef struct GradExprs {
 } GradExprs;
 
 typedef struct GradBuild {
-	Model *m;
+	Model *m;                  /* the model with derived constants promoted (grad_promote) */
+	Model pm;
 	SymCtx *c;
 	Model gm;                  /* the copy with the adjoint inputs */
 	TensorId *lam, *gbar, *mu; /* per layer, per layer, per output */
@@ -119,6 +120,34 @@ static TensorId grad_input(GradBuild *B, const char *name, int rank, const int64
 }
 
 /* ---- what is a parameter ----------------------------------------------------- */
+
+/* Constants that the front end computed from learned tensors (a weight block
+ * `= hopf_raw^2`, a bias over `xi`) keep their definition; in the gradient
+ * module they become dynamic tensors that setup computes from the learned
+ * values, so the chain through def reaches the learned tensor itself.  The
+ * promotion is transitive (a constant defined over a promoted one). */
+static void grad_promote(GradBuild *B, Model *m)
+{
+	B->pm = *m;
+	B->pm.tensors = arena_alloc(m->arena, m->ntensors * sizeof *B->pm.tensors);
+	memcpy(B->pm.tensors, m->tensors, m->ntensors * sizeof *m->tensors);
+	MTensor *T = B->pm.tensors;
+	for (bool more = true; more;) {
+		more = false;
+		for (TensorId t = 1; t < m->ntensors; t++) {
+			if (T[t].kind != MT_CONST || !T[t].def)
+				continue;
+			for (TensorId u = 1; u < m->ntensors; u++)
+				if ((T[u].kind == MT_LEARN || (T[u].kind == MT_DYN && m->tensors[u].kind == MT_CONST)) &&
+				    sym_uses_tensor(m->sym, T[t].def, u)) {
+					T[t].kind = MT_DYN;
+					more = true;
+					break;
+				}
+		}
+	}
+	B->m = &B->pm;
+}
 
 static void grad_params(GradBuild *B, unsigned flags)
 {
@@ -564,8 +593,8 @@ static void grad_build_free(GradBuild *B)
 /* Derivation into B and the parameter table of g. */
 static void grad_prepare(GradBuild *B, JitGrad *g, Model *m, unsigned flags)
 {
-	B->m = m;
 	B->c = m->sym;
+	grad_promote(B, m);
 	grad_params(B, flags);
 	grad_dyn(B);
 	grad_register(B);
