@@ -22,7 +22,7 @@ struct DamGrad {
 	double *ws, *x;
 	double *freem;             /* 1 on free state components, 0 on clamped */
 	int *owner;                /* per state component: the seg (k.seg index) that sets x_0, -1 none */
-	double *lam, *dx, *tmp, *out;
+	double *lam, *lam2, *dx, *tmp, *out;
 	size_t n, nout;
 };
 
@@ -89,6 +89,7 @@ DamGrad *grad_new(Model *m, unsigned flags, char *err, size_t errlen)
 	g->freem = dam_xrealloc(NULL, nn * sizeof *g->freem);
 	g->owner = dam_xrealloc(NULL, nn * sizeof *g->owner);
 	g->lam = dam_xrealloc(NULL, nn * sizeof *g->lam);
+	g->lam2 = dam_xrealloc(NULL, nn * sizeof *g->lam2);
 	g->dx = dam_xrealloc(NULL, nn * sizeof *g->dx);
 	g->tmp = dam_xrealloc(NULL, (g->k->ntheta_total + 1) * sizeof *g->tmp);
 	g->out = dam_xrealloc(NULL, (g->nout + 1) * sizeof *g->out);
@@ -109,6 +110,7 @@ void grad_free(DamGrad *g)
 	dam_free(g->freem);
 	dam_free(g->owner);
 	dam_free(g->lam);
+	dam_free(g->lam2);
 	dam_free(g->dx);
 	dam_free(g->tmp);
 	dam_free(g->out);
@@ -147,18 +149,35 @@ static void grad_start(DamGrad *g)
 	g->k->fwd.init_state(g->ws, g->x);
 }
 
-/* L at g->x and, when mu is non-NULL, dL/dy (all outputs, 0 off `output`). */
-static double grad_output_loss(DamGrad *g, int output, const double *target, double *mu)
+/* The loss at g->x: the data term on the output and, when mu is non-NULL,
+ * dL/dy into mu (all outputs, 0 off the loss's output). */
+static double grad_data_loss(DamGrad *g, const GradLoss *L, double *mu)
 {
 	g->k->fwd.outputs(g->ws, g->x, g->out);
-	size_t off = g->k->fwd.output_off[output];
-	const MOutput *O = &g->m->outputs[output];
+	size_t off = g->k->fwd.output_off[L->output];
+	const MOutput *O = &g->m->outputs[L->output];
 	size_t ny = (size_t)(O->rank == 0 ? 1 : O->n);
+	const double *y = g->out + off;
 	double loss = 0;
 	if (mu)
 		memset(mu, 0, g->nout * sizeof *mu);
+	if (L->kind == GRAD_LOSS_XENT) {
+		/* -log softmax(y)_c = logsumexp(y) - y_c; dL/dy = softmax(y) - e_c */
+		size_t c = (size_t)L->target[0];
+		double ymax = y[0];
+		for (size_t i = 1; i < ny; i++)
+			ymax = fmax(ymax, y[i]);
+		double z = 0;
+		for (size_t i = 0; i < ny; i++)
+			z += exp(y[i] - ymax);
+		loss = ymax + log(z) - y[c];
+		if (mu)
+			for (size_t i = 0; i < ny; i++)
+				mu[off + i] = exp(y[i] - ymax) / z - (i == c ? 1.0 : 0.0);
+		return loss;
+	}
 	for (size_t i = 0; i < ny; i++) {
-		double e = g->out[off + i] - target[i];
+		double e = y[i] - L->target[i];
 		loss += e * e;
 		if (mu)
 			mu[off + i] = 2.0 * e;
@@ -166,11 +185,47 @@ static double grad_output_loss(DamGrad *g, int output, const double *target, dou
 	return loss;
 }
 
+/* The settling penalty at g->x: w * sum over the penalised layers' free
+ * neurons of (dx/dt)^2; with lam non-NULL, 2 w dx/dt there (0 elsewhere). */
+static double grad_settle(DamGrad *g, const GradLoss *L, double *lam)
+{
+	if (L->settle <= 0)
+		return 0;
+	g->k->fwd.rhs(g->ws, g->x, g->dx);
+	double p = 0;
+	for (int l = 0; l < g->m->nlayers; l++) {
+		size_t off = (size_t)model_layer_offset(g->m, l), n = (size_t)g->m->layers[l].n;
+		bool on = !L->settle_layers || L->settle_layers[l];
+		for (size_t j = off; j < off + n; j++) {
+			double f = on ? g->dx[j] * g->freem[j] : 0.0;
+			p += f * f;
+			if (lam)
+				lam[j] = 2.0 * L->settle * f;
+		}
+	}
+	return L->settle * p;
+}
+
+static double grad_total(DamGrad *g, const GradLoss *L, double *parts)
+{
+	double d = grad_data_loss(g, L, NULL), p = grad_settle(g, L, NULL);
+	if (parts)
+		parts[0] = d, parts[1] = p;
+	return d + p;
+}
+
 double grad_loss(DamGrad *g, double dt, int64_t nsteps, int output, const double *target)
 {
+	GradLoss L = { .output = output, .kind = GRAD_LOSS_SQUARED, .target = target };
+	return grad_loss_ex(g, dt, nsteps, &L, NULL);
+}
+
+double grad_loss_ex(DamGrad *g, double dt, int64_t nsteps, const GradLoss *L, double *parts)
+{
 	grad_start(g);
-	g->k->fwd.euler(g->ws, g->x, dt, nsteps);
-	return grad_output_loss(g, output, target, NULL);
+	if (nsteps > 0)
+		g->k->fwd.euler(g->ws, g->x, dt, nsteps);
+	return grad_total(g, L, parts);
 }
 
 /* acc += a * v (n values). */
@@ -180,33 +235,47 @@ static void grad_axpy(double *acc, double a, const double *v, size_t n)
 		acc[i] += a * v[i];
 }
 
-/* One step back at x_n: theta gradient and lam_{n+1} -> lam_n. */
-static void grad_step_back(DamGrad *g, const double *xn, double dt, double *grad)
+/* The right-hand side's VJP at x with the adjoint lam (masked to the free
+ * neurons): grad += a * J_theta^T M lam, lamacc += a * J_x^T M lam. */
+static void grad_vjp_rhs(DamGrad *g, const double *x, const double *lam, double a, double *grad, double *lamacc)
 {
 	const JitGradKernels *k = g->k;
 	double *lamws = g->ws + k->lam_off;
 	for (size_t i = 0; i < g->n; i++)
-		lamws[i] = g->lam[i] * g->freem[i];
-	k->f.pre(g->ws, xn);
-	k->f.dtheta(g->ws, xn, g->tmp);
-	k->f.dx(g->ws, xn, g->dx);
-	grad_axpy(grad, dt, g->tmp, k->ntheta_total);
-	grad_axpy(g->lam, dt, g->dx, g->n);
+		lamws[i] = lam[i] * g->freem[i];
+	k->f.pre(g->ws, x);
+	k->f.dtheta(g->ws, x, g->tmp);
+	k->f.dx(g->ws, x, g->dx);
+	grad_axpy(grad, a, g->tmp, k->ntheta_total);
+	grad_axpy(lamacc, a, g->dx, g->n);
 }
 
-/* The direct part of dL/dtheta and lam_N = dL/dx_N, at x_N = g->x. */
-static double grad_final(DamGrad *g, int output, const double *target, double *grad)
+/* One step back at x_n: theta gradient and lam_{n+1} -> lam_n. */
+static void grad_step_back(DamGrad *g, const double *xn, double dt, double *grad)
+{
+	memcpy(g->lam2, g->lam, g->n * sizeof *g->lam);
+	grad_vjp_rhs(g, xn, g->lam2, dt, grad, g->lam);
+}
+
+/* The direct part of dL/dtheta and lam_N = dL/dx_N, at x_N = g->x: the data
+ * term through the output, the settling penalty through the right-hand side. */
+static double grad_final(DamGrad *g, const GradLoss *L, double *grad, double *parts)
 {
 	const JitGradKernels *k = g->k;
 	double *mu = g->ws + k->mu_off;
 	memset(g->ws + k->lam_off, 0, g->n * sizeof *g->ws);
-	double loss = grad_output_loss(g, output, target, mu);
+	double d = grad_data_loss(g, L, mu);
 	k->o.pre(g->ws, g->x);
 	k->o.dtheta(g->ws, g->x, g->tmp);
 	k->o.dx(g->ws, g->x, g->lam);
 	memcpy(grad, g->tmp, k->ntheta_total * sizeof *grad);
 	memset(mu, 0, g->nout * sizeof *mu);
-	return loss;
+	double p = grad_settle(g, L, g->lam2);
+	if (L->settle > 0)
+		grad_vjp_rhs(g, g->x, g->lam2, 1.0, grad, g->lam);
+	if (parts)
+		parts[0] = d, parts[1] = p;
+	return d + p;
 }
 
 /* (d x_0 / d theta)^T lam_0 through the init and clamp values. */
@@ -231,6 +300,13 @@ static void grad_initial(DamGrad *g, const double *x0, double *grad)
 double grad_run(DamGrad *g, double dt, int64_t nsteps, int64_t kk, int output, const double *target,
                 double *grad)
 {
+	GradLoss L = { .output = output, .kind = GRAD_LOSS_SQUARED, .target = target };
+	return grad_run_ex(g, dt, nsteps, kk, &L, grad, NULL);
+}
+
+double grad_run_ex(DamGrad *g, double dt, int64_t nsteps, int64_t kk, const GradLoss *L, double *grad,
+                   double *parts)
+{
 	if (nsteps < 0)
 		nsteps = 0;
 	if (kk <= 0)
@@ -246,7 +322,7 @@ double grad_run(DamGrad *g, double dt, int64_t nsteps, int64_t kk, int output, c
 		if (len > 0)
 			g->k->fwd.euler(g->ws, g->x, dt, len);
 	}
-	double loss = grad_final(g, output, target, grad);
+	double loss = grad_final(g, L, grad, parts);
 	for (int64_t c = nck - 1; c >= 0 && nsteps > 0; c--) {
 		int64_t len = nsteps - c * kk < kk ? nsteps - c * kk : kk;
 		memcpy(traj, ck + (size_t)c * n, sz);      /* the segment again, forward */
@@ -262,3 +338,10 @@ double grad_run(DamGrad *g, double dt, int64_t nsteps, int64_t kk, int output, c
 	dam_free(traj);
 	return loss;
 }
+
+void grad_outputs(DamGrad *g, double *out)
+{
+	g->k->fwd.outputs(g->ws, g->x, out);
+}
+
+size_t grad_output_size(const DamGrad *g) { return g->nout; }

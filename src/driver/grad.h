@@ -43,6 +43,28 @@ size_t grad_size(const DamGrad *g);          /* doubles of the flat gradient */
 int grad_set_input(DamGrad *g, int input, const double *v, size_t n);
 int grad_set_tensor(DamGrad *g, TensorId t, const double *v);
 
+/* A loss on the state x_N a run ends at: a data term on one output plus an
+ * optional settling penalty (workshop App. C: "a penalty to v-dot at time
+ * T"), settle * sum over the penalised layers' free neurons of (dx/dt)^2. */
+typedef enum { GRAD_LOSS_SQUARED, GRAD_LOSS_XENT } GradLossKind;
+typedef struct GradLoss {
+	int output;                        /* model->outputs index */
+	GradLossKind kind;                 /* squared: sum_i (y_i - target_i)^2;
+	                                    * xent: -log softmax(y)_c, c = target[0] */
+	const double *target;
+	double settle;                     /* weight of the penalty; 0: none */
+	const unsigned char *settle_layers;/* per layer, 1 penalised; NULL: all layers */
+} GradLoss;
+
+/* As grad_loss / grad_run with a GradLoss; parts (NULL or 2 doubles) gets
+ * the data term and the penalty. */
+double grad_loss_ex(DamGrad *g, double dt, int64_t nsteps, const GradLoss *L, double *parts);
+double grad_run_ex(DamGrad *g, double dt, int64_t nsteps, int64_t k, const GradLoss *L, double *grad,
+                   double *parts);
+/* The outputs at the state the last run ended at (noutput doubles, as sim_outputs). */
+void grad_outputs(DamGrad *g, double *out);
+size_t grad_output_size(const DamGrad *g);
+
 /* The loss only (forward run).  output: model->outputs index; target: its n values. */
 double grad_loss(DamGrad *g, double dt, int64_t nsteps, int output, const double *target);
 /* The loss and, into grad (grad_size doubles), dL/dtheta; checkpoints every

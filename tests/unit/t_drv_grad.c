@@ -85,10 +85,11 @@ typedef struct Case {
 	const double *target;
 	double dt;
 	int nsteps;
+	int xent_class;         /* >= 0: also check cross-entropy on this class plus the settling penalty */
 } Case;
 
 /* The worst error of one tensor's entries against central differences. */
-static double check_tensor(const Case *C, DamGrad *G, TensorId t, const double *g, double *gmax)
+static double check_tensor(const Case *C, DamGrad *G, const GradLoss *L, TensorId t, const double *g, double *gmax)
 {
 	int64_t n = sym_tensor_size(C->m->sym, t);
 	double *v = malloc((size_t)n * sizeof *v), *fd = malloc((size_t)n * sizeof *fd);
@@ -97,10 +98,10 @@ static double check_tensor(const Case *C, DamGrad *G, TensorId t, const double *
 		double h = 1e-5 * fmax(1.0, fabs(v[e])), keep = v[e];
 		v[e] = keep + h;
 		grad_set_tensor(G, t, v);
-		double lp = grad_loss(G, C->dt, C->nsteps, C->output, C->target);
+		double lp = grad_loss_ex(G, C->dt, C->nsteps, L, NULL);
 		v[e] = keep - h;
 		grad_set_tensor(G, t, v);
-		double lm = grad_loss(G, C->dt, C->nsteps, C->output, C->target);
+		double lm = grad_loss_ex(G, C->dt, C->nsteps, L, NULL);
 		v[e] = keep;
 		fd[e] = (lp - lm) / (2 * h);
 	}
@@ -117,6 +118,21 @@ static double check_tensor(const Case *C, DamGrad *G, TensorId t, const double *
 	free(v);
 	free(fd);
 	return worst;
+}
+
+static void check_all(const Case *C, DamGrad *G, const GradLoss *L, const double *g, const char *what)
+{
+	for (int i = 0; i < grad_nparams(G); i++) {
+		TensorId t = grad_param(G, i);
+		double gmax;
+		double worst = check_tensor(C, G, L, t, g + grad_param_offset(G, i), &gmax);
+		diag("%s (%s): d loss / d %s (%s, %lld values, max |g| %.3g): worst relative error vs central differences "
+		     "%.3g", C->what, what, sym_tensor_name(C->m->sym, t),
+		     C->m->tensors[t].kind == MT_LEARN ? "learn" : "const", (long long)sym_tensor_size(C->m->sym, t), gmax,
+		     worst);
+		ok(worst <= 1e-6, "%s (%s): gradient of %s agrees with finite differences to 1e-6", C->what, what,
+		   sym_tensor_name(C->m->sym, t));
+	}
 }
 
 static void run_case(const Case *C, unsigned flags)
@@ -143,15 +159,23 @@ static void run_case(const Case *C, unsigned flags)
 	grad_run(G, C->dt, C->nsteps, C->nsteps, C->output, C->target, g3);
 	ok(memcmp(g, g2, ng * sizeof *g) == 0 && memcmp(g, g3, ng * sizeof *g) == 0,
 	   "%s: checkpoints every sqrt(N), 1 and N steps give the same gradient bit for bit", C->what);
-	for (int i = 0; i < grad_nparams(G); i++) {
-		TensorId t = grad_param(G, i);
-		double gmax;
-		double worst = check_tensor(C, G, t, g + grad_param_offset(G, i), &gmax);
-		diag("%s: d loss / d %s (%s, %lld values, max |g| %.3g): worst relative error vs central differences %.3g",
-		     C->what, sym_tensor_name(C->m->sym, t), C->m->tensors[t].kind == MT_LEARN ? "learn" : "const",
-		     (long long)sym_tensor_size(C->m->sym, t), gmax, worst);
-		ok(worst <= 1e-6, "%s: gradient of %s agrees with finite differences to 1e-6", C->what,
-		   sym_tensor_name(C->m->sym, t));
+	GradLoss sq = { .output = C->output, .kind = GRAD_LOSS_SQUARED, .target = C->target };
+	check_all(C, G, &sq, g, "squared error");
+	if (C->xent_class >= 0) {
+		/* cross-entropy on the output plus the settling penalty on the first layer (the
+		 * weight keeps both terms of order 1, so that differences of the sum resolve each) */
+		double cls = C->xent_class, parts[2];
+		unsigned char *on = calloc((size_t)C->m->nlayers, 1);
+		on[0] = 1;
+		GradLoss xe = { .output = C->output, .kind = GRAD_LOSS_XENT, .target = &cls, .settle = 1e-3,
+		                .settle_layers = on };
+		double lx = grad_run_ex(G, C->dt, C->nsteps, 0, &xe, g, parts);
+		double lf = grad_loss_ex(G, C->dt, C->nsteps, &xe, NULL);
+		diag("%s: cross-entropy %.6g + settling penalty %.6g", C->what, parts[0], parts[1]);
+		ok(lx == lf && parts[1] > 0 && parts[0] > 0, "%s: cross-entropy and penalty are positive and the gradient "
+		   "run's loss is the forward run's", C->what);
+		check_all(C, G, &xe, g, "cross-entropy + settling");
+		free(on);
 	}
 	free(g);
 	free(g2);
@@ -178,7 +202,7 @@ static void test_xor(void)
 	Jit *j = m ? jit_compile(m, NULL, err, sizeof err) : NULL;
 	if (ok(j != NULL, "xor: the learned model compiles")) {
 		static const double bits[2] = {1, 0}, target[1] = {1.0};
-		Case C = { "xor", m, j, bits, 2, 0, target, 1e-2, 200 };
+		Case C = { "xor", m, j, bits, 2, 0, target, 1e-2, 200, -1 };
 		run_case(&C, JIT_GRAD_CONSTS);
 	} else {
 		diag("%s", err);
@@ -212,7 +236,7 @@ static void test_parity(void)
 	if (ok(j != NULL, "parity: parity_et compiles")) {
 		static const double tok[8] = {1, 0, 1, 1, 0, 0, 1, 0}, target[2] = {0.0, 1.0};
 		int out = model_find(m, MODEL_OUTPUT, "logits");
-		Case C = { "parity", m, j, tok, 8, out, target, 1e-3, 50 };
+		Case C = { "parity", m, j, tok, 8, out, target, 1e-3, 50, 1 };
 		run_case(&C, JIT_GRAD_CONSTS);
 	} else {
 		diag("%s", err);
