@@ -15,6 +15,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);   /* sweep.c: linked into damc only (MPI) */
 
 #endif

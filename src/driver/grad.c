@@ -345,3 +345,12 @@ void grad_outputs(DamGrad *g, double *out)
 }
 
 size_t grad_output_size(const DamGrad *g) { return g->nout; }
+
+const double *grad_eval_tensor(DamGrad *g, TensorId t)
+{
+	int64_t off = jit_grad_ws_offset(g->jit, t);
+	if (t == 0 || off < 0)
+		return NULL;
+	g->k->fwd.setup(g->ws);
+	return g->ws + off;
+}

@@ -64,6 +64,10 @@ double grad_run_ex(DamGrad *g, double dt, int64_t nsteps, int64_t k, const GradL
 /* The outputs at the state the last run ended at (noutput doubles, as sim_outputs). */
 void grad_outputs(DamGrad *g, double *out);
 size_t grad_output_size(const DamGrad *g);
+/* The values of tensor t as the module's kernels see them after setup (a
+ * constant derived from learned tensors is recomputed from their current
+ * values); NULL when t has no place in the workspace.  Valid until the next call. */
+const double *grad_eval_tensor(DamGrad *g, TensorId t);
 
 /* The loss only (forward run).  output: model->outputs index; target: its n values. */
 double grad_loss(DamGrad *g, double dt, int64_t nsteps, int output, const double *target);

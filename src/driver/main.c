@@ -8,6 +8,7 @@
  *   damc report FILE [options]              hardware, latency and energy under a device
  *   damc image FILE --device P -o IMG       the crossbar programming image (--dump, --extract)
  *   damc generate FILE --context T --steps N  autoregressive generation (paper Sec. 6.2)
+ *   damc train FILE -c TRAIN.lua -o CKPT.npz  training by backpropagation through the dynamics
  *   damc sweep FILE -c SWEEP.lua -o OUT     a grid or random sample of runs (MPI if built with it)
  */
 #include <limits.h>
@@ -59,6 +60,7 @@ static void usage(FILE *out)
 	      "  report   the hardware a model needs, its latency and energy per inference\n"
 	      "  image    write, dump or extract a crossbar programming image (docs/image-format.md)\n"
 	      "  generate autoregressive generation: relax, decode, slide the window, relax again\n"
+	      "  train    train the learned tensors (backpropagation through the compiled dynamics)\n"
 	      "  sweep    run a grid or a random sample of params and run options, one JSON line per run\n"
 	      "\n"
 	      "options:\n"
@@ -101,6 +103,8 @@ int main(int argc, char **argv)
 		return cmd_image(argc - 1, argv + 1);
 	if (!strcmp(cmd, "generate"))
 		return cmd_generate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "train"))
+		return cmd_train(argc - 1, argv + 1);
 	if (!strcmp(cmd, "sweep"))
 		return cmd_sweep(argc - 1, argv + 1);
 	fprintf(stderr, "damc: error: unknown command '%s'\n\n", cmd);

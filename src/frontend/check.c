@@ -337,26 +337,24 @@ static void check_symmetry(Model *m, Diags *d, const Loc *block_locs)
 	}
 }
 
+bool check_bound_block(const Model *m, int b)
+{
+	const MBlock *B = &m->blocks[b];
+	if (B->self || B->dynamic)
+		return false;
+	const MLayer *A = &m->layers[B->a], *C = &m->layers[B->b];
+	return (act_is(m, A, SYMFN_RELU) && act_is(m, C, -1)) || (act_is(m, C, SYMFN_RELU) && act_is(m, A, -1));
+}
+
 static void check_bounded(Model *m, Diags *d, const Loc *block_locs)
 {
 	for (int b = 0; b < m->nblocks; b++) {
+		if (!check_bound_block(m, b))
+			continue;
 		MBlock *B = &m->blocks[b];
-		if (B->self || B->dynamic)
-			continue;
 		const MLayer *A = &m->layers[B->a], *C = &m->layers[B->b];
-		const MLayer *relu_l = NULL, *id_l = NULL;
-		bool transposed = false;
-		if (act_is(m, A, SYMFN_RELU) && act_is(m, C, -1)) {
-			relu_l = A;
-			id_l = C;
-		} else if (act_is(m, C, SYMFN_RELU) && act_is(m, A, -1)) {
-			relu_l = C;
-			id_l = A;
-			transposed = true;
-		} else {
-			continue;
-		}
-		(void)transposed;
+		bool a_relu = act_is(m, A, SYMFN_RELU);
+		const MLayer *relu_l = a_relu ? A : C, *id_l = a_relu ? C : A;
 		const double *w = m->tensors[B->w].data;
 		int64_t rows = A->n, cols = C->n;
 		double sigma = check_spectral_norm(w, rows, cols);

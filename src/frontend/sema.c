@@ -1218,6 +1218,22 @@ static void stmt_param(Sema *S, Scope *sc, Stmt *st)
 	vec_push(&S->params, p);
 }
 
+/* Where a declared tensor was written, and for a learned tensor the name of
+ * its array in a checkpoint: the key of load(FILE, "KEY"), else its own name
+ * (damc train writes the learned tensors under these keys). */
+static void tensor_meta(Sema *S, LCtx *cx, Stmt *st, TensorId t)
+{
+	MTensor *mt = &S->tens.v[t];
+	mt->loc = (MLoc){ st->name_loc.file, st->name_loc.line, st->name_loc.col };
+	mt->key = sym_tensor_name(S->sym, t);
+	Expr *v = st->value;
+	if (st->kind == S_LEARN && v && v->kind == E_CALL && !strcmp(v->str, "load") && v->nargs == 2) {
+		const char *k = string_arg(S, cx, v->args[1], false);
+		if (k)
+			mt->key = k;
+	}
+}
+
 static void stmt_tensor(Sema *S, Scope *sc, Stmt *st)
 {
 	bool learn = st->kind == S_LEARN;
@@ -1254,6 +1270,7 @@ static void stmt_tensor(Sema *S, Scope *sc, Stmt *st)
 		                        sym_tensor_shape(S->sym, src));
 		S->tens.v[t].data = S->tens.v[src].data;
 		sy->t = t;
+		tensor_meta(S, &cx, st, t);
 		return;
 	}
 	if (!decl_head(S, &cx, st->dims, rank, st->value, shape, idx, names))
@@ -1263,6 +1280,7 @@ static void stmt_tensor(Sema *S, Scope *sc, Stmt *st)
 		return;
 	TensorId t = new_tensor(S, sy->name, learn ? MT_LEARN : MT_CONST, rank, shape);
 	sy->t = t;
+	tensor_meta(S, &cx, st, t);
 	MTensor *mt = &S->tens.v[t];
 	if (!st->value) {
 		mt->data = arena_alloc(S->a, (size_t)tensor_elems(S, t) * sizeof(double));

@@ -38,6 +38,10 @@ void check_model(Model *m, Diags *d, const Loc *layer_locs, const Loc *block_loc
 typedef enum { CURV_CONST, CURV_AFFINE, CURV_CONVEX, CURV_CONCAVE, CURV_UNKNOWN } Curvature;
 Curvature check_curvature(const Model *m, SymId e, TensorId x);
 
+/* Is block b one that the boundedness check covers (static, coupling a ReLU
+ * layer to an identity layer: bounded below when sigma_max(W) <= 1)? */
+bool check_bound_block(const Model *m, int b);
+
 /* Largest singular value of a rows x cols row-major matrix (power iteration). */
 double check_spectral_norm(const double *w, int64_t rows, int64_t cols);
 

@@ -49,6 +49,8 @@ typedef struct MTensor {
 	IdxId idx[SYM_MAX_RANK];
 	int layer;             /* MT_STATE / MT_ACT: layer number */
 	int input;             /* MT_INPUT: input number */
+	const char *key;       /* declared tensors: checkpoint key (load's array name, else the name) */
+	struct MLoc { uint32_t file, line, col; } loc;   /* declared tensors: where (0 = unknown) */
 } MTensor;
 
 /* A range [lo, hi) of a layer's neurons set to value[j] (free index j). */
@@ -60,9 +62,7 @@ typedef struct MSeg {
 /* Where a layer or block was declared (the front end's file, line, column:
  * the same numbers as its diagnostics' Loc; 0 = unknown), so that backends
  * can locate their errors in the user's source. */
-typedef struct MLoc {
-	uint32_t file, line, col;
-} MLoc;
+typedef struct MLoc MLoc;   /* declared with MTensor above */
 
 typedef struct MLayer {
 	const char *name;

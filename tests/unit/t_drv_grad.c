@@ -1,6 +1,7 @@
 /* t_drv_grad.c - the discrete adjoint of forward Euler against finite differences.
  *
- * For (a) an XOR model with a learned pattern matrix and bias and (b)
+ * For (a) an XOR model with a learned pattern matrix and bias, (b) Hamming(7,4)
+ * (examples/hamming74.dam, its constants as parameters) and (c)
  * examples/parity_et.dam with the published checkpoint, the gradient that
  * grad_run computes from the compiled vector-Jacobian products (jit_grad.h)
  * is compared entry by entry, for every parameter tensor, with central
@@ -246,9 +247,34 @@ static void test_parity(void)
 	arena_free(&a);
 }
 
+/* Hamming(7,4) (examples/hamming74.dam): 16 x 7 patterns and their biases as
+ * parameters (JIT_GRAD_CONSTS), squared error of the relaxed word against its codeword. */
+static void test_hamming(void)
+{
+	Arena a;
+	Diags d;
+	arena_init(&a);
+	diags_init(&d, &a);
+	Model *m = load_model(DAM_SOURCE_DIR "/examples/hamming74.dam", &d, &a);
+	char err[512] = "";
+	Jit *j = m ? jit_compile(m, NULL, err, sizeof err) : NULL;
+	if (ok(j != NULL, "hamming: hamming74 compiles")) {
+		/* codeword 0110011 with its last bit flipped */
+		static const double word[7] = {0, 1, 1, 0, 0, 1, 0}, target[7] = {0, 1, 1, 0, 0, 1, 1};
+		Case C = { "hamming", m, j, word, 7, 0, target, 1e-2, 100, -1 };
+		run_case(&C, JIT_GRAD_CONSTS);
+	} else {
+		diag("%s", err);
+	}
+	jit_free(j);
+	diags_free(&d);
+	arena_free(&a);
+}
+
 int main(void)
 {
 	test_xor();
+	test_hamming();
 	test_parity();
 	return done_testing();
 }

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# train.t - `damc train` (docs/training.md).
+#  - XOR (examples/xor_learn.dam, examples/xor_train.lua) from a random
+#    initialisation: 4/4, the checkpoint is what examples/xor_learn.npz holds
+#    (same bytes: the seed fixes everything), and `damc run -D weights=ckpt`
+#    gives y < 0.05 on the two 0 rows and > 0.95 on the two 1 rows;
+#  - one and two threads give the same bytes; a run resumed from its epoch-150
+#    checkpoint ends with the same bytes as the straight 300 epochs;
+#  - --json: one object per evaluation; --plot writes the plot;
+#  - parity_et from a random initialisation with large Hopfield weights: with
+#    the stability projection the checkpoint passes `damc check` without the
+#    unbounded warning (sigma printed), with stability = "off" it does not;
+#  - Ctrl-C during a run: exit 130, a resumable checkpoint, no temporary file;
+#  - a run that blows up (NaN): stops with the epoch and the culprit, exit 3,
+#    the checkpoint holds the last good parameters;
+#  - bad input: a loss on an undeclared output, a dataset row of the wrong
+#    width, labels that do not match the rows, an unknown train key (located,
+#    exit 1, no checkpoint); a learned tensor no output depends on (warning).
+set -u
+DAMC=${DAMC:-build/damc}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+n=0
+ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+X="examples/xor_learn.dam -c examples/xor_train.lua"
+
+"$DAMC" train $X -o "$tmp/x.npz" >"$tmp/x.out" 2>"$tmp/x.err"; st=$?
+grep -q "train 4/4" "$tmp/x.out"; ok $(( st != 0 || $? )) "XOR trains from a random initialisation to 4/4 (exit $st)"
+sed 's/^/# /' "$tmp/x.out"
+cmp -s "$tmp/x.npz" examples/xor_learn.npz; ok $? "the checkpoint is byte for byte the shipped examples/xor_learn.npz"
+for b in 0,0 0,1 1,0 1,1; do
+  "$DAMC" run examples/xor_learn.dam -D weights="$tmp/x.npz" --input bits=$b --dt 1e-2 --t-end 5 --json
+done >"$tmp/r.json" 2>/dev/null
+python3 - "$tmp/r.json" <<'PY'; ok $? "damc run -D weights=ckpt.npz: y < 0.05 for 0,0 and 1,1, > 0.95 for 0,1 and 1,0"
+import json, sys
+y = [json.loads(l)["outputs"]["y"][0] for l in open(sys.argv[1])]
+print("# y =", " ".join("%.3g" % v for v in y))
+sys.exit(0 if len(y) == 4 and y[0] < 0.05 and y[3] < 0.05 and y[1] > 0.95 and y[2] > 0.95 else 1)
+PY
+"$DAMC" train $X -o "$tmp/x1.npz" --threads 1 >/dev/null 2>&1
+cmp -s "$tmp/x.npz" "$tmp/x1.npz"; ok $? "one thread and two give the same bytes"
+"$DAMC" train $X -o "$tmp/half.npz" --epochs 150 >/dev/null 2>&1
+"$DAMC" train $X -o "$tmp/half.npz" --resume "$tmp/half.npz" >/dev/null 2>"$tmp/res.err"; st=$?
+cmp -s "$tmp/x.npz" "$tmp/half.npz"; ok $(( st != 0 || $? )) "150 epochs, then --resume to 300: the same bytes as 300 straight"
+"$DAMC" train $X -o "$tmp/j.npz" --json --plot "$tmp/p.svg" >"$tmp/j.json" 2>/dev/null
+python3 - "$tmp/j.json" <<'PY'; ok $? "--json: one object per evaluation (epochs 1, 50, ..., 300), losses falling"
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1])]
+ep = [x["epoch"] for x in e]
+sys.exit(0 if ep == [1, 50, 100, 150, 200, 250, 300] and e[-1]["loss"] < e[0]["loss"] / 100
+         and e[-1]["train_correct"] == 4 else 1)
+PY
+grep -q "<svg" "$tmp/p.svg" 2>/dev/null; ok $? "--plot writes an SVG"
+
+# Stability: parity_et from random weights whose Hopfield block starts with sigma > 1.
+W=../shared/data/published/analog-denseam-parity
+if [ -f "$W/model_best.npz" ]; then
+  cat >"$tmp/st.lua" <<EOF
+params = { weights = "$PWD/$W/model_best.npz" }
+dt = 2e-3
+t_end = 0.2
+train = {
+  data = { inputs = "$PWD/$W/parity_data_test_X.txt", labels = "$PWD/$W/parity_data_test_y.txt" },
+  epochs = 3, eval_every = 1,
+  init = { seed = 5, std = 1, tensors = { hopf_raw = { mean = 0.6, std = 0.1 } } },
+}
+EOF
+  "$DAMC" train examples/parity_et.dam -c "$tmp/st.lua" -o "$tmp/st.npz" >/dev/null 2>&1; st=$?
+  "$DAMC" check examples/parity_et.dam -D weights="$tmp/st.npz" >"$tmp/chk" 2>&1
+  ! grep -q unbounded "$tmp/chk"; ok $(( st != 0 || $? )) "with the projection (default) the checkpoint passes damc check: no unbounded warning"
+  sed 's/stability/x/; s/epochs = 3/epochs = 3, stability = "off"/' "$tmp/st.lua" >"$tmp/st_off.lua"
+  "$DAMC" train examples/parity_et.dam -c "$tmp/st_off.lua" -o "$tmp/off.npz" >/dev/null 2>&1
+  "$DAMC" check examples/parity_et.dam -D weights="$tmp/off.npz" >"$tmp/chk2" 2>&1
+  grep -q "unbounded below" "$tmp/chk2"; ok $? "with stability = \"off\" the same run leaves the energy unbounded (the check warns)"
+  grep -o "spectral norm [0-9.]*" "$tmp/chk2" | sed 's/^/# off: /'
+
+  # Ctrl-C: a long run, interrupted
+  sed 's/epochs = 3/epochs = 100000/' "$tmp/st.lua" >"$tmp/long.lua"
+  "$DAMC" train examples/parity_et.dam -c "$tmp/long.lua" -o "$tmp/int.npz" >/dev/null 2>"$tmp/int.err" &
+  pid=$!
+  sleep 3; kill -INT $pid; wait $pid; st=$?
+  [ $st = 130 ] && [ -f "$tmp/int.npz" ] && ! ls "$tmp" | grep -q '\.tmp\.' && grep -q "interrupted after epoch" "$tmp/int.err"
+  ok $? "Ctrl-C: exit 130 ($st), a checkpoint and no temporary file"
+  grep -o "interrupted after epoch [0-9]*" "$tmp/int.err" | sed 's/^/# /'
+  sed 's/epochs = 100000/epochs = 100000000/' "$tmp/long.lua" >/dev/null
+  e=$(grep -o "interrupted after epoch [0-9]*" "$tmp/int.err" | awk '{print $4}')
+  "$DAMC" train examples/parity_et.dam -c "$tmp/st.lua" -o "$tmp/int.npz" --resume "$tmp/int.npz" --epochs $((e + 1)) --json \
+    >"$tmp/int.json" 2>/dev/null; st=$?
+  [ $st = 0 ] && grep -q "\"epoch\":$((e + 1))," "$tmp/int.json"; ok $? "the interrupted run resumes at epoch $((e + 1))"
+else
+  for k in 1 2 3 4; do ok 0 "# SKIP $W is absent"; done
+fi
+
+# NaN: a learning rate that blows the weights up
+sed 's/lr = 0.05/lr = 1e6/; s/name = "adam"/name = "sgd"/' examples/xor_train.lua >"$tmp/nan.lua"
+"$DAMC" train examples/xor_learn.dam -c "$tmp/nan.lua" -o "$tmp/nan.npz" >/dev/null 2>"$tmp/nan.err"; st=$?
+[ $st = 3 ] && grep -q "epoch [0-9]*: the .* is not finite" "$tmp/nan.err" && [ -f "$tmp/nan.npz" ]
+ok $? "a run that blows up stops (exit $st) and says at which epoch and what"
+grep "not finite" "$tmp/nan.err" | sed 's/^/# /'
+python3 - "$tmp/nan.npz" <<'PY'; ok $? "its checkpoint holds finite (the last good) parameters"
+import zipfile, struct, sys, math
+z = zipfile.ZipFile(sys.argv[1])
+b = z.read("xi.npy"); hl = struct.unpack("<H", b[8:10])[0]
+v = struct.unpack("<12d", b[10 + hl:])
+sys.exit(0 if all(math.isfinite(x) for x in v) else 1)
+PY
+
+# Bad input
+bad() {  # name, config text, expected message
+  printf '%s\n' "$2" >"$tmp/bad.lua"
+  rm -f "$tmp/bad.npz"
+  "$DAMC" train examples/xor_learn.dam -c "$tmp/bad.lua" -o "$tmp/bad.npz" >/dev/null 2>"$tmp/bad.err"; st=$?
+  [ $st = 1 ] && [ ! -f "$tmp/bad.npz" ] && grep -q -- "$3" "$tmp/bad.err"; ok $? "$1: exit 1 ($st), no checkpoint, says '$3'"
+}
+bad "a loss on an undeclared output" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } },
+  output = "z", loss = "squared" }' "bad.lua:2:3: error: the loss is on output 'z', which the model does not declare"
+printf '0 0\n0 1 1\n' >"$tmp/rows.txt"
+bad "a dataset row of the wrong width" "train = { data = { inputs = \"$tmp/rows.txt\", labels = { 0, 1 } }, loss = \"squared\" }" \
+  "rows.txt:2:.*row has 3 values, expected 2"
+bad "labels that do not match the rows" 'train = { data = { inputs = { {0, 0}, {1, 1} }, labels = { 0 } }, loss = "squared" }' \
+  "1 rows of labels for 2 rows of inputs"
+bad "an unknown key" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
+  epoks = 3 }' "bad.lua:2:3: error: unknown key 'epoks' in 'train'"
+sed 's/^learn xi\[4, 3\].*/&\nlearn unused[3] = 0.1/' examples/xor_learn.dam >"$tmp/unused.dam"
+cp examples/xor_learn.npz "$tmp/"
+"$DAMC" train "$tmp/unused.dam" -c examples/xor_train.lua -o "$tmp/u.npz" --epochs 2 >/dev/null 2>"$tmp/u.err"; st=$?
+[ $st = 0 ] && grep -q "unused.dam:[0-9]*:7: warning: no output depends on learned tensor 'unused'" "$tmp/u.err"
+ok $? "a learned tensor no output depends on: a located warning, training goes on"
+echo "1..$n"
