@@ -316,17 +316,29 @@ double grad_run_ex(DamGrad *g, double dt, int64_t nsteps, int64_t kk, const Grad
 	double *ck = dam_xrealloc(NULL, (size_t)nck * sz + sizeof(double));
 	double *traj = dam_xrealloc(NULL, (size_t)kk * sz + sizeof(double));
 	grad_start(g);
+	bool whole = nck == 1;                         /* one segment: keep it on the way forward */
 	for (int64_t c = 0; c < nck; c++) {           /* forward, keeping the checkpoints */
 		memcpy(ck + (size_t)c * n, g->x, sz);
 		int64_t len = nsteps - c * kk < kk ? nsteps - c * kk : kk;
-		if (len > 0)
+		if (whole) {
+			memcpy(traj, g->x, sz);
+			for (int64_t s = 1; s < len; s++) {
+				memcpy(traj + (size_t)s * n, traj + (size_t)(s - 1) * n, sz);
+				g->k->fwd.euler(g->ws, traj + (size_t)s * n, dt, 1);
+			}
+			if (len > 0) {
+				memcpy(g->x, traj + (size_t)(len - 1) * n, sz);
+				g->k->fwd.euler(g->ws, g->x, dt, 1);
+			}
+		} else if (len > 0) {
 			g->k->fwd.euler(g->ws, g->x, dt, len);
+		}
 	}
 	double loss = grad_final(g, L, grad, parts);
 	for (int64_t c = nck - 1; c >= 0 && nsteps > 0; c--) {
 		int64_t len = nsteps - c * kk < kk ? nsteps - c * kk : kk;
 		memcpy(traj, ck + (size_t)c * n, sz);      /* the segment again, forward */
-		for (int64_t s = 1; s < len; s++) {
+		for (int64_t s = 1; s < len && !whole; s++) {
 			memcpy(traj + (size_t)s * n, traj + (size_t)(s - 1) * n, sz);
 			g->k->fwd.euler(g->ws, traj + (size_t)s * n, dt, 1);
 		}

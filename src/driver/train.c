@@ -734,7 +734,7 @@ typedef struct Trainer {
 	double *theta;
 	int out;
 	double dt;
-	int64_t nsteps;
+	int64_t nsteps, ckpt;  /* steps; checkpoint interval (nsteps: the whole trajectory kept) */
 	unsigned char *settle_on;
 	/* the current batch */
 	const TrData *td;
@@ -793,7 +793,7 @@ static void tr_job(int64_t c, void *user)
 		GradLoss L = { T->out, T->sp->loss, lab, T->sp->settle, T->settle_on };
 		double parts[2];
 		if (T->backward) {
-			grad_run_ex(G, T->dt, T->nsteps, 0, &L, T->scratch[k], parts);
+			grad_run_ex(G, T->dt, T->nsteps, T->ckpt, &L, T->scratch[k], parts);
 			if (i == lo)
 				memcpy(acc, T->scratch[k], T->ng * sizeof *acc);
 			else
@@ -1336,6 +1336,27 @@ static bool tr_nan(const Trainer *T, const TrRow *res, size_t n, const double *g
 	return false;
 }
 
+/* The boundedness warnings of the front end are about the values the model
+ * loads; when training starts elsewhere (train.init, --resume) they say
+ * nothing about what is trained, so they are dropped with their notes. */
+static void tr_drop_value_warnings(Diags *d, size_t from)
+{
+	size_t k = from;
+	bool dropping = false;
+	for (size_t i = from; i < d->n; i++) {
+		const Diag *g = &d->v[i];
+		if (g->sev != DIAG_NOTE)
+			dropping = g->sev == DIAG_WARNING && strstr(g->msg, "unbounded below");
+		if (dropping) {
+			if (g->sev == DIAG_WARNING)
+				d->nwarnings--;
+			continue;
+		}
+		d->v[k++] = *g;
+	}
+	d->n = k;
+}
+
 static int tr_threads(const RunConfig *rc)
 {
 	long n = rc->threads > 0 ? rc->threads : sysconf(_SC_NPROCESSORS_ONLN);
@@ -1359,9 +1380,12 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 	DamRunOpts opts;
 	if (run_make_opts(rc, &opts, d) < 0)
 		return RUN_EXIT_INPUT;
+	size_t nd0 = d->n;
 	Model *m = run_compile(ra->model, rc, d, a);
 	if (!m || diag_errors(d))
 		return RUN_EXIT_INPUT;
+	if (!sp->init_model || ta->resume)
+		tr_drop_value_warnings(d, nd0);
 	if (run_check_step(m, &opts, d) < 0)
 		return RUN_EXIT_INPUT;
 	int out;
@@ -1405,6 +1429,8 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 		}
 	}
 	T.ng = grad_size(T.G[0]);
+	/* keep the whole trajectory when it fits in 64 MB (no recomputation), else checkpoint every sqrt(N) */
+	T.ckpt = (double)T.nsteps * (double)model_state_size(m) * 8.0 <= 64e6 ? T.nsteps : 0;
 	for (int k = 0; k < threads; k++)
 		T.scratch[k] = run_xcalloc(T.ng + 1, sizeof(double));
 	tr_warn_unused(m, T.G[0], d);
