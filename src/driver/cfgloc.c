@@ -166,3 +166,15 @@ void lx_free(Lx *lx)
 	lx->t = NULL;
 	lx->n = lx->cap = 0;
 }
+
+char *lx_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+	char *d = malloc(n + 1);
+	if (!d)
+		exit(3);
+	memcpy(d, path, n);
+	d[n] = 0;
+	return d;
+}

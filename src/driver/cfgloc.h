@@ -29,6 +29,9 @@ typedef struct Lx {
 
 void lx_scan(Lx *lx, const char *s);     /* lx->file set by the caller; lx zeroed first */
 void lx_free(Lx *lx);
+/* The directory of a config file (malloc'd; "" for a bare name): what its
+ * relative paths are resolved against. */
+char *lx_dirname(const char *path);
 /* Where TOP.K1[.K2] is written (k1, k2 may be NULL); the nearest enclosing key
  * if not found; line 0 when TOP is not assigned in the text. */
 Loc lx_key_loc(const Lx *lx, const char *top, const char *k1, const char *k2);

@@ -1348,17 +1348,6 @@ static int sw_parse_args(SwArgs *sa, int argc, char **argv)
 	return 0;
 }
 
-static char *sw_dirname(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return run_strdup("");
-	size_t n = slash == path ? 1 : (size_t)(slash - path);
-	char *d = run_xcalloc(n + 1, 1);
-	memcpy(d, path, n);
-	return d;
-}
-
 /* Everything up to the first run: 0, or an exit status. */
 static int sw_prepare(Sweep *w, const Lx *lx, Diags *d, Arena *a)
 {
@@ -1450,7 +1439,7 @@ int cmd_sweep(int argc, char **argv)
 	runcfg_init(&rc);
 	w.ra = &sa.ra;
 	w.rc = &rc;
-	char *dir = sw_dirname(sa.ra.config);
+	char *dir = lx_dirname(sa.ra.config);
 	w.dir = dir;
 	lx.file = diag_add_file(&d, sa.ra.config);
 	if (lx.file)

@@ -109,6 +109,7 @@ typedef struct TrainSpec {
 	char *output;
 	GradLossKind loss;
 	double settle;
+	long settle_start, settle_ramp;   /* epochs: 0 before start, a cosine ramp to settle over ramp */
 	char **settle_layers; size_t nsettle;
 	long epochs, batch, eval_every, checkpoint_every;
 	TrainOpt opt;
@@ -320,9 +321,11 @@ static int tr_read_settle(lua_State *L, TrLoad *ld, TrainSpec *sp)
 		return bad;
 	}
 	if (t == LUA_TTABLE) {
-		static const char *const known[] = { "weight", "layers", NULL };
+		static const char *const known[] = { "weight", "layers", "start", "ramp", NULL };
 		bad |= tr_unknown(L, ld, "settle", known);
 		bad |= tr_range(L, ld, "settle", "weight", 0, 1e300, false, &sp->settle);
+		bad |= tr_count(L, ld, "settle", "start", 0, TR_MAX_EPOCHS, &sp->settle_start) < 0;
+		bad |= tr_count(L, ld, "settle", "ramp", 0, TR_MAX_EPOCHS, &sp->settle_ramp) < 0;
 		int tl = lua_getfield(L, -1, "layers");
 		if (tl == LUA_TTABLE) {
 			size_t n = lua_rawlen(L, -1);
@@ -736,6 +739,7 @@ typedef struct Trainer {
 	double dt;
 	int64_t nsteps, ckpt;  /* steps; checkpoint interval (nsteps: the whole trajectory kept) */
 	unsigned char *settle_on;
+	double settle_w;       /* the penalty's weight this epoch (tr_settle_weight) */
 	/* the current batch */
 	const TrData *td;
 	const size_t *rows; size_t nrows;
@@ -790,7 +794,7 @@ static void tr_job(int64_t c, void *user)
 		for (int in = 0; in < m->ninputs; in++)
 			grad_set_input(G, in, T->td->rb.inputs[r * (size_t)m->ninputs + (size_t)in], (size_t)m->inputs[in].n);
 		const double *lab = T->td->labels + r * T->td->lcols;
-		GradLoss L = { T->out, T->sp->loss, lab, T->sp->settle, T->settle_on };
+		GradLoss L = { T->out, T->sp->loss, lab, T->settle_w, T->settle_on };
 		double parts[2];
 		if (T->backward) {
 			grad_run_ex(G, T->dt, T->nsteps, T->ckpt, &L, T->scratch[k], parts);
@@ -824,6 +828,20 @@ static void tr_job(int64_t c, void *user)
 	}
 	free(out);
 	tr_release(T, k);
+}
+
+/* The settling penalty's weight at epoch e (1-based): 0 before settle.start,
+ * then w (1 - cos(pi u)) / 2 over settle.ramp epochs, then w (the schedule
+ * of the published training: a penalty from the start keeps the model from
+ * learning the task). */
+static double tr_settle_weight(const TrainSpec *sp, long e)
+{
+	if (e <= sp->settle_start)
+		return sp->settle_start ? 0.0 : sp->settle;
+	if (sp->settle_ramp <= 0 || e >= sp->settle_start + sp->settle_ramp)
+		return sp->settle;
+	double u = (double)(e - sp->settle_start) / (double)sp->settle_ramp;
+	return sp->settle * 0.5 * (1.0 - cos(TR_PI * u));
 }
 
 /* Put theta into every module. */
@@ -1498,6 +1516,7 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 			}
 		}
 		TrEval ev = { .epoch = epoch };
+		T.settle_w = tr_settle_weight(sp, epoch);
 		for (size_t b0 = 0; b0 < ntr && !stopped; b0 += bsz) {
 			size_t nb = b0 + bsz < ntr ? bsz : ntr - b0;
 			ev.lr = train_lr(&sp->opt, st.step);
@@ -1629,17 +1648,6 @@ done:
 	return status;
 }
 
-static char *tr_dirname(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	if (!slash)
-		return run_strdup("");
-	size_t n = (size_t)(slash - path);
-	char *s = run_xcalloc(n + 2, 1);
-	memcpy(s, path, n ? n : 1);
-	return s;
-}
-
 int cmd_train(int argc, char **argv)
 {
 	TrainArgs t;
@@ -1664,7 +1672,7 @@ int cmd_train(int argc, char **argv)
 	runcfg_init(&rc);
 	memset(&lx, 0, sizeof lx);
 	tr_spec_default(&sp);
-	char *dir = tr_dirname(t.ra.config);
+	char *dir = lx_dirname(t.ra.config);
 	lx.file = diag_add_file(&d, t.ra.config);
 	if (lx.file)
 		lx_scan(&lx, diag_source(&d, lx.file)->text);
