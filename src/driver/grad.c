@@ -304,6 +304,18 @@ double grad_run(DamGrad *g, double dt, int64_t nsteps, int64_t kk, int output, c
 	return grad_run_ex(g, dt, nsteps, kk, &L, grad, NULL);
 }
 
+/* traj[0..len) = the states x0, x1, ... of one segment, one Euler step each
+ * (the same kernel calls forward and recomputed, so the same bits). */
+static void grad_segment(DamGrad *g, const double *x0, double *traj, int64_t len, double dt)
+{
+	size_t n = g->n, sz = n * sizeof(double);
+	memcpy(traj, x0, sz);
+	for (int64_t s = 1; s < len; s++) {
+		memcpy(traj + (size_t)s * n, traj + (size_t)(s - 1) * n, sz);
+		g->k->fwd.euler(g->ws, traj + (size_t)s * n, dt, 1);
+	}
+}
+
 double grad_run_ex(DamGrad *g, double dt, int64_t nsteps, int64_t kk, const GradLoss *L, double *grad,
                    double *parts)
 {
@@ -316,20 +328,14 @@ double grad_run_ex(DamGrad *g, double dt, int64_t nsteps, int64_t kk, const Grad
 	double *ck = dam_xrealloc(NULL, (size_t)nck * sz + sizeof(double));
 	double *traj = dam_xrealloc(NULL, (size_t)kk * sz + sizeof(double));
 	grad_start(g);
-	bool whole = nck == 1;                         /* one segment: keep it on the way forward */
+	bool whole = nck == 1;                         /* one segment: kept on the way forward */
 	for (int64_t c = 0; c < nck; c++) {           /* forward, keeping the checkpoints */
 		memcpy(ck + (size_t)c * n, g->x, sz);
 		int64_t len = nsteps - c * kk < kk ? nsteps - c * kk : kk;
-		if (whole) {
-			memcpy(traj, g->x, sz);
-			for (int64_t s = 1; s < len; s++) {
-				memcpy(traj + (size_t)s * n, traj + (size_t)(s - 1) * n, sz);
-				g->k->fwd.euler(g->ws, traj + (size_t)s * n, dt, 1);
-			}
-			if (len > 0) {
-				memcpy(g->x, traj + (size_t)(len - 1) * n, sz);
-				g->k->fwd.euler(g->ws, g->x, dt, 1);
-			}
+		if (whole && len > 0) {
+			grad_segment(g, g->x, traj, len, dt);
+			memcpy(g->x, traj + (size_t)(len - 1) * n, sz);
+			g->k->fwd.euler(g->ws, g->x, dt, 1);
 		} else if (len > 0) {
 			g->k->fwd.euler(g->ws, g->x, dt, len);
 		}
@@ -337,11 +343,8 @@ double grad_run_ex(DamGrad *g, double dt, int64_t nsteps, int64_t kk, const Grad
 	double loss = grad_final(g, L, grad, parts);
 	for (int64_t c = nck - 1; c >= 0 && nsteps > 0; c--) {
 		int64_t len = nsteps - c * kk < kk ? nsteps - c * kk : kk;
-		memcpy(traj, ck + (size_t)c * n, sz);      /* the segment again, forward */
-		for (int64_t s = 1; s < len && !whole; s++) {
-			memcpy(traj + (size_t)s * n, traj + (size_t)(s - 1) * n, sz);
-			g->k->fwd.euler(g->ws, traj + (size_t)s * n, dt, 1);
-		}
+		if (!whole)                                /* the segment again, forward */
+			grad_segment(g, ck + (size_t)c * n, traj, len, dt);
 		for (int64_t s = len - 1; s >= 0; s--)
 			grad_step_back(g, traj + (size_t)s * n, dt, grad);
 	}

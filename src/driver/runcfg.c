@@ -782,9 +782,10 @@ static int cfg_read_all(lua_State *L, CfgState *cs, RunConfig *rc, const CfgExtr
 	bad |= cfg_read_threads(L, cs, rc);
 	bad |= cfg_read_bool(L, cs, "json", &rc->json);
 	if (ex) {
+		int top = lua_gettop(L);
 		cfg_get(L, cs, ex->key);
 		bad |= ex->read(L, ex->user);
-		lua_pop(L, 1);
+		lua_settop(L, top);
 	}
 	cfg_warn_unknown(L, cs, ex);
 	return bad ? -1 : 0;

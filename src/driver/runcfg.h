@@ -50,8 +50,9 @@ int cfg_load_lua(const char *path, RunConfig *rc, Diags *d);
 /* A global that a command reads itself (`damc sweep`'s `sweep` table):
  * cfg_load_lua_extra runs the config as cfg_load_lua does, then, still in
  * the sandbox's protected call, calls read with the global's value on top of
- * the Lua stack (nil when the config does not set it); read leaves the stack
- * as it found it, reports its own errors to its Diags and returns 0 or -1.
+ * the Lua stack (nil when the config does not set it); read may leave values
+ * on the stack (the caller restores it), reports its own errors to its Diags
+ * and returns 0 or -1.
  * The key is then not an unknown setting. */
 struct lua_State;
 typedef struct CfgExtra {

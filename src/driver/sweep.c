@@ -350,8 +350,9 @@ static int sw_read_samples(lua_State *L, SwLoad *ld)
 	return 0;
 }
 
-static int sw_read_table(lua_State *L, SwLoad *ld)
+static int sw_read_table(lua_State *L, void *user)
 {
+	SwLoad *ld = user;
 	SwSpec *sp = ld->sp;
 	static const char *const known[] = { "grid", "random", "samples", "seed" };
 	sp->loc = lx_key_loc(ld->lx, "sweep", NULL, NULL);
@@ -396,14 +397,6 @@ static int sw_read_table(lua_State *L, SwLoad *ld)
 	bad |= sw_read_samples(L, ld);
 	bad |= sw_read_seeds(L, ld);
 	return bad ? -1 : 0;
-}
-
-static int sw_read(lua_State *L, void *user)
-{
-	int top = lua_gettop(L);
-	int r = sw_read_table(L, user);
-	lua_settop(L, top);
-	return r;
 }
 
 static void sw_spec_free(SwSpec *sp)
@@ -1445,7 +1438,7 @@ int cmd_sweep(int argc, char **argv)
 	if (lx.file)
 		lx_scan(&lx, diag_source(&d, lx.file)->text);
 	SwLoad ld = { &w.sp, &d, &lx, dir, w.quiet };
-	CfgExtra ex = { "sweep", sw_read, &ld };
+	CfgExtra ex = { "sweep", sw_read_table, &ld };
 	if (cfg_load_lua_extra(sa.ra.config, &rc, &ex, &d) < 0) {
 		status = RUN_EXIT_INPUT;
 	} else {

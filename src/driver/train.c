@@ -506,8 +506,9 @@ static int tr_read_stability(lua_State *L, TrLoad *ld, TrainSpec *sp)
 	return bad ? -1 : 0;
 }
 
-static int tr_read_table(lua_State *L, TrLoad *ld)
+static int tr_read_table(lua_State *L, void *user)
 {
+	TrLoad *ld = user;
 	TrainSpec *sp = ld->sp;
 	if (lua_type(L, -1) != LUA_TTABLE) {
 		diag_error(ld->d, tr_loc(ld, NULL, NULL), "%s", lua_isnil(L, -1) ? "the config sets no 'train' table "
@@ -543,14 +544,6 @@ static int tr_read_table(lua_State *L, TrLoad *ld)
 	bad |= tr_read_init(L, ld, sp);
 	bad |= tr_read_stability(L, ld, sp);
 	return bad ? -1 : 0;
-}
-
-static int tr_read(lua_State *L, void *user)
-{
-	int top = lua_gettop(L);
-	int r = tr_read_table(L, user);
-	lua_settop(L, top);
-	return r;
 }
 
 static void tr_spec_default(TrainSpec *sp)
@@ -785,10 +778,7 @@ static void tr_job(int64_t c, void *user)
 	double *acc = T->backward ? T->chunk_grad + (size_t)c * T->ng : NULL;
 	double *out = run_xcalloc(grad_output_size(G) + 1, sizeof *out);
 	const MOutput *O = &m->outputs[T->out];
-	size_t ny = (size_t)(O->rank == 0 ? 1 : O->n);
-	size_t ooff = 0;
-	for (int o = 0; o < T->out; o++)
-		ooff += (size_t)(m->outputs[o].rank == 0 ? 1 : m->outputs[o].n);
+	size_t ny = (size_t)(O->rank == 0 ? 1 : O->n), ooff = grad_kernels(G)->fwd.output_off[T->out];
 	for (size_t i = lo; i < hi; i++) {
 		size_t r = T->rows[i];
 		for (int in = 0; in < m->ninputs; in++)
@@ -844,12 +834,18 @@ static double tr_settle_weight(const TrainSpec *sp, long e)
 	return sp->settle * 0.5 * (1.0 - cos(TR_PI * u));
 }
 
+/* Put theta into module G. */
+static void tr_put_theta(const Trainer *T, DamGrad *G)
+{
+	for (int i = 0; i < grad_nparams(G); i++)
+		grad_set_tensor(G, grad_param(G, i), T->theta + grad_param_offset(G, i));
+}
+
 /* Put theta into every module. */
 static void tr_set_theta(Trainer *T)
 {
 	for (int k = 0; k < T->nG; k++)
-		for (int i = 0; i < grad_nparams(T->G[k]); i++)
-			grad_set_tensor(T->G[k], grad_param(T->G[k], i), T->theta + grad_param_offset(T->G[k], i));
+		tr_put_theta(T, T->G[k]);
 }
 
 /* Run rows[0..n) of td: losses, accuracy and (backward) the summed gradient into g. */
@@ -888,7 +884,7 @@ static double tr_sigma(Trainer *T, const TrProj *p)
 {
 	const Model *m = T->m;
 	const MBlock *B = &m->blocks[p->block];
-	tr_set_theta(T);
+	tr_put_theta(T, T->G[0]);    /* the other modules get theta before the next pass */
 	const double *w = grad_eval_tensor(T->G[0], p->w);
 	return check_spectral_norm(w, m->layers[B->a].n, m->layers[B->b].n);
 }
@@ -954,6 +950,21 @@ typedef struct TrState {
 	double *theta, *m1, *m2;
 } TrState;
 
+static void tr_state_copy(TrState *dst, const TrState *src, size_t ng)
+{
+	memcpy(dst->theta, src->theta, ng * sizeof *dst->theta);
+	memcpy(dst->m1, src->m1, ng * sizeof *dst->m1);
+	memcpy(dst->m2, src->m2, ng * sizeof *dst->m2);
+	dst->epoch = src->epoch;
+	dst->step = src->step;
+}
+
+/* The checkpoint key of learned tensor t (sema sets it; its name otherwise). */
+static const char *tr_key(const Model *m, TensorId t)
+{
+	return m->tensors[t].key ? m->tensors[t].key : sym_tensor_name(m->sym, t);
+}
+
 /* The learned tensors of m (values from theta for parameters) and, with st, the
  * optimiser state, as one .npz. */
 static int tr_save(const Trainer *T, const char *path, const TrState *st, char *err, size_t errlen)
@@ -977,7 +988,7 @@ static int tr_save(const Trainer *T, const char *path, const TrState *st, char *
 		for (int i = 0; i < grad_nparams(G); i++)
 			if (grad_param(G, i) == t)
 				pi = i;
-		const char *key = mt->key ? mt->key : sym_tensor_name(m->sym, t);
+		const char *key = tr_key(m, t);
 		int base = n;
 		names[n] = key;
 		rank[n] = sym_tensor_rank(m->sym, t);
@@ -1053,7 +1064,7 @@ static int tr_resume(const Trainer *T, const char *path, TrState *st, Diags *d)
 			return -1;
 	for (int i = 0; i < grad_nparams(G); i++) {
 		TensorId t = grad_param(G, i);
-		const char *key = m->tensors[t].key ? m->tensors[t].key : sym_tensor_name(m->sym, t);
+		const char *key = tr_key(m, t);
 		size_t off = grad_param_offset(G, i), len = (size_t)sym_tensor_size(m->sym, t);
 		char k1[512], k2[512];
 		snprintf(k1, sizeof k1, "train.m1.%s", key);
@@ -1497,11 +1508,7 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 	tr_interrupted = 0;
 	double t0 = tr_now();
 	long first = st.epoch;
-	memcpy(good.theta, st.theta, ng * sizeof *st.theta);
-	memcpy(good.m1, st.m1, ng * sizeof *st.m1);
-	memcpy(good.m2, st.m2, ng * sizeof *st.m2);
-	good.epoch = st.epoch;
-	good.step = st.step;
+	tr_state_copy(&good, &st, ng);
 	bool stopped = false;
 	for (long epoch = st.epoch + 1; epoch <= sp->epochs && !stopped; epoch++) {
 		for (size_t i = 0; i < ntr; i++)
@@ -1529,12 +1536,7 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 			bool bad = tr_nan(&T, T.res, nb, g, epoch, d);
 			free(T.res);
 			T.res = NULL;
-			if (bad) {
-				memcpy(st.theta, good.theta, ng * sizeof *st.theta);
-				memcpy(st.m1, good.m1, ng * sizeof *st.m1);
-				memcpy(st.m2, good.m2, ng * sizeof *st.m2);
-				st.epoch = good.epoch;
-				st.step = good.step;
+			if (bad) {           /* `good` is what gets saved */
 				status = RUN_EXIT_DIVERGED;
 				stopped = true;
 				break;
@@ -1554,11 +1556,7 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 		if (stopped)
 			break;
 		st.epoch = epoch;
-		memcpy(good.theta, st.theta, ng * sizeof *st.theta);
-		memcpy(good.m1, st.m1, ng * sizeof *st.m1);
-		memcpy(good.m2, st.m2, ng * sizeof *st.m2);
-		good.epoch = st.epoch;
-		good.step = st.step;
+		tr_state_copy(&good, &st, ng);
 		ev.loss = ev.data + ev.penalty;
 		ev.train_acc = (double)ev.train_ok / (double)ntr;
 		bool last = epoch == sp->epochs;
@@ -1677,7 +1675,7 @@ int cmd_train(int argc, char **argv)
 	if (lx.file)
 		lx_scan(&lx, diag_source(&d, lx.file)->text);
 	TrLoad ld = { &sp, &d, &lx, dir };
-	CfgExtra ex = { "train", tr_read, &ld };
+	CfgExtra ex = { "train", tr_read_table, &ld };
 	if (cfg_load_lua_extra(t.ra.config, &rc, &ex, &d) < 0) {
 		status = RUN_EXIT_INPUT;
 	} else {

@@ -40,15 +40,6 @@ static const char xor_src[] =
 	"init  v = [0, 0, 0.5]\n"
 	"output y = v[2]\n";
 
-static Model *load_model(const char *path, Diags *d, Arena *a)
-{
-	FrontendOptions fo = { NULL, 0, NULL, NULL };
-	Model *m = dam_frontend_compile(path, &fo, d, a);
-	if (!m)
-		diag("front end failed on %s", path);
-	return m;
-}
-
 static double sim_loss(DamSim *s, double dt, int nsteps, int output, const double *target)
 {
 	DamRunOpts o;
@@ -185,6 +176,35 @@ static void run_case(const Case *C, unsigned flags)
 	sim_free(s);
 }
 
+/* Compile the model at path (with one -D define or none), then run_case on
+ * it; output names the loss's output (NULL: C.output as given). */
+static void run_model(const char *path, const char *define, const char *compiles, const char *output, Case C)
+{
+	Arena a;
+	Diags d;
+	arena_init(&a);
+	diags_init(&d, &a);
+	const char *dv[1] = { define };
+	FrontendOptions fo = { define ? dv : NULL, define ? 1 : 0, NULL, NULL };
+	Model *m = dam_frontend_compile(path, &fo, &d, &a);
+	if (!m)
+		diag("front end failed on %s", path);
+	char err[512] = "";
+	Jit *j = m ? jit_compile(m, NULL, err, sizeof err) : NULL;
+	if (ok(j != NULL, "%s", compiles)) {
+		C.m = m;
+		C.jit = j;
+		if (output)
+			C.output = model_find(m, MODEL_OUTPUT, output);
+		run_case(&C, JIT_GRAD_CONSTS);
+	} else {
+		diag("%s", err);
+	}
+	jit_free(j);
+	diags_free(&d);
+	arena_free(&a);
+}
+
 static void test_xor(void)
 {
 	char dir[] = "/tmp/t_drv_grad.XXXXXX", path[64];
@@ -194,23 +214,9 @@ static void test_xor(void)
 	FILE *f = fopen(path, "w");
 	fputs(xor_src, f);
 	fclose(f);
-	Arena a;
-	Diags d;
-	arena_init(&a);
-	diags_init(&d, &a);
-	Model *m = load_model(path, &d, &a);
-	char err[512] = "";
-	Jit *j = m ? jit_compile(m, NULL, err, sizeof err) : NULL;
-	if (ok(j != NULL, "xor: the learned model compiles")) {
-		static const double bits[2] = {1, 0}, target[1] = {1.0};
-		Case C = { "xor", m, j, bits, 2, 0, target, 1e-2, 200, -1 };
-		run_case(&C, JIT_GRAD_CONSTS);
-	} else {
-		diag("%s", err);
-	}
-	jit_free(j);
-	diags_free(&d);
-	arena_free(&a);
+	static const double bits[2] = {1, 0}, target[1] = {1.0};
+	run_model(path, NULL, "xor: the learned model compiles", NULL,
+	          (Case){ "xor", NULL, NULL, bits, 2, 0, target, 1e-2, 200, -1 });
 	unlink(path);
 	rmdir(dir);
 }
@@ -225,50 +231,19 @@ static void test_parity(void)
 	}
 	char def[512];
 	snprintf(def, sizeof def, "weights=%s", npz);
-	const char *dv[1] = {def};
-	Arena a;
-	Diags d;
-	arena_init(&a);
-	diags_init(&d, &a);
-	FrontendOptions fo = { dv, 1, NULL, NULL };
-	Model *m = dam_frontend_compile(DAM_SOURCE_DIR "/examples/parity_et.dam", &fo, &d, &a);
-	char err[512] = "";
-	Jit *j = m ? jit_compile(m, NULL, err, sizeof err) : NULL;
-	if (ok(j != NULL, "parity: parity_et compiles")) {
-		static const double tok[8] = {1, 0, 1, 1, 0, 0, 1, 0}, target[2] = {0.0, 1.0};
-		int out = model_find(m, MODEL_OUTPUT, "logits");
-		Case C = { "parity", m, j, tok, 8, out, target, 1e-3, 50, 1 };
-		run_case(&C, JIT_GRAD_CONSTS);
-	} else {
-		diag("%s", err);
-	}
-	jit_free(j);
-	diags_free(&d);
-	arena_free(&a);
+	static const double tok[8] = {1, 0, 1, 1, 0, 0, 1, 0}, target[2] = {0.0, 1.0};
+	run_model(DAM_SOURCE_DIR "/examples/parity_et.dam", def, "parity: parity_et compiles", "logits",
+	          (Case){ "parity", NULL, NULL, tok, 8, 0, target, 1e-3, 50, 1 });
 }
 
 /* Hamming(7,4) (examples/hamming74.dam): 16 x 7 patterns and their biases as
  * parameters (JIT_GRAD_CONSTS), squared error of the relaxed word against its codeword. */
 static void test_hamming(void)
 {
-	Arena a;
-	Diags d;
-	arena_init(&a);
-	diags_init(&d, &a);
-	Model *m = load_model(DAM_SOURCE_DIR "/examples/hamming74.dam", &d, &a);
-	char err[512] = "";
-	Jit *j = m ? jit_compile(m, NULL, err, sizeof err) : NULL;
-	if (ok(j != NULL, "hamming: hamming74 compiles")) {
-		/* codeword 0110011 with its last bit flipped */
-		static const double word[7] = {0, 1, 1, 0, 0, 1, 0}, target[7] = {0, 1, 1, 0, 0, 1, 1};
-		Case C = { "hamming", m, j, word, 7, 0, target, 1e-2, 100, -1 };
-		run_case(&C, JIT_GRAD_CONSTS);
-	} else {
-		diag("%s", err);
-	}
-	jit_free(j);
-	diags_free(&d);
-	arena_free(&a);
+	/* codeword 0110011 with its last bit flipped */
+	static const double word[7] = {0, 1, 1, 0, 0, 1, 0}, target[7] = {0, 1, 1, 0, 0, 1, 1};
+	run_model(DAM_SOURCE_DIR "/examples/hamming74.dam", NULL, "hamming: hamming74 compiles", NULL,
+	          (Case){ "hamming", NULL, NULL, word, 7, 0, target, 1e-2, 100, -1 });
 }
 
 int main(void)
