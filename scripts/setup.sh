@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install every Debian 12 package damc needs (run as root, or with sudo available).
-# clang-14 and libclang-rt-14-dev are for the libFuzzer build (scripts/build.sh --fuzz).
+# clang-14 and libclang-rt-14-dev are for the libFuzzer build (scripts/build.sh --fuzz);
+# libopenblas-dev for the OpenBLAS baseline of bench/et_scale.sh.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config re2c bison llvm-16-dev liblua5.4-dev zlib1g-dev
-      ngspice gnuplot perl python3 valgrind clang-14 libclang-rt-14-dev libopenmpi-dev openmpi-bin)
+      ngspice gnuplot perl python3 valgrind libopenblas-dev clang-14 libclang-rt-14-dev libopenmpi-dev openmpi-bin)
 need=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

@@ -579,7 +579,8 @@ static void sim_batch_block(const SimBatch *B, size_t lo, size_t hi)
 	DamEulerRun **run = sim_xcalloc(n, sizeof *run);
 	double **wsv = sim_xcalloc(n, sizeof *wsv), **xv = sim_xcalloc(n, sizeof *xv);
 	size_t *act = sim_xcalloc(n, sizeof *act);
-	double *scratch = sim_xcalloc((n < SIM_BATCH_GROUP ? n : SIM_BATCH_GROUP) * B->s[lo]->k->batch_scratch,
+	double *scratch = sim_xcalloc(B->s[lo]->k->batch_pack +
+	                              (n < SIM_BATCH_GROUP ? n : SIM_BATCH_GROUP) * B->s[lo]->k->batch_scratch,
 	                              sizeof *scratch);
 	for (size_t i = 0; i < n; i++) {
 		DamSim *s = B->s[lo + i];

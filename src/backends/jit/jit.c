@@ -119,6 +119,29 @@ LLVMTargetMachineRef jit_host_tm(int opt, char *err, size_t errlen)
 	return tm;
 }
 
+/* Is +name in LLVM's comma-separated feature list f? */
+static bool jit_has_feature(const char *f, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = f; p && *p;) {
+		const char *c = strchr(p, ',');
+		size_t len = c ? (size_t)(c - p) : strlen(p);
+		if (len == n + 1 && p[0] == '+' && memcmp(p + 1, name, n) == 0)
+			return true;
+		p = c ? c + 1 : NULL;
+	}
+	return false;
+}
+
+/* Doubles per vector register of the host: 8 with AVX-512, 4 with AVX, else 2. */
+int jit_host_vlen(void)
+{
+	char *f = LLVMGetHostCPUFeatures();
+	int v = jit_has_feature(f, "avx512f") ? 8 : jit_has_feature(f, "avx") ? 4 : 2;
+	LLVMDisposeMessage(f);
+	return v;
+}
+
 /* Private (module-local) names get a "hot." prefix. */
 static void jit_rename_private(LLVMValueRef v)
 {
@@ -387,6 +410,7 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	j->k.nact = lay->nact;
 	j->k.tau_off = (size_t)lay->tau_off;
 	j->k.batch_scratch = (size_t)lay->batch_scratch;
+	j->k.batch_pack = (size_t)lay->batch_pack;
 	lay->tensor_ws_off = NULL;   /* owned by j now */
 	lay->input_off = NULL;
 	lay->output_off = NULL;

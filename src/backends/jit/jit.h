@@ -59,8 +59,10 @@ typedef struct JitKernels {
 	 * euler, and the same whatever nb. */
 	void (*euler_batch)(double *const *ws, double *const *x, int64_t nb, double dt, int64_t nsteps,
 	                    double *scratch);
-	size_t batch_scratch;          /* doubles of scratch per string that euler_batch needs
-	                                * (scratch: nb * batch_scratch, the column buffers) */
+	size_t batch_scratch;          /* doubles of scratch per string that euler_batch needs */
+	size_t batch_pack;             /* doubles of packed weight panels euler_batch keeps at the
+	                                * start of its scratch (scratch: batch_pack + nb *
+	                                * batch_scratch doubles) */
 } JitKernels;
 
 typedef struct JitOptions {

@@ -148,8 +148,8 @@ static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCa
 		jit_axpy_layout(E, n->kids[0], n->aux, j, P, 0);
 		E->axbuf_off[e] = *cur;
 		*cur += sym_index_extent(E->sym, j);
-		E->axscr_off[e] = E->axscr_size;
-		E->axscr_size += sym_index_extent(E->sym, j);
+		E->axscr_off[e] = E->axscr_size;   /* the column buffer, then the factors g (batch) */
+		E->axscr_size += sym_index_extent(E->sym, j) + sym_index_extent(E->sym, n->aux);
 		return;
 	}
 	for (int k = 0; k < n->nkids; k++)
@@ -181,26 +181,227 @@ static LLVMValueRef jit_axpy_buf(JitEmit *E, SymId s, int64_t *off)
 
 /* ---- emission ---------------------------------------------------------------- */
 
-/* buf[j] = 0 for j in [lo, hi); for mu: for j in [lo, hi): buf[j] += body. */
-static void jit_axpy_nest(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
+/* ---- register blocks of the batched kernel ------------------------------------ */
+
+/* Rows of mu per pass over a register block: 256 rows of a packed panel (2
+ * vectors wide) stay in the L1 cache while the groups of strings go over it. */
+#define JIT_AXPY_KBLK 128
+
+/* Strings per register block and vectors of columns per block (sb x nv
+ * accumulators, nv vectors of A and one broadcast in registers). */
+static int jit_axpy_sb(const JitEmit *E) { return E->vlen == 8 ? 12 : 6; }
+#define JIT_AXPY_NV 2
+
+/* Is the body of the planned sum s a product A(mu, j) * g(mu) with A shared
+ * by the strings and read row-major with j contiguous (the Hopfield
+ * patterns, a transposed copy of them)?  Gives A and g. */
+static bool jit_axpy_blockable(JitEmit *E, SymId s, SymId *a, SymId *g)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	SymId k0, k1;
+	int64_t off, stride;
+	if (n->nfree != 1 || !jit_product2(E, n->kids[0], &k0, &k1))
+		return false;
+	IdxId j = n->free[0];
+	*a = sym_has_free(E->sym, k1, j) ? k1 : k0;
+	*g = *a == k1 ? k0 : k1;
+	return !sym_has_free(E->sym, *g, j) && jit_shared_rows(E, *a, n->aux, j, NULL, &off, &stride);
+}
+
+/* Full blocks of columns of s's statement variable. */
+static int64_t jit_axpy_nblocks(const JitEmit *E, SymId s)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	return sym_index_extent(E->sym, n->free[0]) / ((int64_t)E->vlen * JIT_AXPY_NV);
+}
+
+void jit_axpy_pack_plan(JitEmit *E)
+{
+	SymId a, g;
+	E->axpack_size = 0;
+	for (SymId s = 1; s < E->nsym; s++)
+		if (E->axbuf_off[s] >= 0 && jit_axpy_nblocks(E, s) > 0 && jit_axpy_blockable(E, s, &a, &g)) {
+			E->axpack_off[s] = E->axpack_size;
+			E->axpack_size += jit_axpy_nblocks(E, s) * E->vlen * JIT_AXPY_NV *
+			                  sym_index_extent(E->sym, sym_node(E->sym, s)->aux);
+			E->axpack_size = (E->axpack_size + 7) / 8 * 8;
+		}
+}
+
+static LLVMValueRef jit_min_i64(JitEmit *E, LLVMValueRef a, LLVMValueRef b, const char *name)
+{
+	return LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, a, b, "lt"), a, b, name);
+}
+
+static LLVMValueRef jit_vec_ptr(JitEmit *E, LLVMValueRef base, LLVMValueRef off, int64_t k)
+{
+	LLVMValueRef o = k ? LLVMBuildNSWAdd(E->b, off, jit_i64(E, k), "vo") : off;
+	return jit_elem_ptr(E, base, o, "vp");
+}
+
+static LLVMValueRef jit_vec_load(JitEmit *E, LLVMTypeRef vt, LLVMValueRef base, LLVMValueRef off, int64_t k)
+{
+	LLVMValueRef v = LLVMBuildLoad2(E->b, vt, jit_vec_ptr(E, base, off, k), "vl");
+	LLVMSetAlignment(v, 8);
+	return v;
+}
+
+/* The packed panels: block q of columns of A (jw = 2 vectors wide) is
+ * stored row after row, panel[q][mu][0..jw), so the kernel reads it
+ * contiguously; rows of A itself are a power of two apart at the usual
+ * sizes, and read in place they fall into the same sets of the caches. */
+void jit_axpy_pack_emit(JitEmit *E)
+{
+	SymId a, g;
+	const int64_t jw = (int64_t)E->vlen * JIT_AXPY_NV;
+	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)E->vlen);
+	for (SymId s = 1; s < E->nsym; s++) {
+		if (E->axpack_off[s] < 0 || !jit_axpy_blockable(E, s, &a, &g))
+			continue;
+		const SymNode *n = sym_node(E->sym, s);
+		LLVMValueRef abase;
+		int64_t aoff, astride, nmu = sym_index_extent(E->sym, n->aux);
+		jit_shared_rows(E, a, n->aux, n->free[0], &abase, &aoff, &astride);
+		jit_stmt_begin(E);
+		jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, jit_axpy_nblocks(E, s)), "pkq");
+		LLVMValueRef q = E->lv[E->depth - 1].iv;
+		jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, nmu), "pkmu");
+		if (E->failed)
+			return;
+		jit_position_top(E);
+		LLVMValueRef r = E->lv[E->depth - 1].iv;
+		LLVMValueRef from = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, r, jit_i64(E, astride), "pr"),
+		                                    LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, q, jit_i64(E, jw), "pc"),
+		                                                    jit_i64(E, aoff), "pco"), "pfrom");
+		LLVMValueRef to = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, LLVMBuildNSWAdd(E->b,
+		                                  LLVMBuildNSWMul(E->b, q, jit_i64(E, nmu), "pq"), r, "pqr"), jit_i64(E, jw), "pto"),
+		                                  jit_i64(E, E->axpack_off[s]), "ptoo");
+		for (int v = 0; v < JIT_AXPY_NV; v++)
+			LLVMSetAlignment(LLVMBuildStore(E->b, jit_vec_load(E, vt, abase, from, (int64_t)v * E->vlen),
+			                                jit_vec_ptr(E, E->scratch, to, (int64_t)v * E->vlen)), 8);
+		jit_loop_close(E);
+		jit_loop_close(E);
+	}
+	jit_stmt_begin(E);
+}
+
+/* Register blocks for the planned sum s = sum(mu, A(mu, j) g(mu)) over the
+ * columns [lo, hi) of its buffers (zero on entry): g is computed first into
+ * each string's scratch; then for every packed block of columns inside
+ * [lo, hi) and every group of sb strings, the sb x 2 vector accumulators
+ * stay in registers while mu runs over a panel of rows (acc += A[mu, j..] *
+ * g_s[mu]), so a row of A is loaded once per group and each column of each
+ * string still receives its additions in the order mu = 0, 1, ... (the fmul
+ * and fadd of the plain loop: bit-identical).  A group past the last string
+ * repeats the last one (the same values stored twice).  Gives the columns
+ * covered, [*clo, *chi) (empty: none). */
+static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, int64_t *clo, int64_t *chi)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	IdxId mu = n->aux;
+	SymId a, g;
+	const int vl = E->vlen, nv = JIT_AXPY_NV, sb = jit_axpy_sb(E);
+	const int64_t jw = (int64_t)vl * nv, q0 = (lo + jw - 1) / jw;
+	int64_t q1 = hi / jw;
+	if (q1 > jit_axpy_nblocks(E, s))
+		q1 = jit_axpy_nblocks(E, s);
+	*clo = *chi = lo;
+	if (!E->batch || E->axpack_off[s] < 0 || q1 <= q0 || !jit_axpy_blockable(E, s, &a, &g))
+		return;
+	int64_t nmu = sym_index_extent(E->sym, mu);
+	int64_t boff = E->axscr_off[s], goff = boff + sym_index_extent(E->sym, j);
+
+	/* g_s[mu] for every string */
+	jit_stmt_begin(E);
+	jit_batch_open(E);
+	jit_loop_open(E, mu, jit_i64(E, 0), jit_i64(E, nmu), sym_index_name(E->sym, mu));
+	if (E->failed)
+		return;
+	LLVMValueRef gv = jit_emit(E, g);
+	jit_position_top(E);
+	LLVMValueRef gi = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, jit_i64(E, goff), "gi");
+	LLVMBuildStore(E->b, gv, jit_elem_ptr(E, E->scr, gi, "gp"));
+	jit_loop_close(E);
+	jit_batch_close(E);
+
+	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
+	LLVMValueRef zero = jit_i64(E, 0);
+	LLVMValueRef mask = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(E->ctx), (unsigned)vl));
+	jit_stmt_begin(E);
+	jit_loop_open(E, 0, jit_i64(E, q0), jit_i64(E, q1), "rq");
+	jit_position_top(E);
+	LLVMValueRef q = E->lv[E->depth - 1].iv;
+	LLVMValueRef jcol = LLVMBuildNSWMul(E->b, q, jit_i64(E, jw), "jcol");
+	LLVMValueRef pbase = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, q, jit_i64(E, nmu * jw), "pq"),
+	                                     jit_i64(E, E->axpack_off[s]), "pbase");
+	jit_loop_open(E, 0, zero, jit_i64(E, (nmu + JIT_AXPY_KBLK - 1) / JIT_AXPY_KBLK), "rkb");
+	jit_position_top(E);
+	LLVMValueRef klo = LLVMBuildNSWMul(E->b, E->lv[E->depth - 1].iv, jit_i64(E, JIT_AXPY_KBLK), "klo");
+	LLVMValueRef khi = jit_min_i64(E, LLVMBuildNSWAdd(E->b, klo, jit_i64(E, JIT_AXPY_KBLK), "kend"),
+	                               jit_i64(E, nmu), "khi");
+	LLVMValueRef ngrp = LLVMBuildSDiv(E->b, LLVMBuildNSWAdd(E->b, E->nb, jit_i64(E, sb - 1), "nbr"),
+	                                  jit_i64(E, sb), "ngrp");
+	jit_loop_open(E, 0, zero, ngrp, "rsb");
+	if (E->failed)
+		return;
+	jit_position_top(E);
+	LLVMValueRef last = LLVMBuildNSWSub(E->b, E->nb, jit_i64(E, 1), "lastb");
+	LLVMValueRef s0 = LLVMBuildNSWMul(E->b, E->lv[E->depth - 1].iv, jit_i64(E, sb), "s0");
+	LLVMValueRef gp[12], bp[12], acc[12 * JIT_AXPY_NV], init[12 * JIT_AXPY_NV], next[12 * JIT_AXPY_NV];
+	for (int k = 0; k < sb; k++) {
+		LLVMValueRef sk = jit_min_i64(E, LLVMBuildNSWAdd(E->b, s0, jit_i64(E, k), "sk"), last, "sc");
+		LLVMValueRef so = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, sk, jit_i64(E, E->axscr_size), "so"),
+		                                  jit_i64(E, E->axpack_size), "sop");
+		LLVMValueRef row = jit_elem_ptr(E, E->scratch, so, "srow");
+		gp[k] = jit_elem_ptr(E, row, jit_i64(E, goff), "gk");
+		bp[k] = jit_elem_ptr(E, row, LLVMBuildNSWAdd(E->b, jcol, jit_i64(E, boff), "bo"), "bk");
+		for (int v = 0; v < nv; v++)
+			init[k * nv + v] = jit_vec_load(E, vt, bp[k], zero, (int64_t)v * vl);
+	}
+	jit_loop_open(E, 0, klo, khi, "rmu");
+	if (E->failed)
+		return;
+	for (int k = 0; k < sb * nv; k++)
+		acc[k] = jit_loop_phi_ty(E, vt, "racc");
+	jit_position_top(E);
+	LLVMValueRef imu = E->lv[E->depth - 1].iv;
+	LLVMValueRef aat = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, imu, jit_i64(E, jw), "ar"), pbase, "aat");
+	LLVMValueRef av[JIT_AXPY_NV];
+	for (int v = 0; v < nv; v++)
+		av[v] = jit_vec_load(E, vt, E->scratch, aat, (int64_t)v * vl);
+	for (int k = 0; k < sb; k++) {
+		LLVMValueRef gk = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, gp[k], imu, "gm"), "g");
+		LLVMValueRef gs = LLVMBuildInsertElement(E->b, LLVMGetUndef(vt), gk, LLVMConstInt(E->i64, 0, 0), "gi");
+		gs = LLVMBuildShuffleVector(E->b, gs, LLVMGetUndef(vt), mask, "gs");
+		for (int v = 0; v < nv; v++)
+			next[k * nv + v] = LLVMBuildFAdd(E->b, acc[k * nv + v], LLVMBuildFMul(E->b, av[v], gs, "ag"), "acc");
+	}
+	jit_loop_close_acc(E, sb * nv, acc, init, next);
+	jit_position_top(E);
+	for (int k = 0; k < sb; k++)
+		for (int v = 0; v < nv; v++)
+			LLVMSetAlignment(LLVMBuildStore(E->b, acc[k * nv + v], jit_vec_ptr(E, bp[k], zero, (int64_t)v * vl)), 8);
+	jit_loop_close(E);
+	jit_loop_close(E);
+	jit_loop_close(E);
+	*clo = q0 * jw;
+	*chi = q1 * jw;
+}
+
+/* The plain nest over the columns [lo, hi): for mu: for j: buf[j] += body.
+ * In the batched kernel the strings loop sits between mu and j, and j runs
+ * in blocks of JIT_AXPY_BLOCK: a piece of row mu of the weights is read once
+ * for all strings of the batch, whose pieces of the buffers stay in the L1
+ * cache over all mu (the order of the additions into each buf[j] is still
+ * mu = 0, 1, ...). */
+static void jit_axpy_plain(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
 {
 	const SymNode *n = sym_node(E->sym, s);
 	IdxId mu = n->aux;
 	int64_t o;
+	if (lo >= hi)
+		return;
 	jit_stmt_begin(E);
-	jit_batch_open(E);
-	LLVMValueRef base = jit_axpy_buf(E, s, &o), boff = jit_i64(E, o);
-	jit_loop_open(E, 0, jit_i64(E, lo), jit_i64(E, hi), "axz");
-	jit_position_top(E);
-	LLVMValueRef z = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, boff, "colz");
-	LLVMBuildStore(E->b, jit_f64(E, 0.0), jit_elem_ptr(E, base, z, "col"));
-	jit_loop_close(E);
-	jit_batch_close(E);
-	/* In the batched kernel the strings loop sits between mu and j, and j
-	 * runs in blocks of JIT_AXPY_BLOCK: a piece of row mu of the weights is
-	 * read once for all strings of the batch, whose pieces of the buffers
-	 * stay in the L1 cache over all mu (the order of the additions into
-	 * each buf[j] is still mu = 0, 1, ...). */
 	LLVMValueRef jlo = jit_i64(E, lo), jhi = jit_i64(E, hi);
 	if (E->batch) {
 		int64_t nblk = (hi - lo + JIT_AXPY_BLOCK - 1) / JIT_AXPY_BLOCK;
@@ -219,8 +420,9 @@ static void jit_axpy_nest(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
 		return;
 	LLVMValueRef b = jit_emit(E, n->kids[0]);
 	jit_position_top(E);
-	LLVMValueRef at = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, boff, "colj");
-	LLVMValueRef p = jit_elem_ptr(E, jit_axpy_buf(E, s, &o), at, "col");
+	LLVMValueRef base = jit_axpy_buf(E, s, &o);
+	LLVMValueRef at = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, jit_i64(E, o), "colj");
+	LLVMValueRef p = jit_elem_ptr(E, base, at, "col");
 	LLVMValueRef acc = LLVMBuildLoad2(E->b, E->f64, p, "colacc");
 	LLVMBuildStore(E->b, LLVMBuildFAdd(E->b, acc, b, "acc"), p);
 	jit_loop_close(E);
@@ -228,6 +430,28 @@ static void jit_axpy_nest(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
 	jit_loop_close(E);
 	if (E->batch)
 		jit_loop_close(E);
+}
+
+/* buf[j] = 0 for j in [lo, hi); for mu: for j in [lo, hi): buf[j] += body. */
+static void jit_axpy_nest(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
+{
+	int64_t o, clo, chi;
+	jit_stmt_begin(E);
+	jit_batch_open(E);
+	LLVMValueRef base = jit_axpy_buf(E, s, &o), boff = jit_i64(E, o);
+	jit_loop_open(E, 0, jit_i64(E, lo), jit_i64(E, hi), "axz");
+	jit_position_top(E);
+	LLVMValueRef z = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, boff, "colz");
+	LLVMBuildStore(E->b, jit_f64(E, 0.0), jit_elem_ptr(E, base, z, "col"));
+	jit_loop_close(E);
+	jit_batch_close(E);
+	jit_axpy_blocked(E, s, j, lo, hi, &clo, &chi);
+	if (clo < chi) {
+		jit_axpy_plain(E, s, j, lo, clo);
+		jit_axpy_plain(E, s, j, chi, hi);
+	} else {
+		jit_axpy_plain(E, s, j, lo, hi);
+	}
 }
 
 static void jit_axpy_emit_walk(JitEmit *E, SymId e, IdxId var, int64_t lo, int64_t hi)

@@ -84,8 +84,10 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->axmark = jit_zalloc(E->nsym, sizeof *E->axmark);
 	E->pstr = jit_zalloc(E->nsym, sizeof *E->pstr);
 	E->axscr_off = jit_zalloc(E->nsym, sizeof *E->axscr_off);
+	E->axpack_off = jit_zalloc(E->nsym, sizeof *E->axpack_off);
+	E->vlen = jit_host_vlen();
 	for (uint32_t s = 0; s < E->nsym; s++)
-		E->cache_off[s] = E->axbuf_off[s] = -1;
+		E->cache_off[s] = E->axbuf_off[s] = E->axpack_off[s] = -1;
 
 	uint32_t ni = sym_index_count(E->sym);
 	E->var_level = jit_zalloc(ni, sizeof *E->var_level);
@@ -113,6 +115,7 @@ void jit_emit_fini(JitEmit *E)
 	dam_free(E->axmark);
 	dam_free(E->pstr);
 	dam_free(E->axscr_off);
+	dam_free(E->axpack_off);
 	dam_free(E->var_level);
 	E->b = NULL;
 }
@@ -218,17 +221,22 @@ void jit_loop_open(JitEmit *E, IdxId var, LLVMValueRef lo, LLVMValueRef hi, cons
 }
 
 /* An accumulator of the innermost loop: a phi in its header. */
-static LLVMValueRef jit_loop_phi(JitEmit *E, const char *name)
+LLVMValueRef jit_loop_phi_ty(JitEmit *E, LLVMTypeRef ty, const char *name)
 {
 	JitLevel *L = &E->lv[E->depth - 1];
 	LLVMPositionBuilderBefore(E->b, L->check);
-	return LLVMBuildPhi(E->b, E->f64, name);
+	return LLVMBuildPhi(E->b, ty, name);
+}
+
+static LLVMValueRef jit_loop_phi(JitEmit *E, const char *name)
+{
+	return jit_loop_phi_ty(E, E->f64, name);
 }
 
 /* Closes the innermost loop; accumulator k goes from init[k] (entry) to
  * next[k] (back edge).  The enclosing level continues in the exit block. */
-static void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi,
-                               LLVMValueRef *init, LLVMValueRef *next)
+void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi,
+                        LLVMValueRef *init, LLVMValueRef *next)
 {
 	if (E->depth < 2 || E->failed) {
 		if (E->depth >= 2)
@@ -347,7 +355,8 @@ void jit_batch_open(JitEmit *E)
 	LLVMValueRef px = LLVMBuildInBoundsGEP2(E->b, E->ptr, E->xv, &b, 1, "px");
 	E->ws = LLVMBuildLoad2(E->b, E->ptr, pw, "wsb");
 	E->x = LLVMBuildLoad2(E->b, E->ptr, px, "xb");
-	LLVMValueRef so = LLVMBuildNSWMul(E->b, b, jit_i64(E, E->axscr_size), "scroff");
+	LLVMValueRef so = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, b, jit_i64(E, E->axscr_size), "scroff"),
+	                                  jit_i64(E, E->axpack_size), "scrpk");
 	E->scr = jit_elem_ptr(E, E->scratch, so, "scrb");
 }
 
@@ -691,6 +700,59 @@ static LLVMValueRef jit_emit_cached(JitEmit *E, SymId e, int level)
 	return LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, base, off, "cache"), "cached");
 }
 
+static int64_t jit_divisor_power(JitEmit *E, SymId f, SymId *base);
+
+/* Is e a matrix A(mu, j) that all strings share, stored row-major with j
+ * contiguous: a cache flattened (mu, j) or a static tensor read T[mu, j]
+ * whose extents fit its shape?  Gives its base pointer, the element offset
+ * of A(0, 0) and the row stride. */
+bool jit_shared_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int64_t *off,
+                     int64_t *stride)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	if (jit_per_string(E, e) || n->nfree != 2)
+		return false;
+	if (E->cache_off[e] >= 0) {
+		const IdxId *ord = E->cache_ord_set[e] ? E->cache_ord + (size_t)e * SYM_MAX_RANK : n->free;
+		if (ord[0] != mu || ord[1] != j)
+			return false;
+		if (base)
+			*base = E->wsw;
+		*off = E->cache_off[e];
+		*stride = sym_index_extent(E->sym, j);
+		return true;
+	}
+	if (n->kind != SYM_TENSOR || n->nkids != 2)
+		return false;
+	MTensorKind kind = E->m->tensors[n->aux].kind;
+	const SymNode *k0 = sym_node(E->sym, n->kids[0]), *k1 = sym_node(E->sym, n->kids[1]);
+	const int64_t *shape = sym_tensor_shape(E->sym, n->aux);
+	if ((kind != MT_CONST && kind != MT_LEARN) || k0->kind != SYM_IDX || k0->aux != mu ||
+	    k1->kind != SYM_IDX || k1->aux != j || sym_index_extent(E->sym, mu) > shape[0] ||
+	    sym_index_extent(E->sym, j) > shape[1])
+		return false;
+	if (!E->gconst[n->aux] && E->ws_off[n->aux] < 0)
+		return false;
+	LLVMValueRef b = jit_tensor_base(E, n->aux, off);   /* wsw: NULL outside a function */
+	if (base)
+		*base = b;
+	*stride = shape[1];
+	return true;
+}
+
+/* Is e a product of exactly two ordinary factors (emitted as one fmul)? */
+bool jit_product2(JitEmit *E, SymId e, SymId *k0, SymId *k1)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	SymId base;
+	if (n->kind != SYM_MUL || n->nkids != 2 || jit_divisor_power(E, n->kids[0], &base) ||
+	    jit_divisor_power(E, n->kids[1], &base))
+		return false;
+	*k0 = n->kids[0];
+	*k1 = n->kids[1];
+	return true;
+}
+
 /* ---- reductions ---------------------------------------------------------- */
 
 /* Hides levels above `level` so a reduction can be emitted at `level`; the
@@ -745,7 +807,7 @@ static LLVMValueRef jit_emit_fold(JitEmit *E, SymKind kind, IdxId var, SymId bod
 	return acc;
 }
 
-static LLVMValueRef jit_stack_buffer(JitEmit *E, int64_t n)
+LLVMValueRef jit_stack_array(JitEmit *E, int64_t n)
 {
 	char name[32];
 	snprintf(name, sizeof name, "buf%d", E->nbuf++);
@@ -764,7 +826,7 @@ static LLVMValueRef jit_emit_lse(JitEmit *E, SymId e, IdxId var, SymId body, int
 	char name[64];
 	const char *vn = sym_index_name(E->sym, var);
 	int64_t n = sym_index_extent(E->sym, var);
-	LLVMValueRef buf = n > 0 && n <= JIT_LSE_BUF_MAX ? jit_stack_buffer(E, n) : NULL;
+	LLVMValueRef buf = n > 0 && n <= JIT_LSE_BUF_MAX ? jit_stack_array(E, n) : NULL;
 
 	snprintf(name, sizeof name, "lsemax.%s", vn);
 	jit_open_reduction(E, var);

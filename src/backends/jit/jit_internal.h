@@ -65,6 +65,7 @@ typedef struct JitEmit {
 	int64_t *ws_off;           /* MT_INPUT / MT_DYN / MT_ACT, run-time weights: offset in ws, -1 none */
 	bool bake;                 /* static and learn tensors as constants (JitOptions.bake_weights) */
 	bool fast_exp;             /* exp as inline straight-line code (JitOptions.fast_exp) */
+	int vlen;                  /* doubles per vector register of the host (2, 4 or 8) */
 	int64_t tau_off;           /* ws offset of the time constants, one per state component */
 	int64_t *x_off;            /* MT_STATE: offset in x, -1 none */
 
@@ -103,6 +104,8 @@ typedef struct JitEmit {
 	LLVMValueRef scratch, scr;  /* the batch's column buffers; string b's (in the string loop) */
 	int64_t *axscr_off;        /* per SymId: offset of its column buffer in a string's scratch */
 	int64_t axscr_size;        /* doubles of scratch per string (padded: jit_axpy.c) */
+	int64_t *axpack_off;       /* per SymId: offset of its packed weight panels in the scratch, -1 none */
+	int64_t axpack_size;       /* doubles of packed panels at the start of the scratch */
 	int bfloor;                /* level of the open string loop (0: none) */
 	uint8_t *pstr;             /* per SymId: 0 unknown, 1 shared by the strings, 2 per string */
 	bool use_cache;
@@ -146,6 +149,18 @@ LLVMValueRef jit_cache_flat(JitEmit *E, SymId e);
 /* Emits the memoised-per-statement node switch's fallback for sums: the
  * column buffer load of an interchanged sum (jit_axpy.c). */
 LLVMValueRef jit_axpy_load(JitEmit *E, SymId e, int level);
+/* A phi of type ty in the innermost loop's header; jit_loop_close_acc closes
+ * the loop with phi[k] going from init[k] to next[k]. */
+LLVMValueRef jit_loop_phi_ty(JitEmit *E, LLVMTypeRef ty, const char *name);
+void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi, LLVMValueRef *init, LLVMValueRef *next);
+/* e = A(mu, j) shared by the strings, row-major with j contiguous: base
+ * pointer, offset of A(0, 0) and row stride (jit_axpy.c's register blocks). */
+bool jit_shared_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int64_t *off,
+                     int64_t *stride);
+/* A stack array of n doubles in the function's entry block (32-byte aligned). */
+LLVMValueRef jit_stack_array(JitEmit *E, int64_t n);
+/* e = k0 * k1, two ordinary factors (one fmul when emitted). */
+bool jit_product2(JitEmit *E, SymId e, SymId *k0, SymId *k1);
 
 /* jit_axpy.c: loop interchange of large matrix-vector sums.  A sum over mu of
  * a body with the free index j of a statement (dst[j] = ... sum(mu, T[mu, j]
@@ -162,6 +177,13 @@ void jit_axpy_plan(JitEmit *E, SymId rhs, IdxId j, int64_t *cur, JitCachePlan *P
 void jit_axpy_emit(JitEmit *E, SymId e, IdxId var, int64_t lo, int64_t hi);
 void jit_axpy_done(JitEmit *E, SymId e);
 int64_t jit_axpy_scratch_stride(const JitEmit *E);   /* doubles per string */
+/* Chooses the planned sums the batched kernel computes in register blocks
+ * and places their packed weight panels at the start of its scratch
+ * (E->axpack_size doubles); after the layout. */
+void jit_axpy_pack_plan(JitEmit *E);
+/* In the batched kernel, before the steps: packs the panels from the
+ * shared weights. */
+void jit_axpy_pack_emit(JitEmit *E);
 
 /* jit_kernels.c */
 struct JitCachePlan {
@@ -181,6 +203,7 @@ typedef struct JitLayout {
 	int64_t act_off, dx_off;
 	int64_t tau_off;           /* ws offset of the per-component time constants */
 	int64_t batch_scratch;     /* doubles of scratch per string of euler_batch */
+	int64_t batch_pack;        /* doubles of packed weight panels before the strings' scratch */
 	int64_t *tensor_ws_off;    /* copy of ws_off per tensor (malloc) */
 	uint32_t ntensors;
 } JitLayout;
@@ -208,6 +231,8 @@ void jit_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((for
 int jit_check(LLVMErrorRef e, const char *what, char *err, size_t errlen);
 /* A TargetMachine for the host CPU and its features, at optimisation level opt. */
 LLVMTargetMachineRef jit_host_tm(int opt, char *err, size_t errlen);
+/* Doubles per vector register of the host CPU: 8 (AVX-512), 4 (AVX) or 2. */
+int jit_host_vlen(void);
 /* The default<O1..3> pipeline with loop and SLP vectorisation (opt 0: none). */
 int jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char *err, size_t errlen);
 /* An LLJIT that resolves the process' symbols (libm); consumes tm. */

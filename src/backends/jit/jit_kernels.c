@@ -257,7 +257,9 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	}
 	lay->noutput = nout;
 	lay->ws_size = (size_t)cur;
+	jit_axpy_pack_plan(E);
 	lay->batch_scratch = jit_axpy_scratch_stride(E);
+	lay->batch_pack = E->axpack_size;
 	lay->ntensors = sym_tensor_count(E->sym);
 	lay->tensor_ws_off = dam_xrealloc(NULL, lay->ntensors * sizeof *lay->tensor_ws_off);
 	memcpy(lay->tensor_ws_off, E->ws_off, lay->ntensors * sizeof *lay->tensor_ws_off);
@@ -705,6 +707,12 @@ static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHel
 		LLVMSetValueName2(LLVMGetParam(fn, i), pname[i], strlen(pname[i]));
 	unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
 	LLVMAddAttributeAtIndex(fn, 6, LLVMCreateEnumAttribute(E->ctx, noalias, 0));
+	if (E->vlen == 8) {        /* the register blocks of jit_axpy.c use 512-bit vectors */
+		static const char *const attr[2] = {"min-legal-vector-width", "prefer-vector-width"};
+		for (int i = 0; i < 2; i++)
+			LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+			                        LLVMCreateStringAttribute(E->ctx, attr[i], (unsigned)strlen(attr[i]), "512", 3));
+	}
 	E->scratch = LLVMGetParam(fn, 5);
 	int64_t stride = E->axscr_size;
 	E->axscr_size = jit_axpy_scratch_stride(E);   /* the stride from here on */
@@ -717,6 +725,8 @@ static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHel
 	jit_position_top(E);
 	E->ws = E->wsw = LLVMBuildLoad2(E->b, E->ptr, E->wsv, "ws0");
 	E->x = NULL;
+	jit_axpy_pack_emit(E);
+	jit_position_top(E);
 	jit_loop_open(E, 0, jit_i64(E, 0), nsteps, "step");
 	E->floor = 1;
 	jit_batch_open(E);
