@@ -255,15 +255,15 @@ static void batch_open(Batch *T, Bench *B)
 	T->ok = 1;
 }
 
-static int batch_pass(Batch *T, Bench *B, double *logits, double *v)
+static int batch_pass(Batch *T, Bench *B, double *logits, double *v, int64_t nsteps, int threads)
 {
 	DamRunOpts o;
 	dam_run_opts_default(&o);
 	o.dt = DT;
-	o.t_end = DT * (double)B->nsteps;
-	o.check_every = B->nsteps;
+	o.t_end = DT * (double)nsteps;
+	o.check_every = nsteps;
 	static DamRunResult res[NB];
-	int batched = sim_run_batch(T->s, NB, &o, res, NULL, 0, 1);
+	int batched = sim_run_batch(T->s, NB, &o, res, NULL, 0, threads);
 	for (int b = 0; b < NB; b++) {
 		sim_outputs(T->s[b], logits + 2 * b);
 		memcpy(v + b * B->D, sim_state(T->s[b]), (size_t)B->D * sizeof *v);
@@ -299,7 +299,7 @@ static void side_print(const Side *s, const Bench *B, const Side *ref)
 	       med, s->dlog);
 }
 
-enum { S_DAMC, S_DAMC1, S_BATCH, S_HAND, S_AXPY, S_BLAS1, S_BLAS2, S_N };
+enum { S_DAMC, S_DAMC1, S_BATCH, S_BATCH1, S_BATCH2, S_HAND, S_AXPY, S_BLAS1, S_BLAS2, S_N };
 
 static int bench_passes(Bench *B, Side *S, Batch *T)
 {
@@ -320,11 +320,18 @@ static int bench_passes(Bench *B, Side *S, Batch *T)
 		S[S_DAMC1].t[r] = bench_now_ms() - t0;
 		if (T->ok) {
 			t0 = bench_now_ms();
-			int used = batch_pass(T, B, lg, v);
+			int used = batch_pass(T, B, lg, v, B->nsteps, 1);
 			S[S_BATCH].t[r] = bench_now_ms() - t0;
 			side_check(&S[S_BATCH], B, lg, v);
 			if (!used)
 				S[S_BATCH].name = "damc batch (FALLBACK)";
+			t0 = bench_now_ms();
+			batch_pass(T, B, lg, v, B->nsteps, 2);
+			S[S_BATCH2].t[r] = bench_now_ms() - t0;
+			side_check(&S[S_BATCH2], B, lg, v);
+			t0 = bench_now_ms();
+			batch_pass(T, B, lg, v, 1, 1);
+			S[S_BATCH1].t[r] = bench_now_ms() - t0;
 		}
 		t0 = bench_now_ms();
 		hand_et_run_axpy(&B->he, B->tok, NB, DT, B->nsteps, lg, v);
@@ -353,7 +360,7 @@ static void bench_report(Bench *B, Side *S, const double *tc)
 	printf("  FLOPs per Euler step per string F = 4D(L+M) + 3D + 8L + 3M = %.0f\n",
 	       flops_per_step(B->D, B->L, B->M));
 	for (int k = 0; k < S_N; k++)
-		if (k != S_DAMC1)
+		if (k != S_DAMC1 && k != S_BATCH1)
 			side_print(&S[k], B, &S[S_HAND]);
 	double t1 = median(S[S_DAMC1].t, B->reps), tn = median(S[S_DAMC].t, B->reps);
 	printf("    damc, 1 step per run:  median %.2f ms (%.1f us per dam_run: setup + 1 step)\n", t1,
@@ -362,6 +369,12 @@ static void bench_report(Bench *B, Side *S, const double *tc)
 		printf("    damc, steps alone: (T(%lld) - T(1)) / (64 x %lld) = %.1f ns/step/string, %.2f GFLOP/s\n",
 		       (long long)B->nsteps, (long long)B->nsteps - 1, 1e6 * (tn - t1) / (NB * (n - 1)),
 		       flops_per_step(B->D, B->L, B->M) * NB * (n - 1) / ((tn - t1) * 1e6));
+	double b1 = median(S[S_BATCH1].t, B->reps), bn = median(S[S_BATCH].t, B->reps);
+	if (S[S_BATCH].on && B->nsteps > 1)
+		printf("    damc batch, steps alone: (T(%lld) - T(1)) / (64 x %lld) = %.1f ns/step/string, %.2f GFLOP/s"
+		       " (1-step pass %.2f ms: setup, packing, checks)\n",
+		       (long long)B->nsteps, (long long)B->nsteps - 1, 1e6 * (bn - b1) / (NB * (n - 1)),
+		       flops_per_step(B->D, B->L, B->M) * NB * (n - 1) / ((bn - b1) * 1e6), b1);
 	printf("    compile (dam_compile_file, .dam + weights to native code): median %.1f ms of %d\n",
 	       median(tc, B->creps), B->creps);
 	printf("row D=%lld compile ms=%.1f\n", (long long)B->D, median(tc, B->creps));
@@ -396,7 +409,8 @@ static int cmd_bench(Bench *B)
 		       T.jit_ms);
 	Side S[S_N] = {
 		[S_DAMC] = { "damc (dam_run)", .on = 1 }, [S_DAMC1] = { "damc 1 step" },
-		[S_BATCH] = { "damc batch (internal)", .on = T.ok }, [S_HAND] = { "plain C", .on = 1 },
+		[S_BATCH] = { "damc batch (internal)", .on = T.ok }, [S_BATCH1] = { "damc batch 1 step", .on = T.ok },
+		[S_BATCH2] = { "damc batch 2 threads", .on = T.ok }, [S_HAND] = { "plain C", .on = 1 },
 		[S_AXPY] = { "plain C axpy", .on = 1 }, [S_BLAS1] = { "OpenBLAS 1 thread", .on = 1 },
 		[S_BLAS2] = { "OpenBLAS 2 threads", .on = !getenv("DAM_ET_NO_BLAS2") },
 	};

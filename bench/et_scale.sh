@@ -102,7 +102,7 @@ done
 echo
 echo "summary: ns per Euler step per string (GFLOP/s), medians; compile = dam_compile_file; max RSS of a"
 echo "process that compiles / loads and runs the 64 strings for one step"
-printf "%6s %4s %22s %22s %22s %22s %22s %22s %9s %26s\n" D L "damc dam_run" "damc batch (int.)" "plain C" \
+printf "%6s %4s %22s %22s %22s %22s %22s %22s %22s %9s %26s\n" D L "damc dam_run" "damc batch (int.)" "damc batch 2 thr" "plain C" \
   "plain C axpy" "OpenBLAS 1 thr" "OpenBLAS 2 thr" "compile" "max RSS damc/hand/blas"
 for s in "${sizes[@]}"; do
   read -r D L _ <<<"$s"
@@ -116,7 +116,7 @@ for s in "${sizes[@]}"; do
       }
     }
     END {
-      n = split("damc (dam_run)|damc batch (internal)|plain C|plain C axpy|OpenBLAS 1 thread|OpenBLAS 2 threads", k, "|")
+      n = split("damc (dam_run)|damc batch (internal)|damc batch 2 threads|plain C|plain C axpy|OpenBLAS 1 thread|OpenBLAS 2 threads", k, "|")
       printf "%6s %4s", D, L
       for (i = 1; i <= n; i++) printf " %22s", (k[i] in cell) ? cell[k[i]] : "-"
       printf " %6.0f ms %11s MB\n", comp, mem["damc"] "/" mem["hand"] "/" mem["blas"]

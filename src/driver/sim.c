@@ -26,7 +26,7 @@
 
 /* Strings per call of the batched kernel: its blocks of 64 columns of 32
  * strings' buffers fill half an L1 data cache (jit_axpy.c). */
-#define SIM_BATCH_GROUP 32
+#define SIM_BATCH_GROUP 64
 
 struct DamSim {
 	const Model *m;
@@ -40,6 +40,7 @@ struct DamSim {
 	double **dynamic;      /* per tensor: values programmed over an MT_DYN tensor (or NULL) */
 	bool static_ready;     /* the caches of static tensors in ws are current (setup ran since
 	                        * the last sim_set_tensor): later runs need setup_run only */
+	bool weights_model;    /* the static tensors hold the model's values (no sim_set_tensor) */
 	SimTraceFn trace;
 	void *trace_user;
 };
@@ -70,6 +71,7 @@ DamSim *sim_new(const Model *m, const Jit *jit)
 	s->k = jit_kernels(jit);
 	s->ws = sim_xcalloc(s->k->ws_size, sizeof *s->ws);
 	jit_ws_init(jit, m, s->ws);              /* the weights are run-time data */
+	s->weights_model = true;
 	s->x = sim_xcalloc(s->k->nstate, sizeof *s->x);
 	s->g = sim_xcalloc(s->k->nstate, sizeof *s->g);
 	s->tau = sim_xcalloc(s->k->nstate, sizeof *s->tau);
@@ -91,8 +93,8 @@ DamSim *sim_clone(const DamSim *src)
 			bad = sim_set_dynamic(s, t, src->dynamic[t]);
 		int64_t off = jit_ws_offset(src->jit, t);
 		MTensorKind kind = src->m->tensors[t].kind;
-		if (!bad && (kind == MT_CONST || kind == MT_LEARN) && off >= 0)   /* weights as programmed */
-			bad = sim_set_tensor(s, t, src->ws + off);
+		if (!bad && !src->weights_model && (kind == MT_CONST || kind == MT_LEARN) && off >= 0)
+			bad = sim_set_tensor(s, t, src->ws + off);   /* weights as programmed */
 	}
 	if (!bad)
 		sim_set_tau(s, src->tau);          /* time constants as built */
@@ -243,6 +245,7 @@ int sim_set_tensor(DamSim *s, TensorId t, const double *v)
 		return -1;
 	memcpy(s->ws + off, v, (size_t)sym_tensor_size(s->m->sym, t) * sizeof *v);
 	s->static_ready = false;
+	s->weights_model = false;
 	return 0;
 }
 
@@ -525,8 +528,9 @@ static bool sim_batchable(DamSim *const *s, size_t n, const DamRunOpts *o)
 		if ((kind != MT_CONST && kind != MT_LEARN) || off < 0)
 			continue;
 		size_t bytes = (size_t)sym_tensor_size(s[0]->m->sym, t) * sizeof(double);
-		for (size_t i = 1; i < n; i++)
-			if (memcmp(s[i]->ws + off, s[0]->ws + off, bytes) != 0)
+		for (size_t i = 1; i < n; i++)   /* the model's own values in both: equal without looking */
+			if (!(s[i]->weights_model && s[0]->weights_model) &&
+			    memcmp(s[i]->ws + off, s[0]->ws + off, bytes) != 0)
 				return false;
 	}
 	return true;

@@ -146,8 +146,8 @@ static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCa
 	if (E->axbuf_off[e] < 0 && jit_axpy_candidate(E, e, j) &&
 	    jit_axpy_layout(E, n->kids[0], n->aux, j, NULL, 0)) {
 		jit_axpy_layout(E, n->kids[0], n->aux, j, P, 0);
-		E->axbuf_off[e] = *cur;
-		*cur += sym_index_extent(E->sym, j);
+		E->axbuf_off[e] = *cur;            /* the column buffer, then the factors g */
+		*cur += sym_index_extent(E->sym, j) + sym_index_extent(E->sym, n->aux);
 		E->axscr_off[e] = E->axscr_size;   /* the column buffer, then the factors g (batch) */
 		E->axscr_size += sym_index_extent(E->sym, j) + sym_index_extent(E->sym, n->aux);
 		return;
@@ -181,7 +181,62 @@ static LLVMValueRef jit_axpy_buf(JitEmit *E, SymId s, int64_t *off)
 
 /* ---- emission ---------------------------------------------------------------- */
 
-/* ---- register blocks of the batched kernel ------------------------------------ */
+/* Base pointer and offset of the factors g(mu) of a register-blocked sum s
+ * (after its column buffer). */
+static LLVMValueRef jit_axpy_gbuf(JitEmit *E, SymId s, int64_t *off)
+{
+	LLVMValueRef base = jit_axpy_buf(E, s, off);
+	const SymNode *n = sym_node(E->sym, s);
+	*off += sym_index_extent(E->sym, n->free[0]);
+	return base;
+}
+
+/* g(mu) of the body A(mu, j) * g(mu) of s into its buffer, for every string. */
+static void jit_axpy_gpass(JitEmit *E, SymId s, SymId g)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	IdxId mu = n->aux;
+	int64_t goff;
+	jit_stmt_begin(E);
+	jit_batch_open(E);
+	jit_loop_open(E, mu, jit_i64(E, 0), jit_i64(E, sym_index_extent(E->sym, mu)), sym_index_name(E->sym, mu));
+	if (E->failed)
+		return;
+	LLVMValueRef gv = jit_emit(E, g);
+	jit_position_top(E);
+	LLVMValueRef gb = jit_axpy_gbuf(E, s, &goff);
+	LLVMValueRef gi = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, jit_i64(E, goff), "gi");
+	LLVMBuildStore(E->b, gv, jit_elem_ptr(E, gb, gi, "gp"));
+	jit_loop_close(E);
+	jit_batch_close(E);
+}
+
+/* Products extent(mu) * extent(j) from which a sum of the form
+ * sum(mu, A(mu, j) g(mu)) is accumulated with fused multiply-adds (acc =
+ * fma(A, g, acc), one rounding per term) and gets the row blocks below;
+ * smaller sums keep the separate multiply and add of the source-order fold
+ * (bit for bit the plain C of tests/run_optlevels.t), which LLVM unrolls and
+ * vectorises whole.  Every kernel (one string, the batch, its tails)
+ * decides by the same rule, so a batch still gives one-by-one results bit
+ * for bit. */
+#define JIT_AXPY_FUSED_MIN 4096
+
+/* Is s = sum(mu, A(mu, j) g(mu)), A depending on j and g not, and large?
+ * Gives A and g. */
+static bool jit_axpy_fused(JitEmit *E, SymId s, SymId *a, SymId *g)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	SymId k0, k1;
+	if (n->nfree != 1 || !jit_product2(E, n->kids[0], &k0, &k1) ||
+	    sym_index_extent(E->sym, n->aux) * sym_index_extent(E->sym, n->free[0]) < JIT_AXPY_FUSED_MIN)
+		return false;
+	IdxId j = n->free[0];
+	*a = sym_has_free(E->sym, k1, j) ? k1 : k0;
+	*g = *a == k1 ? k0 : k1;
+	return sym_has_free(E->sym, *a, j) && !sym_has_free(E->sym, *g, j);
+}
+
+/* ---- register blocks ----------------------------------------------------------- */
 
 /* Rows of mu per pass over a register block: 256 rows of a packed panel (2
  * vectors wide) stay in the L1 cache while the groups of strings go over it. */
@@ -189,23 +244,17 @@ static LLVMValueRef jit_axpy_buf(JitEmit *E, SymId s, int64_t *off)
 
 /* Strings per register block and vectors of columns per block (sb x nv
  * accumulators, nv vectors of A and one broadcast in registers). */
-static int jit_axpy_sb(const JitEmit *E) { return E->vlen == 8 ? 12 : 6; }
+static int jit_axpy_sb(const JitEmit *E) { return E->vlen == 8 ? 8 : 6; }
 #define JIT_AXPY_NV 2
 
-/* Is the body of the planned sum s a product A(mu, j) * g(mu) with A shared
- * by the strings and read row-major with j contiguous (the Hopfield
- * patterns, a transposed copy of them)?  Gives A and g. */
+/* Is the planned sum s fused (above) with A shared by the strings and read
+ * row-major with j contiguous (the Hopfield patterns, a transposed copy of
+ * them)?  Gives A and g. */
 static bool jit_axpy_blockable(JitEmit *E, SymId s, SymId *a, SymId *g)
 {
 	const SymNode *n = sym_node(E->sym, s);
-	SymId k0, k1;
 	int64_t off, stride;
-	if (n->nfree != 1 || !jit_product2(E, n->kids[0], &k0, &k1))
-		return false;
-	IdxId j = n->free[0];
-	*a = sym_has_free(E->sym, k1, j) ? k1 : k0;
-	*g = *a == k1 ? k0 : k1;
-	return !sym_has_free(E->sym, *g, j) && jit_shared_rows(E, *a, n->aux, j, NULL, &off, &stride);
+	return jit_axpy_fused(E, s, a, g) && jit_rows(E, *a, n->aux, n->free[0], true, NULL, &off, &stride);
 }
 
 /* Full blocks of columns of s's statement variable. */
@@ -261,7 +310,7 @@ void jit_axpy_pack_emit(JitEmit *E)
 		const SymNode *n = sym_node(E->sym, s);
 		LLVMValueRef abase;
 		int64_t aoff, astride, nmu = sym_index_extent(E->sym, n->aux);
-		jit_shared_rows(E, a, n->aux, n->free[0], &abase, &aoff, &astride);
+		jit_rows(E, a, n->aux, n->free[0], true, &abase, &aoff, &astride);
 		jit_stmt_begin(E);
 		jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, jit_axpy_nblocks(E, s)), "pkq");
 		LLVMValueRef q = E->lv[E->depth - 1].iv;
@@ -310,19 +359,7 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 		return;
 	int64_t nmu = sym_index_extent(E->sym, mu);
 	int64_t boff = E->axscr_off[s], goff = boff + sym_index_extent(E->sym, j);
-
-	/* g_s[mu] for every string */
-	jit_stmt_begin(E);
-	jit_batch_open(E);
-	jit_loop_open(E, mu, jit_i64(E, 0), jit_i64(E, nmu), sym_index_name(E->sym, mu));
-	if (E->failed)
-		return;
-	LLVMValueRef gv = jit_emit(E, g);
-	jit_position_top(E);
-	LLVMValueRef gi = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, jit_i64(E, goff), "gi");
-	LLVMBuildStore(E->b, gv, jit_elem_ptr(E, E->scr, gi, "gp"));
-	jit_loop_close(E);
-	jit_batch_close(E);
+	jit_axpy_gpass(E, s, g);
 
 	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
 	LLVMValueRef zero = jit_i64(E, 0);
@@ -374,7 +411,7 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 		LLVMValueRef gs = LLVMBuildInsertElement(E->b, LLVMGetUndef(vt), gk, LLVMConstInt(E->i64, 0, 0), "gi");
 		gs = LLVMBuildShuffleVector(E->b, gs, LLVMGetUndef(vt), mask, "gs");
 		for (int v = 0; v < nv; v++)
-			next[k * nv + v] = LLVMBuildFAdd(E->b, acc[k * nv + v], LLVMBuildFMul(E->b, av[v], gs, "ag"), "acc");
+			next[k * nv + v] = jit_fma(E, av[v], gs, acc[k * nv + v]);
 	}
 	jit_loop_close_acc(E, sb * nv, acc, init, next);
 	jit_position_top(E);
@@ -386,6 +423,78 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 	jit_loop_close(E);
 	*clo = q0 * jw;
 	*chi = q1 * jw;
+}
+
+/* Vectors of columns per row block. */
+#define JIT_AXPY_RNV 8
+
+static void jit_splat(JitEmit *E, LLVMTypeRef vt, LLVMValueRef x, LLVMValueRef *out)
+{
+	LLVMValueRef mask = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(E->ctx), LLVMGetVectorSize(vt)));
+	LLVMValueRef v = LLVMBuildInsertElement(E->b, LLVMGetUndef(vt), x, LLVMConstInt(E->i64, 0, 0), "gi");
+	*out = LLVMBuildShuffleVector(E->b, v, LLVMGetUndef(vt), mask, "gs");
+}
+
+/* Row blocks of the batched kernel for a fused sum s = sum(mu, A(mu, j)
+ * g(mu)), one string at a time, A the string's own (attention keys) or
+ * shared: for every block of 8 vectors of columns the accumulators stay in
+ * registers while mu runs over all rows, instead of loading and storing the
+ * column buffer for every row; the same fma in the same order as the plain
+ * nest (bit-identical).  (Not in the one-string kernel: there the shared
+ * weights come from memory once per step anyway, and the rows of A, a power
+ * of two apart, stream worse than the plain nest's contiguous rows.)  Gives the columns
+ * covered, [*clo, *chi) (empty: none). */
+static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, int64_t *clo, int64_t *chi)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	IdxId mu = n->aux;
+	SymId a, g;
+	int64_t aoff, astride, o, goff;
+	const int vl = E->vlen, nv = JIT_AXPY_RNV;
+	const int64_t jw = (int64_t)vl * nv, nfull = (hi - lo) / jw, nmu = sym_index_extent(E->sym, mu);
+	*clo = *chi = lo;
+	if (!E->batch || nfull == 0 || !jit_axpy_fused(E, s, &a, &g) || !jit_rows(E, a, mu, j, false, NULL, &aoff, &astride))
+		return;
+	jit_axpy_gpass(E, s, g);
+	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
+	LLVMValueRef abase, acc[JIT_AXPY_RNV], init[JIT_AXPY_RNV], next[JIT_AXPY_RNV];
+	jit_stmt_begin(E);
+	jit_batch_open(E);
+	jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, nfull), "wq");
+	if (E->failed)
+		return;
+	jit_position_top(E);
+	LLVMValueRef jcol = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, E->lv[E->depth - 1].iv, jit_i64(E, jw), "wj"),
+	                                    jit_i64(E, lo), "wcol");
+	jit_rows(E, a, mu, j, false, &abase, &aoff, &astride);
+	LLVMValueRef gb = jit_axpy_gbuf(E, s, &goff);
+	LLVMValueRef bb = jit_axpy_buf(E, s, &o);
+	LLVMValueRef acol = LLVMBuildNSWAdd(E->b, jcol, jit_i64(E, aoff), "wacol");
+	jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, nmu), "wmu");
+	if (E->failed)
+		return;
+	for (int v = 0; v < nv; v++) {
+		acc[v] = jit_loop_phi_ty(E, vt, "wacc");
+		init[v] = LLVMConstNull(vt);
+	}
+	jit_position_top(E);
+	LLVMValueRef r = E->lv[E->depth - 1].iv;
+	LLVMValueRef at = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, r, jit_i64(E, astride), "wr"), acol, "wat");
+	LLVMValueRef gk = LLVMBuildLoad2(E->b, E->f64,
+	                                 jit_elem_ptr(E, gb, LLVMBuildNSWAdd(E->b, r, jit_i64(E, goff), "wg"), "wgp"), "g");
+	LLVMValueRef gs;
+	jit_splat(E, vt, gk, &gs);
+	for (int v = 0; v < nv; v++)
+		next[v] = jit_fma(E, jit_vec_load(E, vt, abase, at, (int64_t)v * vl), gs, acc[v]);
+	jit_loop_close_acc(E, nv, acc, init, next);
+	jit_position_top(E);
+	LLVMValueRef bo = LLVMBuildNSWAdd(E->b, jcol, jit_i64(E, o), "wbo");
+	for (int v = 0; v < nv; v++)
+		LLVMSetAlignment(LLVMBuildStore(E->b, acc[v], jit_vec_ptr(E, bb, bo, (int64_t)v * vl)), 8);
+	jit_loop_close(E);
+	jit_batch_close(E);
+	*clo = lo;
+	*chi = lo + nfull * jw;
 }
 
 /* The plain nest over the columns [lo, hi): for mu: for j: buf[j] += body.
@@ -418,13 +527,16 @@ static void jit_axpy_plain(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
 	jit_loop_open(E, j, jlo, jhi, sym_index_name(E->sym, j));
 	if (E->failed)
 		return;
-	LLVMValueRef b = jit_emit(E, n->kids[0]);
+	SymId fa, fg;
+	bool fused = jit_axpy_fused(E, s, &fa, &fg);
+	LLVMValueRef b = fused ? NULL : jit_emit(E, n->kids[0]);
+	LLVMValueRef va = fused ? jit_emit(E, fa) : NULL, vg = fused ? jit_emit(E, fg) : NULL;
 	jit_position_top(E);
 	LLVMValueRef base = jit_axpy_buf(E, s, &o);
 	LLVMValueRef at = LLVMBuildNSWAdd(E->b, E->lv[E->depth - 1].iv, jit_i64(E, o), "colj");
 	LLVMValueRef p = jit_elem_ptr(E, base, at, "col");
 	LLVMValueRef acc = LLVMBuildLoad2(E->b, E->f64, p, "colacc");
-	LLVMBuildStore(E->b, LLVMBuildFAdd(E->b, acc, b, "acc"), p);
+	LLVMBuildStore(E->b, fused ? jit_fma(E, va, vg, acc) : LLVMBuildFAdd(E->b, acc, b, "acc"), p);
 	jit_loop_close(E);
 	jit_batch_close(E);
 	jit_loop_close(E);
@@ -446,6 +558,8 @@ static void jit_axpy_nest(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
 	jit_loop_close(E);
 	jit_batch_close(E);
 	jit_axpy_blocked(E, s, j, lo, hi, &clo, &chi);
+	if (clo == chi)
+		jit_axpy_rows(E, s, j, lo, hi, &clo, &chi);
 	if (clo < chi) {
 		jit_axpy_plain(E, s, j, lo, clo);
 		jit_axpy_plain(E, s, j, chi, hi);

@@ -702,22 +702,24 @@ static LLVMValueRef jit_emit_cached(JitEmit *E, SymId e, int level)
 
 static int64_t jit_divisor_power(JitEmit *E, SymId f, SymId *base);
 
-/* Is e a matrix A(mu, j) that all strings share, stored row-major with j
- * contiguous: a cache flattened (mu, j) or a static tensor read T[mu, j]
- * whose extents fit its shape?  Gives its base pointer, the element offset
- * of A(0, 0) and the row stride. */
-bool jit_shared_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int64_t *off,
-                     int64_t *stride)
+/* Is e a matrix A(mu, j) stored row-major with j contiguous: a cache
+ * flattened (mu, j) or a tensor read T[mu, j] whose extents fit its shape,
+ * shared by the strings of a batch (or, unless shared, a string's own)?
+ * Gives its base pointer (where ws and wsw are valid: NULL outside a
+ * function), the element offset of A(0, 0) and the row stride. */
+bool jit_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, bool shared, LLVMValueRef *base, int64_t *off,
+              int64_t *stride)
 {
 	const SymNode *n = sym_node(E->sym, e);
-	if (jit_per_string(E, e) || n->nfree != 2)
+	bool per = jit_per_string(E, e);
+	if ((shared && per) || n->nfree != 2)
 		return false;
 	if (E->cache_off[e] >= 0) {
 		const IdxId *ord = E->cache_ord_set[e] ? E->cache_ord + (size_t)e * SYM_MAX_RANK : n->free;
 		if (ord[0] != mu || ord[1] != j)
 			return false;
 		if (base)
-			*base = E->wsw;
+			*base = per ? E->ws : E->wsw;
 		*off = E->cache_off[e];
 		*stride = sym_index_extent(E->sym, j);
 		return true;
@@ -727,17 +729,29 @@ bool jit_shared_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base,
 	MTensorKind kind = E->m->tensors[n->aux].kind;
 	const SymNode *k0 = sym_node(E->sym, n->kids[0]), *k1 = sym_node(E->sym, n->kids[1]);
 	const int64_t *shape = sym_tensor_shape(E->sym, n->aux);
-	if ((kind != MT_CONST && kind != MT_LEARN) || k0->kind != SYM_IDX || k0->aux != mu ||
-	    k1->kind != SYM_IDX || k1->aux != j || sym_index_extent(E->sym, mu) > shape[0] ||
+	if ((kind != MT_CONST && kind != MT_LEARN && kind != MT_DYN && kind != MT_INPUT) || k0->kind != SYM_IDX ||
+	    k0->aux != mu || k1->kind != SYM_IDX || k1->aux != j || sym_index_extent(E->sym, mu) > shape[0] ||
 	    sym_index_extent(E->sym, j) > shape[1])
 		return false;
 	if (!E->gconst[n->aux] && E->ws_off[n->aux] < 0)
 		return false;
-	LLVMValueRef b = jit_tensor_base(E, n->aux, off);   /* wsw: NULL outside a function */
+	LLVMValueRef b = jit_tensor_base(E, n->aux, off);
 	if (base)
 		*base = b;
 	*stride = shape[1];
 	return true;
+}
+
+/* fma(a, b, c) = a b + c rounded once (llvm.fma: fused on every host), of
+ * doubles or of vectors of them. */
+LLVMValueRef jit_fma(JitEmit *E, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
+{
+	LLVMTypeRef ty = LLVMTypeOf(a);
+	unsigned id = LLVMLookupIntrinsicID("llvm.fma", 8);
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(E->mod, id, &ty, 1);
+	LLVMTypeRef ft = LLVMIntrinsicGetType(E->ctx, id, &ty, 1);
+	LLVMValueRef args[3] = {a, b, c};
+	return LLVMBuildCall2(E->b, ft, f, args, 3, "fma");
 }
 
 /* Is e a product of exactly two ordinary factors (emitted as one fmul)? */

@@ -153,12 +153,15 @@ LLVMValueRef jit_axpy_load(JitEmit *E, SymId e, int level);
  * the loop with phi[k] going from init[k] to next[k]. */
 LLVMValueRef jit_loop_phi_ty(JitEmit *E, LLVMTypeRef ty, const char *name);
 void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi, LLVMValueRef *init, LLVMValueRef *next);
-/* e = A(mu, j) shared by the strings, row-major with j contiguous: base
- * pointer, offset of A(0, 0) and row stride (jit_axpy.c's register blocks). */
-bool jit_shared_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int64_t *off,
-                     int64_t *stride);
+/* e = A(mu, j) row-major with j contiguous (shared: the same for all strings
+ * of a batch): base pointer, offset of A(0, 0) and row stride (jit_axpy.c's
+ * register blocks). */
+bool jit_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, bool shared, LLVMValueRef *base, int64_t *off,
+              int64_t *stride);
 /* A stack array of n doubles in the function's entry block (32-byte aligned). */
 LLVMValueRef jit_stack_array(JitEmit *E, int64_t n);
+/* a b + c with one rounding (llvm.fma), scalars or vectors of doubles. */
+LLVMValueRef jit_fma(JitEmit *E, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c);
 /* e = k0 * k1, two ordinary factors (one fmul when emitted). */
 bool jit_product2(JitEmit *E, SymId e, SymId *k0, SymId *k1);
 
