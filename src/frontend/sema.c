@@ -1305,7 +1305,10 @@ static void stmt_tensor(Sema *S, Scope *sc, Stmt *st)
 		memcpy(mt->idx, idx, sizeof idx);
 		return;
 	}
-	double *data = eval_tensor(S, v, rank, idx, shape);
+	/* t[i, j] = load(...): the loaded array itself (one copy of the weights, not two) */
+	double *data = rank >= 1 ? (double *)plain_access(S, v, rank, idx, shape) : NULL;
+	if (!data)
+		data = eval_tensor(S, v, rank, idx, shape);
 	int64_t bad;
 	if (!data)
 		return;
