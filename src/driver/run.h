@@ -58,6 +58,7 @@ typedef struct RunBatch {
 	RepTrace *trace;       /* first run only; NULL: none */
 	const struct RunImage *img;   /* --image: weights to program each simulator with */
 	bool batched;          /* run the rows through the batched Euler kernel (JIT_BATCH) */
+	bool split;            /* one row: each Euler step split over two threads (JIT_SPLIT) */
 	struct RunPool *pool;  /* while rows run: simulators reused from row to row (run.c) */
 } RunBatch;
 

@@ -14,6 +14,7 @@
 #include "sim.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ struct DamSim {
 	bool static_ready;     /* the caches of static tensors in ws are current (setup ran since
 	                        * the last sim_set_tensor): later runs need setup_run only */
 	bool weights_model;    /* the static tensors hold the model's values (no sim_set_tensor) */
+	bool split;            /* Euler runs split every step over two threads (sim_set_split) */
 	SimTraceFn trace;
 	void *trace_user;
 };
@@ -299,6 +301,60 @@ static void sim_euler_steps(void *ctx, double *x, double dt, int64_t nsteps)
 	s->k->euler(s->ws, x, dt, nsteps);
 }
 
+/* ---- one run on two threads (JIT_SPLIT) ---------------------------------- */
+
+typedef struct SimSplit {
+	DamSim *s;
+	double *x, dt;
+	int64_t nsteps;
+	pthread_barrier_t bar;
+} SimSplit;
+
+/* Thread h's part of the steps; between the phases both threads wait at the
+ * barrier: acts (thread 0) | rhs halves | update halves | the next step. */
+static void sim_split_steps(SimSplit *S, int h)
+{
+	const JitKernels *k = S->s->k;
+	for (int64_t i = 0; i < S->nsteps; i++) {
+		if (h == 0)
+			k->acts(S->s->ws, S->x, S->s->g);
+		pthread_barrier_wait(&S->bar);
+		k->rhs_half[h](S->s->ws, S->x);
+		pthread_barrier_wait(&S->bar);
+		k->update_half[h](S->s->ws, S->x, S->dt, 0);
+		pthread_barrier_wait(&S->bar);
+	}
+}
+
+static void *sim_split_worker(void *p)
+{
+	sim_split_steps(p, 1);
+	return NULL;
+}
+
+static void sim_euler_steps_split(void *ctx, double *x, double dt, int64_t nsteps)
+{
+	DamSim *s = ctx;
+	SimSplit S = { .s = s, .x = x, .dt = dt, .nsteps = nsteps };
+	pthread_t th;
+	if (pthread_barrier_init(&S.bar, NULL, 2) == 0) {
+		if (pthread_create(&th, NULL, sim_split_worker, &S) == 0) {
+			sim_split_steps(&S, 0);
+			pthread_join(th, NULL);
+			pthread_barrier_destroy(&S.bar);
+			return;
+		}
+		pthread_barrier_destroy(&S.bar);
+	}
+	s->k->euler(s->ws, x, dt, nsteps);      /* no thread: the same steps on one */
+}
+
+bool sim_set_split(DamSim *s, bool on)
+{
+	s->split = on && s->k->rhs_half[0] && s->k->update_half[0];
+	return s->split;
+}
+
 static void sim_trace_cb(void *user, double t, const double *x, double energy)
 {
 	DamSim *s = user;
@@ -491,7 +547,8 @@ DamStatus sim_run(DamSim *s, const DamRunOpts *opts, DamRunResult *res, SimTrace
 	DamRunOpts o = *opts;
 	DamSystem sys = {
 		.n = s->k->nstate, .tau = s->tau, .ctx = s,
-		.rhs = sim_rhs, .energy = sim_energy_cb, .euler_steps = sim_euler_steps,
+		.rhs = sim_rhs, .energy = sim_energy_cb,
+		.euler_steps = s->split ? sim_euler_steps_split : sim_euler_steps,
 	};
 	s->trace = trace;
 	s->trace_user = user;

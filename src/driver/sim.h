@@ -110,6 +110,12 @@ int sim_check_step(const Model *m, const DamRunOpts *o, SimStepLimit *lim, char 
 DamStatus sim_run(DamSim *s, const DamRunOpts *opts, DamRunResult *res, SimTraceFn trace,
                   void *user, char *message, size_t msglen);
 
+/* Split every Euler step of later runs over two threads (the kernels must
+ * come from jit_compile_flags with JIT_SPLIT): the activations, then each
+ * thread half of every layer's dx/dt, then each its half of the update; the
+ * same steps as one thread, bit for bit.  Returns whether runs are split. */
+bool sim_set_split(DamSim *s, bool on);
+
 /* sim_run(s[i], opts, &res[i], NULL, NULL, msg + i * msglen, msglen) for
  * i in 0..n-1 (msg may be NULL), with the same results bit for bit, but the
  * strings advance together through each chunk of Euler steps in the JIT's

@@ -9,7 +9,9 @@
  * batched kernel (JIT_BATCH) on 2 threads gives the results of one sim_run
  * per string bit for bit (states, energies, step counts), also with checks
  * every 7 steps and a short last step; a string with other static weights
- * makes it fall back to one run per string, with the same results.
+ * makes it fall back to one run per string, with the same results.  One
+ * run split over two threads (JIT_SPLIT, sim_set_split) gives the state of
+ * the one-thread run bit for bit, with a short last step too.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -193,6 +195,32 @@ static void test_batch(Model *m, Jit *j, int64_t L, const char *what, double t_e
 	}
 }
 
+/* One run with its steps split over two threads = the same run on one. */
+static void test_split(Model *m, Jit *j, int64_t L, const char *what)
+{
+	uint64_t seed = 11;
+	double tok[64];
+	tokens(tok, L, &seed);
+	DamSim *s = sim_new(m, j), *r;
+	sim_set_input(s, 0, tok, (size_t)L, NULL, 0);
+	r = sim_clone(s);
+	bool on = sim_set_split(s, true);
+	DamRunOpts o;
+	dam_run_opts_default(&o);
+	o.dt = 1e-3;
+	o.t_end = 0.0305;                          /* 31 steps, the last one short */
+	o.check_every = 10;
+	DamRunResult a, b;
+	sim_run(s, &o, &a, NULL, NULL, NULL, 0);
+	sim_run(r, &o, &b, NULL, NULL, NULL, 0);
+	size_t n = sim_state_size(s);
+	ok(on && a.status == DAM_OK && memcmp(sim_state(s), sim_state(r), n * sizeof(double)) == 0 &&
+	   same_result(&a, &b), "%s: a run split over two threads = one thread, bit for bit (%lld steps)", what,
+	   (long long)a.steps);
+	sim_free(s);
+	sim_free(r);
+}
+
 static void test_size(int64_t D, int64_t L, int nsteps)
 {
 	char dir[] = "/tmp/t_drv_large.XXXXXX", npz[64], defs[4][128], what[64];
@@ -215,7 +243,7 @@ static void test_size(int64_t D, int64_t L, int nsteps)
 	FrontendOptions fo = { dv, 4, NULL, NULL };
 	Model *m = dam_frontend_compile(DAM_SOURCE_DIR "/examples/parity_et.dam", &fo, &d, &a);
 	char err[512] = "";
-	Jit *j = m ? jit_compile_flags(m, &(JitOptions){ .opt_level = 3 }, JIT_BATCH, err, sizeof err) : NULL;
+	Jit *j = m ? jit_compile_flags(m, &(JitOptions){ .opt_level = 3 }, JIT_BATCH | JIT_SPLIT, err, sizeof err) : NULL;
 	if (!ok(j != NULL, "%s: parity_et compiles", what)) {
 		diag("%s", err);
 		diags_free(&d);
@@ -246,6 +274,7 @@ static void test_size(int64_t D, int64_t L, int nsteps)
 
 	test_batch(m, j, L, what, 0.02, 20);
 	test_batch(m, j, L, what, 0.0205, 7);      /* 21 steps, the last one short, checks every 7 */
+	test_split(m, j, L, what);
 
 	sim_free(s);
 	free(want);

@@ -164,6 +164,7 @@ static int jit_build_module(LLVMModuleRef mod, const Model *m, JitLayout *lay, J
 	E.bake = opt->bake_weights != 0;
 	E.fast_exp = opt->fast_exp != 0;
 	E.want_batch = (flags & JIT_BATCH) != 0;
+	E.want_split = (flags & JIT_SPLIT) != 0;
 	int rc = jit_build_kernels(&E, lay, part);
 	if (rc)
 		jit_errf(err, errlen, "jit: %s", E.err);
@@ -395,6 +396,15 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	    jit_lookup_all(j, err, errlen) ||
 	    ((flags & JIT_BATCH) && jit_lookup(j, JIT_FN_EULER_BATCH, &j->k.euler_batch, err, errlen)))
 		goto fail;
+	for (int h = 0; h < 2 && (flags & JIT_SPLIT); h++) {
+		char name[32];
+		snprintf(name, sizeof name, "%s%d", JIT_FN_RHS_HALF, h);
+		if (jit_lookup(j, name, &j->k.rhs_half[h], err, errlen))
+			goto fail;
+		snprintf(name, sizeof name, "%s%d", JIT_FN_UPDATE_HALF, h);
+		if (jit_lookup(j, name, &j->k.update_half[h], err, errlen))
+			goto fail;
+	}
 
 	/* The layout is the same in both halves: keep the cold one's. */
 	JitLayout *lay = &cold.lay;

@@ -59,6 +59,13 @@ typedef struct JitKernels {
 	 * euler, and the same whatever nb. */
 	void (*euler_batch)(double *const *ws, double *const *x, int64_t nb, double dt, int64_t nsteps,
 	                    double *scratch);
+	/* One run split over two threads (jit_compile_flags with JIT_SPLIT; NULL
+	 * otherwise): after acts(ws, x, g), rhs_half[0] and rhs_half[1] (one
+	 * per thread) compute dx/dt for the two halves of every layer into ws;
+	 * once both are done, update_half[h] moves half h by dt dx.  The same
+	 * step as euler(ws, x, dt, 1), bit for bit. */
+	void (*rhs_half[2])(double *ws, const double *x);
+	void (*update_half[2])(double *ws, double *x, double dt, int64_t unused);
 	size_t batch_scratch;          /* doubles of scratch per string that euler_batch needs */
 	size_t batch_pack;             /* doubles of packed weight panels euler_batch keeps at the
 	                                * start of its scratch (scratch: batch_pack + nb *
@@ -82,6 +89,9 @@ Jit *jit_compile(const Model *m, const JitOptions *opt, char *err, size_t errlen
 /* jit_compile with flags: JIT_BATCH also compiles euler_batch (for
  * sim_run_batch; a second copy of the Euler loop, so more compile time). */
 #define JIT_BATCH 1u
+/* JIT_SPLIT also compiles the halves of a step (rhs_half, update_half) for
+ * one run on two threads. */
+#define JIT_SPLIT 2u
 Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, char *err, size_t errlen);
 const JitKernels *jit_kernels(const Jit *j);
 /* Offset in ws of an input, dynamic or activation tensor (e.g. to read the

@@ -98,7 +98,8 @@ typedef struct JitEmit {
 	/* The batched Euler kernel (jit_build_euler_batch): its arrays of
 	 * workspaces and states and their number; jit_batch_open() opens a loop
 	 * over the strings that points ws and x at string b's. */
-	bool want_batch;           /* emit the batched kernel too (JitOptions.batch) */
+	bool want_batch;           /* emit the batched kernel too (JIT_BATCH) */
+	bool want_split;           /* emit the halves of a step for two threads (JIT_SPLIT) */
 	bool batch;
 	LLVMValueRef wsv, xv, nb;
 	LLVMValueRef scratch, scr;  /* the batch's column buffers; string b's (in the string loop) */
@@ -252,5 +253,7 @@ LLVMOrcLLJITRef jit_create_lljit(LLVMTargetMachineRef tm, char *err, size_t errl
 #define JIT_FN_EULER   "dam_euler"
 #define JIT_FN_RELAYOUT "dam_relayout"
 #define JIT_FN_EULER_BATCH "dam_euler_batch"
+#define JIT_FN_RHS_HALF "dam_rhs_half"        /* + 0 or 1 */
+#define JIT_FN_UPDATE_HALF "dam_update_half"  /* + 0 or 1 */
 
 #endif

@@ -754,6 +754,59 @@ static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHel
 	jit_fn_end(E, NULL);
 }
 
+/* The two halves of a step for a run split over two threads (JIT_SPLIT):
+ * rhs_p<h>(ws, x) computes dx/dt into ws for half h of every layer's free
+ * neurons (the activations already in ws: acts), update_p<h>(ws, x, dt)
+ * moves that half by dt dx.  Each half computes its elements exactly as the
+ * fused Euler kernel does (the same statements over a part of their range),
+ * so acts; both rhs halves; both updates gives the fused step bit for bit. */
+static void jit_split_range(int64_t lo, int64_t hi, int half, int64_t *a, int64_t *b)
+{
+	int64_t mid = lo + (hi - lo) / 2;
+	*a = half ? mid : lo;
+	*b = half ? hi : mid;
+}
+
+static void jit_build_split(JitEmit *E, const JitLayout *lay, int half)
+{
+	const Model *m = E->m;
+	char name[32];
+	snprintf(name, sizeof name, "%s%d", JIT_FN_RHS_HALF, half);
+	jit_kernel_begin(E, name, LLVMVoidTypeInContext(E->ctx), 2, false);
+	E->axpy_on = true;
+	for (int l = 0; l < m->nlayers && !E->failed; l++) {
+		const MLayer *L = &m->layers[l];
+		int64_t off = model_layer_offset(m, l), a, b;
+		int64_t (*r)[2] = dam_xrealloc(NULL, (size_t)(L->nclamp + 1) * sizeof *r);
+		int nr = jit_free_ranges(L, r);
+		char dname[80];
+		snprintf(dname, sizeof dname, "dx_%s", L->name);
+		for (int k = 0; k < nr; k++) {
+			jit_split_range(r[k][0], r[k][1], half, &a, &b);
+			if (a < b)
+				jit_assign_range(E, E->ws, lay->dx_off + off, L->j, a, b, L->rhs, L->tau, E->tau_off + off, dname);
+		}
+		dam_free(r);
+	}
+	E->axpy_on = false;
+	jit_fn_end(E, NULL);
+	snprintf(name, sizeof name, "%s%d", JIT_FN_UPDATE_HALF, half);
+	LLVMValueRef fn = jit_kernel_begin(E, name, LLVMVoidTypeInContext(E->ctx), 2, true);
+	LLVMValueRef dt = LLVMGetParam(fn, 2);
+	for (int l = 0; l < m->nlayers; l++) {
+		const MLayer *L = &m->layers[l];
+		int64_t off = model_layer_offset(m, l), a, b;
+		int64_t (*r)[2] = dam_xrealloc(NULL, (size_t)(L->nclamp + 1) * sizeof *r);
+		int nr = jit_free_ranges(L, r);
+		for (int k = 0; k < nr; k++) {
+			jit_split_range(r[k][0], r[k][1], half, &a, &b);
+			jit_euler_update(E, dt, lay->dx_off, off + a, off + b);
+		}
+		dam_free(r);
+	}
+	jit_fn_end(E, NULL);
+}
+
 int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part)
 {
 	JitCachePlan P = {0};
@@ -774,6 +827,8 @@ int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part)
 			jit_build_euler(E, lay, &H);
 			if (E->want_batch)
 				jit_build_euler_batch(E, lay, &H);
+			for (int h = 0; h < 2 && E->want_split; h++)
+				jit_build_split(E, lay, h);
 		}
 	}
 	dam_free(P.costly);
