@@ -417,19 +417,26 @@ static void sim_message(const DamSim *s, const DamRunResult *r, char *msg, size_
 		         r->t_bad);
 }
 
+/* The scale of x and of tau f + x, f = dx/dt at x (0 for clamped neurons). */
+static double sim_scale_of(const DamSim *s, const double *f)
+{
+	double scale = 1.0;
+	for (size_t i = 0; i < s->k->nstate; i++) {
+		scale = fmax(scale, fabs(s->x[i]));
+		scale = fmax(scale, fabs(s->tau[i] * f[i] + s->x[i]));
+	}
+	return isfinite(scale) ? scale : 1.0;
+}
+
 /* The scale a run starts at: max(1, |x(0)|, |tau f(x(0)) + x(0)|), the
  * initial state and what the leak pulls it towards. */
 static double sim_initial_scale(DamSim *s)
 {
-	size_t n = s->k->nstate;
-	double *f = sim_xcalloc(n, sizeof *f), scale = 1.0;
+	double *f = sim_xcalloc(s->k->nstate, sizeof *f);
 	s->k->rhs(s->ws, s->x, f);
-	for (size_t i = 0; i < n; i++) {
-		scale = fmax(scale, fabs(s->x[i]));
-		scale = fmax(scale, fabs(s->tau[i] * f[i] + s->x[i]));
-	}
+	double scale = sim_scale_of(s, f);
 	free(f);
-	return isfinite(scale) ? scale : 1.0;
+	return scale;
 }
 
 /* ---- the stability of fixed steps ---------------------------------------- */
@@ -625,9 +632,32 @@ static bool sim_batch_prologue(DamSim *s, const DamRunOpts *opts, DamRunOpts *o,
 		sim_refuse(s, res, why, msg, msglen);
 		return false;
 	}
-	if (!(o->diverge_limit > 0))
-		o->diverge_limit = SIM_DIVERGE_FACTOR * sim_initial_scale(s);
-	return true;
+	return true;                /* the divergence limit: sim_batch_limits */
+}
+
+/* The default divergence limits of the strings that need one (as sim_run
+ * computes them: SIM_DIVERGE_FACTOR times sim_initial_scale) from one
+ * batched rhs, the weights read once for all of them. */
+static void sim_batch_limits(DamSim *const *s, DamRunOpts *o, const bool *ok, size_t n, double *scratch)
+{
+	const JitKernels *k = s[0]->k;
+	double **wsv = sim_xcalloc(n, sizeof *wsv), **xv = sim_xcalloc(n, sizeof *xv);
+	size_t *idx = sim_xcalloc(n, sizeof *idx), m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (ok[i] && !(o[i].diverge_limit > 0)) {
+			memset(s[i]->ws + k->dx_off, 0, k->nstate * sizeof(double));   /* clamped: 0 */
+			wsv[m] = s[i]->ws;
+			xv[m] = s[i]->x;
+			idx[m++] = i;
+		}
+	for (size_t g = 0; g < m; g += SIM_BATCH_GROUP)
+		k->rhs_batch(wsv + g, xv + g, (int64_t)(m - g < SIM_BATCH_GROUP ? m - g : SIM_BATCH_GROUP), 0.0, 1,
+		             scratch);
+	for (size_t q = 0; q < m; q++)
+		o[idx[q]].diverge_limit = SIM_DIVERGE_FACTOR * sim_scale_of(s[idx[q]], s[idx[q]]->ws + k->dx_off);
+	free(wsv);
+	free(xv);
+	free(idx);
 }
 
 /* Strings [lo, hi) in lockstep: each chunk of steps for all strings still
@@ -643,9 +673,14 @@ static void sim_batch_block(const SimBatch *B, size_t lo, size_t hi)
 	double *scratch = sim_xcalloc(B->s[lo]->k->batch_pack +
 	                              (n < SIM_BATCH_GROUP ? n : SIM_BATCH_GROUP) * B->s[lo]->k->batch_scratch,
 	                              sizeof *scratch);
+	bool *ok = sim_xcalloc(n, sizeof *ok);
+	for (size_t i = 0; i < n; i++)
+		ok[i] = sim_batch_prologue(B->s[lo + i], B->opts, &o[i], &B->res[lo + i], sim_batch_msg(B, lo + i),
+		                           B->msglen);
+	sim_batch_limits(B->s + lo, o, ok, n, scratch);
 	for (size_t i = 0; i < n; i++) {
 		DamSim *s = B->s[lo + i];
-		if (!sim_batch_prologue(s, B->opts, &o[i], &B->res[lo + i], sim_batch_msg(B, lo + i), B->msglen))
+		if (!ok[i])
 			continue;
 		sys[i] = (DamSystem){ .n = s->k->nstate, .tau = s->tau, .ctx = s, .rhs = sim_rhs,
 		                      .energy = sim_energy_cb, .euler_steps = sim_euler_steps };
@@ -693,6 +728,7 @@ static void sim_batch_block(const SimBatch *B, size_t lo, size_t hi)
 	free(wsv);
 	free(xv);
 	free(act);
+	free(ok);
 	free(scratch);
 }
 

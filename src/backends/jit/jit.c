@@ -394,7 +394,8 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	j->lljit = jit_create_lljit(tm, err, errlen);   /* consumes tm */
 	if (!j->lljit || jit_unit_add(&cold, j->lljit, err, errlen) || jit_unit_add(&hot, j->lljit, err, errlen) ||
 	    jit_lookup_all(j, err, errlen) ||
-	    ((flags & JIT_BATCH) && jit_lookup(j, JIT_FN_EULER_BATCH, &j->k.euler_batch, err, errlen)))
+	    ((flags & JIT_BATCH) && (jit_lookup(j, JIT_FN_EULER_BATCH, &j->k.euler_batch, err, errlen) ||
+	                              jit_lookup(j, JIT_FN_RHS_BATCH, &j->k.rhs_batch, err, errlen))))
 		goto fail;
 	for (int h = 0; h < 2 && (flags & JIT_SPLIT); h++) {
 		char name[32];
@@ -420,6 +421,7 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	j->k.nact = lay->nact;
 	j->k.tau_off = (size_t)lay->tau_off;
 	j->k.batch_scratch = (size_t)lay->batch_scratch;
+	j->k.dx_off = (size_t)lay->dx_off;
 	j->k.batch_pack = (size_t)lay->batch_pack;
 	lay->tensor_ws_off = NULL;   /* owned by j now */
 	lay->input_off = NULL;

@@ -66,6 +66,12 @@ typedef struct JitKernels {
 	 * step as euler(ws, x, dt, 1), bit for bit. */
 	void (*rhs_half[2])(double *ws, const double *x);
 	void (*update_half[2])(double *ws, double *x, double dt, int64_t unused);
+	/* With JIT_BATCH: the activations and dx/dt of nb strings at state x[b]
+	 * into ws[b] + dx_off (the free neurons; what rhs gives, bit for bit),
+	 * the weights read once for all; dt and nsteps are unused (pass 0, 1). */
+	void (*rhs_batch)(double *const *ws, double *const *x, int64_t nb, double dt, int64_t nsteps,
+	                  double *scratch);
+	size_t dx_off;                 /* where rhs_batch leaves dx/dt in each ws */
 	size_t batch_scratch;          /* doubles of scratch per string that euler_batch needs */
 	size_t batch_pack;             /* doubles of packed weight panels euler_batch keeps at the
 	                                * start of its scratch (scratch: batch_pack + nb *

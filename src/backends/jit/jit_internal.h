@@ -253,6 +253,7 @@ LLVMOrcLLJITRef jit_create_lljit(LLVMTargetMachineRef tm, char *err, size_t errl
 #define JIT_FN_EULER   "dam_euler"
 #define JIT_FN_RELAYOUT "dam_relayout"
 #define JIT_FN_EULER_BATCH "dam_euler_batch"
+#define JIT_FN_RHS_BATCH "dam_rhs_batch"
 #define JIT_FN_RHS_HALF "dam_rhs_half"        /* + 0 or 1 */
 #define JIT_FN_UPDATE_HALF "dam_update_half"  /* + 0 or 1 */
 

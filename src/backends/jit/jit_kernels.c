@@ -695,12 +695,14 @@ static void jit_build_euler(JitEmit *E, const JitLayout *lay, const JitHelpers *
  * strings, the interchanged sums with the strings loop inside the loop over
  * the rows of the weights (jit_axpy.c), so a row is read once per step for
  * the whole batch.  Every string gets the operations of dam_euler in the
- * same order: the results are those of nb separate calls, bit for bit. */
-static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHelpers *H)
+ * same order: the results are those of nb separate calls, bit for bit.
+ * Without update, rhs_batch: the activations and dx/dt of every string into
+ * its ws (the rhs kernel's values, bit for bit), no step taken. */
+static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHelpers *H, bool update)
 {
 	const Model *m = E->m;
 	LLVMTypeRef p[6] = {E->ptr, E->ptr, E->i64, E->f64, E->i64, E->ptr};
-	LLVMValueRef fn = jit_fn_begin(E, JIT_FN_EULER_BATCH,
+	LLVMValueRef fn = jit_fn_begin(E, update ? JIT_FN_EULER_BATCH : JIT_FN_RHS_BATCH,
 	                               LLVMFunctionType(LLVMVoidTypeInContext(E->ctx), p, 6, 0));
 	static const char *const pname[6] = {"wsv", "xv", "nb", "dt", "nsteps", "scratch"};
 	for (unsigned i = 0; i < 6; i++)
@@ -735,7 +737,7 @@ static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHel
 	E->axpy_on = true;
 	jit_emit_rhs_into(E, NULL, lay->dx_off);
 	E->axpy_on = false;
-	for (int l = 0; l < m->nlayers; l++) {
+	for (int l = 0; l < m->nlayers && update; l++) {
 		const MLayer *L = &m->layers[l];
 		int64_t off = model_layer_offset(m, l);
 		int64_t (*r)[2] = dam_xrealloc(NULL, (size_t)(L->nclamp + 1) * sizeof *r);
@@ -825,8 +827,10 @@ int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part)
 		if (part != JIT_PART_COLD) {
 			jit_build_rhs(E, &H);
 			jit_build_euler(E, lay, &H);
-			if (E->want_batch)
-				jit_build_euler_batch(E, lay, &H);
+			if (E->want_batch) {
+				jit_build_euler_batch(E, lay, &H, true);
+				jit_build_euler_batch(E, lay, &H, false);
+			}
 			for (int h = 0; h < 2 && E->want_split; h++)
 				jit_build_split(E, lay, h);
 		}
