@@ -13,9 +13,11 @@
 #  - Ctrl-C during a run: exit 130, a resumable checkpoint, no temporary file;
 #  - a run that blows up (NaN): stops with the epoch and the culprit, exit 3,
 #    the checkpoint holds the last good parameters;
+#  - init values given by the config are where training starts;
 #  - bad input: a loss on an undeclared output, a dataset row of the wrong
-#    width, labels that do not match the rows, an unknown train key (located,
-#    exit 1, no checkpoint); a learned tensor no output depends on (warning).
+#    width, labels that do not match the rows, an unknown train key, init
+#    values of the wrong size (located, exit 1, no checkpoint); a learned
+#    tensor no output depends on (warning).
 set -u
 DAMC=${DAMC:-build/damc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -104,6 +106,27 @@ v = struct.unpack("<12d", b[10 + hl:])
 sys.exit(0 if all(math.isfinite(x) for x in v) else 1)
 PY
 
+# init.tensors.NAME.values: explicit initial values computed by the config
+cat >"$tmp/vals.lua" <<'EOF2'
+solver = "euler"; dt = 1e-2; t_end = 5
+local xi = {}
+for mu = 1, 4 do xi[mu] = { 0.1 * mu, 0.2, 0.3 } end
+train = { data = { inputs = { {0, 0}, {0, 1}, {1, 0}, {1, 1} }, labels = { 0, 1, 1, 0 } },
+  output = "y", loss = "squared", epochs = 1, optimizer = { name = "sgd", lr = 1e-300, weight_decay = 0 },
+  stability = "off", init = { tensors = { xi = { values = xi } } } }
+EOF2
+"$DAMC" train examples/xor_learn.dam -c "$tmp/vals.lua" -o "$tmp/vals.npz" >/dev/null 2>&1; st=$?
+python3 - "$tmp/vals.npz" <<'PY'; ok $(( st != 0 || $? )) "init values = rows from the config: the checkpoint starts from them (exit $st)"
+import zipfile, struct, sys
+z = zipfile.ZipFile(sys.argv[1])
+b = z.read("xi.npy"); hl = struct.unpack("<H", b[8:10])[0]
+v = struct.unpack("<12d", b[10 + hl:])
+want = [0.1 * mu if j == 0 else (0.2, 0.3)[j - 1] for mu in range(1, 5) for j in range(3)]
+err = max(abs(a - b) for a, b in zip(v, want))
+print("# max |xi - values| = %g (tolerance 1e-15)" % err)
+sys.exit(0 if err <= 1e-15 else 1)
+PY
+
 # Bad input
 bad() {  # name, config text, expected message
   printf '%s\n' "$2" >"$tmp/bad.lua"
@@ -120,6 +143,8 @@ bad "labels that do not match the rows" 'train = { data = { inputs = { {0, 0}, {
   "1 rows of labels for 2 rows of inputs"
 bad "an unknown key" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
   epoks = 3 }' "bad.lua:2:3: error: unknown key 'epoks' in 'train'"
+bad "init values of the wrong size" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
+  init = { tensors = { xi = { values = { 1, 2, 3 } } } } }' "bad.lua:2:12: error: train.init.tensors.xi.values has 3 numbers; xi has 12"
 sed 's/^learn xi\[4, 3\].*/&\nlearn unused[3] = 0.1/' examples/xor_learn.dam >"$tmp/unused.dam"
 cp examples/xor_learn.npz "$tmp/"
 "$DAMC" train "$tmp/unused.dam" -c examples/xor_train.lua -o "$tmp/u.npz" --epochs 2 >/dev/null 2>"$tmp/u.err"; st=$?

@@ -93,6 +93,9 @@ static const char train_usage[] =
 typedef struct TrInit {
 	char *name;
 	double mean, std;      /* std 0: the constant mean */
+	double *values;        /* or explicit values (row-major), from the config */
+	size_t nvalues;
+	Loc loc;               /* of init.tensors in the config */
 } TrInit;
 
 /* Rows of inputs and of labels: files, or tables (or functions returning
@@ -409,6 +412,40 @@ static int tr_read_opt(lua_State *L, TrLoad *ld, TrainSpec *sp)
 	return bad ? -1 : 0;
 }
 
+static bool tr_has(lua_State *L, const char *key)   /* table at the top has key */
+{
+	bool has = lua_getfield(L, -1, key) != LUA_TNIL;
+	lua_pop(L, 1);
+	return has;
+}
+
+/* The numbers of a (nested) Lua array at the top of the stack, row-major. */
+static int tr_flatten(lua_State *L, double **v, size_t *n)
+{
+	if (lua_type(L, -1) == LUA_TNUMBER) {
+		double x = lua_tonumber(L, -1);
+		if (!isfinite(x))
+			return -1;
+		double *nv = realloc(*v, (*n + 1) * sizeof *nv);
+		if (!nv)
+			exit(3);
+		*v = nv;
+		(*v)[(*n)++] = x;
+		return 0;
+	}
+	if (lua_type(L, -1) != LUA_TTABLE || !lua_checkstack(L, 4))
+		return -1;
+	size_t len = lua_rawlen(L, -1);
+	for (size_t i = 1; i <= len; i++) {
+		lua_rawgeti(L, -1, (lua_Integer)i);
+		int r = tr_flatten(L, v, n);
+		lua_pop(L, 1);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int tr_read_init(lua_State *L, TrLoad *ld, TrainSpec *sp)
 {
 	int t = lua_getfield(L, -1, "init");
@@ -437,10 +474,14 @@ static int tr_read_init(lua_State *L, TrLoad *ld, TrainSpec *sp)
 			lua_pushnil(L);
 			while (lua_next(L, -2)) {
 				const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-				TrInit ti = { k ? run_strdup(k) : NULL, 0, 0 };
+				TrInit ti = { k ? run_strdup(k) : NULL, 0, 0, NULL, 0, tr_loc(ld, "init", "tensors") };
 				bool okv = k != NULL;
 				if (lua_type(L, -1) == LUA_TNUMBER) {
 					ti.mean = lua_tonumber(L, -1);
+				} else if (lua_type(L, -1) == LUA_TTABLE && tr_has(L, "values")) {
+					lua_getfield(L, -1, "values");
+					okv &= tr_flatten(L, &ti.values, &ti.nvalues) == 0 && ti.nvalues > 0;
+					lua_pop(L, 1);
 				} else if (lua_type(L, -1) == LUA_TTABLE) {
 					lua_getfield(L, -1, "mean");
 					ti.mean = lua_tonumber(L, -1);
@@ -453,10 +494,11 @@ static int tr_read_init(lua_State *L, TrLoad *ld, TrainSpec *sp)
 					okv = false;
 				}
 				if (!okv || !isfinite(ti.mean) || !isfinite(ti.std)) {
-					diag_error(ld->d, tr_loc(ld, "init", "tensors"), "train.init.tensors.%s must be a number or "
-					           "{ mean = M, std = S }", k ? k : "?");
+					diag_error(ld->d, tr_loc(ld, "init", "tensors"), "train.init.tensors.%s must be a number, "
+					           "{ mean = M, std = S } or { values = { finite numbers, row-major } }", k ? k : "?");
 					bad = -1;
 					free(ti.name);
+					free(ti.values);
 				} else {
 					sp->tinit = realloc(sp->tinit, (sp->ntinit + 1) * sizeof *sp->tinit);
 					if (!sp->tinit)
@@ -572,7 +614,7 @@ static void tr_spec_free(TrainSpec *sp)
 		free(sp->settle_layers[i]);
 	free(sp->settle_layers);
 	for (size_t i = 0; i < sp->ntinit; i++)
-		free(sp->tinit[i].name);
+		free(sp->tinit[i].name), free(sp->tinit[i].values);
 	free(sp->tinit);
 }
 
@@ -1106,7 +1148,7 @@ static double tr_normal(uint64_t *s)     /* Box-Muller */
 /* theta from the model's values, or random: N(mean, std^2) per tensor, each
  * tensor from its own stream (seed, tensor name), so adding a tensor to a
  * model does not change the others' initial values. */
-static void tr_init(Trainer *T, double *theta)
+static int tr_init(Trainer *T, double *theta, Diags *d)
 {
 	const Model *m = T->m;
 	const DamGrad *G = T->G[0];
@@ -1120,15 +1162,26 @@ static void tr_init(Trainer *T, double *theta)
 			continue;
 		}
 		double mean = 0, std = T->sp->init_std;
+		const TrInit *ti = NULL;
 		for (size_t k = 0; k < T->sp->ntinit; k++)
 			if (!strcmp(T->sp->tinit[k].name, name))
-				mean = T->sp->tinit[k].mean, std = T->sp->tinit[k].std;
+				ti = &T->sp->tinit[k], mean = ti->mean, std = ti->std;
+		if (ti && ti->values) {
+			if (ti->nvalues != len) {
+				diag_error(d, ti->loc, "train.init.tensors.%s.values has %zu numbers; %s has %zu",
+				           name, ti->nvalues, name, len);
+				return -1;
+			}
+			memcpy(theta + off, ti->values, len * sizeof *theta);
+			continue;
+		}
 		uint64_t s = tr_mix(T->sp->seed);
 		for (const char *p = name; *p; p++)
 			s = tr_mix(s ^ (uint8_t)*p);
 		for (size_t j = 0; j < len; j++)
 			theta[off + j] = mean + (std > 0 ? std * tr_normal(&s) : 0.0);
 	}
+	return 0;
 }
 
 /* ---- progress ---------------------------------------------------------------------- */
@@ -1492,7 +1545,10 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 			goto free_state;
 		}
 	} else {
-		tr_init(&T, st.theta);
+		if (tr_init(&T, st.theta, d) < 0) {
+			status = RUN_EXIT_INPUT;
+			goto free_state;
+		}
 	}
 	if (sp->project) {
 		proj = tr_proj_plan(&T, &nproj);
