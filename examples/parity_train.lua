@@ -40,7 +40,7 @@ for t = 1, 2 do
   embed[t] = {}
   for j = 1, D do embed[t][j] = 0.7 * randn() end
 end
-for mu = 1, M do c[mu] = randn() end             -- (drawn, then replaced: keeps the stream)
+for mu = 1, M do randn() end   -- skipped draws: the measured run (docs/training.md) had them
 for k = 1, 2 do
   wdec[k] = {}
   for j = 1, D do wdec[k][j] = 0.5 * randn() end
@@ -52,7 +52,7 @@ for mu = 1, M do
     h0 = h0 + x * embed[1][j]^2
     h1 = h1 + x * embed[2][j]^2
   end
-  c[mu] = -(h0 + (0.1 + 0.8 * math.random()) * (h1 - h0))
+  c[mu] = -(h0 + (0.1 + 0.8 * math.random()) * (h1 - h0))  -- kink at p = 0.1 .. 0.9
 end
 
 train = {

@@ -93,8 +93,7 @@ static const char train_usage[] =
 typedef struct TrInit {
 	char *name;
 	double mean, std;      /* std 0: the constant mean */
-	double *values;        /* or explicit values (row-major), from the config */
-	size_t nvalues;
+	VEC(double) values;    /* or explicit values (row-major), from the config */
 	Loc loc;               /* of init.tensors in the config */
 } TrInit;
 
@@ -419,18 +418,15 @@ static bool tr_has(lua_State *L, const char *key)   /* table at the top has key 
 	return has;
 }
 
-/* The numbers of a (nested) Lua array at the top of the stack, row-major. */
-static int tr_flatten(lua_State *L, double **v, size_t *n)
+/* Appends the numbers of a (nested) Lua array at the top of the stack to
+ * ti->values, row-major. */
+static int tr_flatten(lua_State *L, TrInit *ti)
 {
 	if (lua_type(L, -1) == LUA_TNUMBER) {
 		double x = lua_tonumber(L, -1);
 		if (!isfinite(x))
 			return -1;
-		double *nv = realloc(*v, (*n + 1) * sizeof *nv);
-		if (!nv)
-			exit(3);
-		*v = nv;
-		(*v)[(*n)++] = x;
+		vec_push(&ti->values, x);
 		return 0;
 	}
 	if (lua_type(L, -1) != LUA_TTABLE || !lua_checkstack(L, 4))
@@ -438,7 +434,7 @@ static int tr_flatten(lua_State *L, double **v, size_t *n)
 	size_t len = lua_rawlen(L, -1);
 	for (size_t i = 1; i <= len; i++) {
 		lua_rawgeti(L, -1, (lua_Integer)i);
-		int r = tr_flatten(L, v, n);
+		int r = tr_flatten(L, ti);
 		lua_pop(L, 1);
 		if (r < 0)
 			return -1;
@@ -474,13 +470,13 @@ static int tr_read_init(lua_State *L, TrLoad *ld, TrainSpec *sp)
 			lua_pushnil(L);
 			while (lua_next(L, -2)) {
 				const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-				TrInit ti = { k ? run_strdup(k) : NULL, 0, 0, NULL, 0, tr_loc(ld, "init", "tensors") };
+				TrInit ti = { k ? run_strdup(k) : NULL, 0, 0, { NULL, 0, 0 }, tr_loc(ld, "init", "tensors") };
 				bool okv = k != NULL;
 				if (lua_type(L, -1) == LUA_TNUMBER) {
 					ti.mean = lua_tonumber(L, -1);
 				} else if (lua_type(L, -1) == LUA_TTABLE && tr_has(L, "values")) {
 					lua_getfield(L, -1, "values");
-					okv &= tr_flatten(L, &ti.values, &ti.nvalues) == 0 && ti.nvalues > 0;
+					okv &= tr_flatten(L, &ti) == 0 && ti.values.n > 0;
 					lua_pop(L, 1);
 				} else if (lua_type(L, -1) == LUA_TTABLE) {
 					lua_getfield(L, -1, "mean");
@@ -494,11 +490,11 @@ static int tr_read_init(lua_State *L, TrLoad *ld, TrainSpec *sp)
 					okv = false;
 				}
 				if (!okv || !isfinite(ti.mean) || !isfinite(ti.std)) {
-					diag_error(ld->d, tr_loc(ld, "init", "tensors"), "train.init.tensors.%s must be a number, "
+					diag_error(ld->d, ti.loc, "train.init.tensors.%s must be a number, "
 					           "{ mean = M, std = S } or { values = { finite numbers, row-major } }", k ? k : "?");
 					bad = -1;
 					free(ti.name);
-					free(ti.values);
+					vec_free(&ti.values);
 				} else {
 					sp->tinit = realloc(sp->tinit, (sp->ntinit + 1) * sizeof *sp->tinit);
 					if (!sp->tinit)
@@ -613,8 +609,10 @@ static void tr_spec_free(TrainSpec *sp)
 	for (size_t i = 0; i < sp->nsettle; i++)
 		free(sp->settle_layers[i]);
 	free(sp->settle_layers);
-	for (size_t i = 0; i < sp->ntinit; i++)
-		free(sp->tinit[i].name), free(sp->tinit[i].values);
+	for (size_t i = 0; i < sp->ntinit; i++) {
+		free(sp->tinit[i].name);
+		vec_free(&sp->tinit[i].values);
+	}
 	free(sp->tinit);
 }
 
@@ -1166,13 +1164,13 @@ static int tr_init(Trainer *T, double *theta, Diags *d)
 		for (size_t k = 0; k < T->sp->ntinit; k++)
 			if (!strcmp(T->sp->tinit[k].name, name))
 				ti = &T->sp->tinit[k], mean = ti->mean, std = ti->std;
-		if (ti && ti->values) {
-			if (ti->nvalues != len) {
+		if (ti && ti->values.n) {
+			if (ti->values.n != len) {
 				diag_error(d, ti->loc, "train.init.tensors.%s.values has %zu numbers; %s has %zu",
-				           name, ti->nvalues, name, len);
+				           name, ti->values.n, name, len);
 				return -1;
 			}
-			memcpy(theta + off, ti->values, len * sizeof *theta);
+			memcpy(theta + off, ti->values.v, len * sizeof *theta);
 			continue;
 		}
 		uint64_t s = tr_mix(T->sp->seed);
