@@ -300,7 +300,7 @@ static const double *plain_access(Sema *S, SymId e, int rank, const IdxId *idx, 
 
 /* The common forms t[i, j] and t[i, j]^c (the squared-weight
  * reparametrisation) element by element without the evaluator: the same
- * pow() on the same values, so the same bits, at a fraction of the cost of a
+ * sym_pow_value on the same values, so the same bits, at a fraction of the cost of a
  * sym_eval per element (D = M = 4096 weights).  0 if e has another form. */
 static int eval_fast(Sema *S, SymId e, int rank, const IdxId *idx, const int64_t *shape, int64_t n,
                      double *out)
@@ -315,7 +315,7 @@ static int eval_fast(Sema *S, SymId e, int rank, const IdxId *idx, const int64_t
 	if (!src)
 		return 0;
 	for (int64_t f = 0; f < n; f++)
-		out[f] = p->kind == SYM_POW ? pow(src[f], c) : src[f];
+		out[f] = p->kind == SYM_POW ? sym_pow_value(src[f], c) : src[f];
 	return 1;
 }
 

@@ -713,12 +713,32 @@ static SymId sym_pow_product(SymCtx *c, SymId prod, SymId e)
 	return sym_muln(c, n->nkids, f);
 }
 
+/* The same multiplications in the same order as jit_powi (jit_emit.c). */
+double sym_pow_value(double x, double y)
+{
+	if (y != floor(y) || fabs(y) > 64)
+		return pow(x, y);
+	uint64_t u = (uint64_t)fabs(y);
+	double r = 1, base = x;
+	bool any = false;
+	while (u) {
+		if (u & 1) {
+			r = any ? r * base : base;
+			any = true;
+		}
+		u >>= 1;
+		if (u)
+			base = base * base;
+	}
+	return y < 0 ? 1.0 / r : r;
+}
+
 SymId sym_pow(SymCtx *c, SymId a, SymId b)
 {
 	double x, y;
 	bool ca = sym_is_const(c, a, &x), cb = sym_is_const(c, b, &y);
 	if (ca && cb)
-		return sym_const(c, pow(x, y));
+		return sym_const(c, sym_pow_value(x, y));
 	if ((cb && y == 0) || (ca && x == 1))
 		return sym_const(c, 1);
 	if (!cb)

@@ -113,6 +113,9 @@ SymId sym_sub(SymCtx *c, SymId a, SymId b);
 SymId sym_mul(SymCtx *c, SymId a, SymId b);
 SymId sym_div(SymCtx *c, SymId a, SymId b);
 SymId sym_pow(SymCtx *c, SymId a, SymId b);
+/* x^y as the JIT computes it: an integer y with |y| <= 64 by binary powering
+ * (x^2 = x x, correctly rounded; pow(x, 2) is not always), otherwise pow(). */
+double sym_pow_value(double x, double y);
 SymId sym_neg(SymCtx *c, SymId a);
 SymId sym_addn(SymCtx *c, int n, const SymId *a);
 SymId sym_muln(SymCtx *c, int n, const SymId *a);

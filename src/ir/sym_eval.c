@@ -74,7 +74,7 @@ double sym_eval(const SymCtx *c, SymId e, SymEnv *env)
 	case SYM_ADD:
 	case SYM_MUL: return sym_eval_nary(c, n, env);
 	case SYM_DIV: return sym_eval(c, n->kids[0], env) / sym_eval(c, n->kids[1], env);
-	case SYM_POW: return pow(sym_eval(c, n->kids[0], env), sym_eval(c, n->kids[1], env));
+	case SYM_POW: return sym_pow_value(sym_eval(c, n->kids[0], env), sym_eval(c, n->kids[1], env));
 	case SYM_FN: return sym_apply_fn((SymFn)n->fn, sym_eval(c, n->kids[0], env));
 	case SYM_SUM:
 	case SYM_LSE:
