@@ -1,6 +1,8 @@
 /* npy.c - NumPy .npy and .npz tensor files for the libdam runtime (dam_npy.h).
  *
- * Reading loads the whole file, checks the "\x93NUMPY" magic and version
+ * Reading maps the file (mmap, read-only; a file that cannot be mapped is
+ * read into memory instead), so a stored .npz member is parsed in place and
+ * only the pages of the members asked for are touched; it checks the "\x93NUMPY" magic and version
  * (1.0 with a 2-byte header length, 2.0 and 3.0 with a 4-byte one), parses
  * the header dict strictly ('descr', 'fortran_order' and 'shape', each once,
  * nothing else), and converts the data to double in C order (Fortran-order
@@ -18,9 +20,11 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -37,32 +41,59 @@ static int npy_fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-/* Reads a whole file into a malloc'd buffer. */
-static int npy_slurp(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen)
+/* A whole file's bytes: mapped read-only, or (when it cannot be mapped: an
+ * empty file, a pipe) read into a malloc'd buffer.  npy_unmap releases it. */
+typedef struct NpyFile {
+	unsigned char *buf;
+	size_t len;
+	bool mapped;
+} NpyFile;
+
+static int npy_map(const char *path, NpyFile *f, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
+	memset(f, 0, sizeof *f);
+	FILE *fp = fopen(path, "rb");
 	struct stat st;
-	if (!f)
+	if (!fp)
 		return npy_fail(err, errlen, "cannot open file: %s", strerror(errno));
-	if (fstat(fileno(f), &st) != 0 || st.st_size < 0) {
-		fclose(f);
+	if (fstat(fileno(fp), &st) != 0 || st.st_size < 0) {
+		fclose(fp);
 		return npy_fail(err, errlen, "cannot read file: %s", strerror(errno));
 	}
 	size_t n = (size_t)st.st_size;
-	*buf = malloc(n ? n : 1);
-	if (!*buf) {
-		fclose(f);
+	if (n && S_ISREG(st.st_mode)) {
+		void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fileno(fp), 0);
+		if (p != MAP_FAILED) {
+			fclose(fp);
+			f->buf = p;
+			f->len = n;
+			f->mapped = true;
+			return 0;
+		}
+	}
+	f->buf = malloc(n ? n : 1);
+	if (!f->buf) {
+		fclose(fp);
 		return npy_fail(err, errlen, "out of memory reading %zu bytes", n);
 	}
-	size_t got = fread(*buf, 1, n, f);
-	fclose(f);
+	size_t got = fread(f->buf, 1, n, fp);
+	fclose(fp);
 	if (got != n) {
-		free(*buf);
-		*buf = NULL;
+		free(f->buf);
+		f->buf = NULL;
 		return npy_fail(err, errlen, "cannot read file: short read");
 	}
-	*len = n;
+	f->len = n;
 	return 0;
+}
+
+static void npy_unmap(NpyFile *f)
+{
+	if (f->mapped)
+		munmap(f->buf, f->len);
+	else
+		free(f->buf);
+	memset(f, 0, sizeof *f);
 }
 
 static uint64_t npy_load_le(const unsigned char *p, int size)
@@ -393,13 +424,12 @@ static int npy_parse(const unsigned char *buf, size_t len, DamArray *out, char *
 
 int dam_npy_read(const char *path, DamArray *out, char *err, size_t errlen)
 {
-	unsigned char *buf;
-	size_t len;
+	NpyFile f;
 	memset(out, 0, sizeof *out);
-	if (npy_slurp(path, &buf, &len, err, errlen))
+	if (npy_map(path, &f, err, errlen))
 		return -1;
-	int rc = npy_parse(buf, len, out, err, errlen);
-	free(buf);
+	int rc = npy_parse(f.buf, f.len, out, err, errlen);
+	npy_unmap(&f);
 	return rc;
 }
 
@@ -543,9 +573,13 @@ static int zip_inflate(const unsigned char *src, size_t slen, unsigned char *dst
 	return good ? 0 : -1;
 }
 
-/* The member's uncompressed bytes (malloc'd). */
-static int zip_extract(const Zip *z, const ZipEntry *e, unsigned char **out, char *err, size_t errlen)
+/* The member's uncompressed bytes: *out points into the archive for a
+ * stored member (*owned NULL), at a malloc'd buffer (*owned) for a deflated
+ * one. */
+static int zip_extract(const Zip *z, const ZipEntry *e, const unsigned char **out, unsigned char **owned,
+                       char *err, size_t errlen)
 {
+	*out = *owned = NULL;
 	size_t lo = e->local_off;
 	if (lo + 30 > z->len || zip_u32(z->buf + lo) != 0x04034b50u)
 		return npy_fail(err, errlen, "corrupt .npz: bad local header for member '%s'", e->name);
@@ -563,36 +597,36 @@ static int zip_extract(const Zip *z, const ZipEntry *e, unsigned char **out, cha
 	if (e->method == 8 && (uint64_t)e->usize > (uint64_t)e->csize * 1032u + 64u)
 		return npy_fail(err, errlen, "corrupt .npz: member '%s' declares %u bytes from %u "
 		                "compressed (more than deflate can expand)", e->name, e->usize, e->csize);
-	*out = malloc(e->usize ? e->usize : 1);
-	if (!*out)
-		return npy_fail(err, errlen, "out of memory");
 	int bad = 0;
-	if (e->method == 0)
-		memcpy(*out, z->buf + data, e->usize);
-	else
-		bad = zip_inflate(z->buf + data, e->csize, *out, e->usize);
+	if (e->method == 0) {
+		*out = z->buf + data;
+	} else {
+		*out = *owned = malloc(e->usize ? e->usize : 1);
+		if (!*owned)
+			return npy_fail(err, errlen, "out of memory");
+		bad = zip_inflate(z->buf + data, e->csize, *owned, e->usize);
+	}
 	if (!bad && crc32(0L, *out, (uInt)e->usize) != e->crc)
 		bad = 2;
 	if (bad) {
-		free(*out);
-		*out = NULL;
+		free(*owned);
+		*out = *owned = NULL;
 		return npy_fail(err, errlen, "corrupt .npz: member '%s' %s", e->name,
 		                bad == 2 ? "fails its CRC-32 check" : "does not inflate");
 	}
 	return 0;
 }
 
-static int zip_load(const char *path, Zip *z, unsigned char **buf, char *err, size_t errlen)
+static int zip_load(const char *path, Zip *z, NpyFile *f, char *err, size_t errlen)
 {
-	size_t len;
 	memset(z, 0, sizeof *z);
-	if (npy_slurp(path, buf, &len, err, errlen))
+	if (npy_map(path, f, err, errlen))
 		return -1;
-	z->buf = *buf;
-	z->len = len;
+	z->buf = f->buf;
+	z->len = f->len;
 	if (zip_open(z, err, errlen)) {
 		free(z->ent);
-		free(*buf);
+		npy_unmap(f);
 		return -1;
 	}
 	return 0;
@@ -601,12 +635,14 @@ static int zip_load(const char *path, Zip *z, unsigned char **buf, char *err, si
 int dam_npz_read(const char *path, const char *key, DamArray *out, char *err, size_t errlen)
 {
 	Zip z;
-	unsigned char *buf, *member = NULL;
+	NpyFile f;
+	const unsigned char *member = NULL;
+	unsigned char *owned = NULL;
 	memset(out, 0, sizeof *out);
-	if (zip_load(path, &z, &buf, err, errlen))
+	if (zip_load(path, &z, &f, err, errlen))
 		return -1;
 	int i = zip_find(&z, key);
-	int rc = i < 0 ? zip_missing(&z, key, err, errlen) : zip_extract(&z, &z.ent[i], &member, err, errlen);
+	int rc = i < 0 ? zip_missing(&z, key, err, errlen) : zip_extract(&z, &z.ent[i], &member, &owned, err, errlen);
 	if (rc == 0) {
 		rc = npy_parse(member, z.ent[i].usize, out, err, errlen);
 		if (rc) {
@@ -616,19 +652,19 @@ int dam_npz_read(const char *path, const char *key, DamArray *out, char *err, si
 			npy_fail(err, errlen, "member '%s': %s", z.ent[i].name, inner);
 		}
 	}
-	free(member);
+	free(owned);
 	free(z.ent);
-	free(buf);
+	npy_unmap(&f);
 	return rc;
 }
 
 int dam_npz_list(const char *path, char ***names, int *count, char *err, size_t errlen)
 {
 	Zip z;
-	unsigned char *buf;
+	NpyFile f;
 	*names = NULL;
 	*count = 0;
-	if (zip_load(path, &z, &buf, err, errlen))
+	if (zip_load(path, &z, &f, err, errlen))
 		return -1;
 	char **v = calloc((size_t)(z.count ? z.count : 1), sizeof *v);
 	int rc = v ? 0 : npy_fail(err, errlen, "out of memory");
@@ -651,7 +687,7 @@ int dam_npz_list(const char *path, char ***names, int *count, char *err, size_t 
 		free(v);
 	}
 	free(z.ent);
-	free(buf);
+	npy_unmap(&f);
 	return rc;
 }
 

@@ -39,6 +39,8 @@ struct DamSim {
 	double *tau;           /* per component */
 	double **inputs;       /* per input: the values set (NULL: not set) */
 	double **dynamic;      /* per tensor: values programmed over an MT_DYN tensor (or NULL) */
+	double **own;          /* per tensor held by reference (jit_ws_by_ref): this simulator's
+	                        * values after sim_set_tensor (NULL: the Model's, shared) */
 	bool static_ready;     /* the caches of static tensors in ws are current (setup ran since
 	                        * the last sim_set_tensor): later runs need setup_run only */
 	bool weights_model;    /* the static tensors hold the model's values (no sim_set_tensor) */
@@ -79,6 +81,7 @@ DamSim *sim_new(const Model *m, const Jit *jit)
 	s->tau = sim_xcalloc(s->k->nstate, sizeof *s->tau);
 	s->inputs = sim_xcalloc((size_t)m->ninputs, sizeof *s->inputs);
 	s->dynamic = sim_xcalloc(m->ntensors, sizeof *s->dynamic);
+	s->own = sim_xcalloc(m->ntensors, sizeof *s->own);
 	sim_fill_tau(s);
 	return s;
 }
@@ -93,10 +96,10 @@ DamSim *sim_clone(const DamSim *src)
 	for (uint32_t t = 0; t < src->m->ntensors && !bad; t++) {
 		if (src->dynamic[t])
 			bad = sim_set_dynamic(s, t, src->dynamic[t]);
-		int64_t off = jit_ws_offset(src->jit, t);
+		const double *v = jit_ws_values(src->jit, src->ws, t);
 		MTensorKind kind = src->m->tensors[t].kind;
-		if (!bad && !src->weights_model && (kind == MT_CONST || kind == MT_LEARN) && off >= 0)
-			bad = sim_set_tensor(s, t, src->ws + off);   /* weights as programmed */
+		if (!bad && !src->weights_model && (kind == MT_CONST || kind == MT_LEARN) && v)
+			bad = sim_set_tensor(s, t, v);   /* weights as programmed */
 	}
 	if (!bad)
 		sim_set_tau(s, src->tau);          /* time constants as built */
@@ -116,6 +119,9 @@ void sim_free(DamSim *s)
 	free(s->inputs);
 	sim_clear_dynamic(s, 0);
 	free(s->dynamic);
+	for (uint32_t t = 0; t < s->m->ntensors; t++)
+		free(s->own[t]);
+	free(s->own);
 	free(s->ws);
 	free(s->x);
 	free(s->g);
@@ -211,8 +217,7 @@ int sim_missing_input(const DamSim *s)
 
 double *sim_tensor(DamSim *s, TensorId t)
 {
-	int64_t off = t < s->m->ntensors ? jit_ws_offset(s->jit, t) : -1;
-	return off < 0 ? NULL : s->ws + off;
+	return t < s->m->ntensors ? jit_ws_values(s->jit, s->ws, t) : NULL;
 }
 
 int sim_set_dynamic(DamSim *s, TensorId t, const double *v)
@@ -242,10 +247,14 @@ int sim_set_tensor(DamSim *s, TensorId t, const double *v)
 	if (t == 0 || t >= s->m->ntensors)
 		return -1;
 	MTensorKind kind = s->m->tensors[t].kind;
-	int64_t off = jit_ws_offset(s->jit, t);
-	if ((kind != MT_CONST && kind != MT_LEARN) || off < 0)
+	if ((kind != MT_CONST && kind != MT_LEARN) || jit_ws_offset(s->jit, t) < 0)
 		return -1;
-	memcpy(s->ws + off, v, (size_t)sym_tensor_size(s->m->sym, t) * sizeof *v);
+	size_t n = (size_t)sym_tensor_size(s->m->sym, t);
+	if (jit_ws_by_ref(s->jit, t) && !s->own[t]) {   /* copy on first write */
+		s->own[t] = sim_xcalloc(n, sizeof(double));
+		jit_ws_point(s->jit, s->ws, t, s->own[t]);
+	}
+	memcpy(sim_tensor(s, t), v, n * sizeof *v);
 	s->static_ready = false;
 	s->weights_model = false;
 	return 0;
@@ -588,14 +597,15 @@ static bool sim_batchable(DamSim *const *s, size_t n, const DamRunOpts *o)
 			return false;
 	for (uint32_t t = 0; t < s[0]->m->ntensors; t++) {
 		MTensorKind kind = s[0]->m->tensors[t].kind;
-		int64_t off = jit_ws_offset(s[0]->jit, t);
-		if ((kind != MT_CONST && kind != MT_LEARN) || off < 0)
+		const double *w0 = jit_ws_values(s[0]->jit, s[0]->ws, t);
+		if ((kind != MT_CONST && kind != MT_LEARN) || !w0)
 			continue;
 		size_t bytes = (size_t)sym_tensor_size(s[0]->m->sym, t) * sizeof(double);
-		for (size_t i = 1; i < n; i++)   /* the model's own values in both: equal without looking */
-			if (!(s[i]->weights_model && s[0]->weights_model) &&
-			    memcmp(s[i]->ws + off, s[0]->ws + off, bytes) != 0)
+		for (size_t i = 1; i < n; i++) {   /* the model's own values in both: equal without looking */
+			const double *wi = jit_ws_values(s[i]->jit, s[i]->ws, t);
+			if (!(s[i]->weights_model && s[0]->weights_model) && wi != w0 && memcmp(wi, w0, bytes) != 0)
 				return false;
+		}
 	}
 	return true;
 }

@@ -61,11 +61,15 @@ int sim_missing_input(const DamSim *s);
  * program them itself instead: sim_set_dynamic() keeps a copy of the
  * tensor's values (sym_tensor_size of them) that every later run writes over
  * what setup() computed; sim_clear_dynamic(s, t) forgets it (t = 0: all).
- * sim_tensor() is the tensor's storage in the workspace (NULL if it has
- * none). Returns -1 if t is not a dynamic tensor. */
+ * sim_tensor() is where the kernels read the tensor (NULL if it has no
+ * storage): in the workspace, or for a large static tensor the values it is
+ * shared from (the Model's until sim_set_tensor gives the simulator its own
+ * copy): read them, change them with sim_set_tensor.  Returns -1 if t is not
+ * a dynamic tensor. */
 int sim_set_dynamic(DamSim *s, TensorId t, const double *v);
 /* Static and learn tensors (weights, bias vectors, ...) are run-time data of
- * the compiled kernels: sim_new fills them from the Model, sim_set_tensor()
+ * the compiled kernels: sim_new fills them from the Model (large ones are
+ * shared with it, not copied: jit_ws_by_ref), sim_set_tensor()
  * replaces them (sym_tensor_size values) for every later run of this
  * simulator without recompiling, e.g. quantised or noisy weights.  Returns -1
  * if t is not such a tensor or the JIT baked it in (rank 0, bake_weights). */

@@ -36,6 +36,8 @@ struct Jit {
 	LLVMOrcLLJITRef lljit;
 	size_t *input_off, *output_off;
 	int64_t *tensor_ws_off;
+	uint8_t *tensor_by_ref;        /* 1: ws[tensor_ws_off] points at the values */
+	double *zeros;                 /* what a by-reference tensor without data points at */
 	uint32_t ntensors;
 };
 
@@ -162,6 +164,7 @@ static int jit_build_module(LLVMModuleRef mod, const Model *m, JitLayout *lay, J
 	JitEmit E;
 	jit_emit_init(&E, mod, m);
 	E.bake = opt->bake_weights != 0;
+	E.by_ref_ok = !E.bake;
 	E.fast_exp = opt->fast_exp != 0;
 	E.want_batch = (flags & JIT_BATCH) != 0;
 	E.want_split = (flags & JIT_SPLIT) != 0;
@@ -307,6 +310,7 @@ static void jit_unit_free(JitUnit *u)
 	dam_free(u->lay.input_off);
 	dam_free(u->lay.output_off);
 	dam_free(u->lay.tensor_ws_off);
+	dam_free(u->lay.tensor_by_ref);
 	memset(u, 0, sizeof *u);
 }
 
@@ -410,6 +414,7 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	/* The layout is the same in both halves: keep the cold one's. */
 	JitLayout *lay = &cold.lay;
 	j->tensor_ws_off = lay->tensor_ws_off;
+	j->tensor_by_ref = lay->tensor_by_ref;
 	j->ntensors = lay->ntensors;
 	j->input_off = lay->input_off;
 	j->output_off = lay->output_off;
@@ -424,6 +429,15 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	j->k.dx_off = (size_t)lay->dx_off;
 	j->k.batch_pack = (size_t)lay->batch_pack;
 	lay->tensor_ws_off = NULL;   /* owned by j now */
+	lay->tensor_by_ref = NULL;
+	size_t zmax = 0;             /* by-reference tensors without values read zeros */
+	for (TensorId t = 1; t < m->ntensors && t < j->ntensors; t++)
+		if (j->tensor_by_ref[t] && !m->tensors[t].data && (size_t)sym_tensor_size(m->sym, t) > zmax)
+			zmax = (size_t)sym_tensor_size(m->sym, t);
+	if (zmax) {
+		j->zeros = dam_xrealloc(NULL, zmax * sizeof *j->zeros);
+		memset(j->zeros, 0, zmax * sizeof *j->zeros);
+	}
 	lay->input_off = NULL;
 	lay->output_off = NULL;
 	jit_unit_free(&cold);
@@ -461,6 +475,8 @@ void jit_free(Jit *j)
 	dam_free(j->input_off);
 	dam_free(j->output_off);
 	dam_free(j->tensor_ws_off);
+	dam_free(j->tensor_by_ref);
+	dam_free(j->zeros);
 	dam_free(j);
 }
 
@@ -473,9 +489,36 @@ void jit_ws_init(const Jit *j, const Model *m, double *ws)
 	for (TensorId t = 1; t < m->ntensors && t < j->ntensors; t++) {
 		const MTensor *mt = &m->tensors[t];
 		int64_t off = j->tensor_ws_off[t];
-		if ((mt->kind == MT_CONST || mt->kind == MT_LEARN) && off >= 0 && mt->data)
+		if ((mt->kind != MT_CONST && mt->kind != MT_LEARN) || off < 0)
+			continue;
+		if (j->tensor_by_ref[t])
+			jit_ws_point(j, ws, t, mt->data ? mt->data : j->zeros);   /* shared, not copied */
+		else if (mt->data)
 			memcpy(ws + off, mt->data, (size_t)sym_tensor_size(m->sym, t) * sizeof *ws);
 	}
+}
+
+bool jit_ws_by_ref(const Jit *j, TensorId t)
+{
+	return j && t > 0 && t < j->ntensors && j->tensor_by_ref[t];
+}
+
+void jit_ws_point(const Jit *j, double *ws, TensorId t, const double *v)
+{
+	if (jit_ws_by_ref(j, t))
+		memcpy(ws + j->tensor_ws_off[t], &v, sizeof v);
+}
+
+double *jit_ws_values(const Jit *j, double *ws, TensorId t)
+{
+	int64_t off = jit_ws_offset(j, t);
+	if (off < 0)
+		return NULL;
+	if (!j->tensor_by_ref[t])
+		return ws + off;
+	double *v;
+	memcpy(&v, ws + off, sizeof v);
+	return v;
 }
 
 int64_t jit_ws_offset(const Jit *j, TensorId t)

@@ -17,6 +17,7 @@
 #ifndef DAM_JIT_H
 #define DAM_JIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -107,8 +108,19 @@ const JitKernels *jit_kernels(const Jit *j);
 int64_t jit_ws_offset(const Jit *j, TensorId t);
 /* Write the values of every run-time static or learn tensor (m's data) and
  * the layers' time constants (tau_off) into a fresh workspace of ws_size
- * doubles; call once after allocating it. */
+ * doubles; call once after allocating it.  A tensor of JIT_BY_REF_MIN
+ * elements or more (jit_ws_by_ref) is not copied: its slot at the offset
+ * points at m's data, which must outlive the workspace (or at values the
+ * host keeps itself: jit_ws_point). */
 void jit_ws_init(const Jit *j, const Model *m, double *ws);
+/* Is t held by reference (one pointer slot in ws instead of its values)? */
+bool jit_ws_by_ref(const Jit *j, TensorId t);
+/* Point t's slot in ws at v (sym_tensor_size(t) doubles that outlive the
+ * runs); no-op unless jit_ws_by_ref. */
+void jit_ws_point(const Jit *j, double *ws, TensorId t, const double *v);
+/* Where the kernels read t's values for workspace ws: ws + offset, or the
+ * values its slot points at; NULL if t has no storage. */
+double *jit_ws_values(const Jit *j, double *ws, TensorId t);
 void jit_free(Jit *j);
 
 #endif

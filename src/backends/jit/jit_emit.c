@@ -67,6 +67,9 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->gconst = jit_zalloc(nt, sizeof *E->gconst);
 	E->ws_off = jit_zalloc(nt, sizeof *E->ws_off);
 	E->x_off = jit_zalloc(nt, sizeof *E->x_off);
+	E->by_ref = jit_zalloc(nt, sizeof *E->by_ref);
+	E->wptr = jit_zalloc(nt, sizeof *E->wptr);
+	E->wptr_from = jit_zalloc(nt, sizeof *E->wptr_from);
 	for (uint32_t t = 0; t < nt; t++)
 		E->ws_off[t] = E->x_off[t] = -1;
 
@@ -102,6 +105,9 @@ void jit_emit_fini(JitEmit *E)
 	dam_free(E->gconst);
 	dam_free(E->ws_off);
 	dam_free(E->x_off);
+	dam_free(E->by_ref);
+	dam_free(E->wptr);
+	dam_free(E->wptr_from);
 	dam_free(E->dep);
 	dam_free(E->cache_off);
 	dam_free(E->memo);
@@ -610,6 +616,31 @@ static LLVMValueRef jit_index(JitEmit *E, SymId e, int64_t dim, int level)
 	return LLVMBuildFPToSI(E->b, r, E->i64, "index");
 }
 
+/* The values of a tensor held by reference: the pointer in its slot of
+ * wsw, loaded once per function right where wsw becomes known (the entry
+ * block for an argument), so it dominates every use. */
+static LLVMValueRef jit_weight_ptr(JitEmit *E, TensorId t)
+{
+	if (E->wptr[t] && E->wptr_from[t] == E->wsw)
+		return E->wptr[t];
+	LLVMBasicBlockRef at = LLVMGetInsertBlock(E->b);
+	if (LLVMIsAArgument(E->wsw)) {
+		LLVMPositionBuilderAtEnd(E->b, E->entry);
+	} else {
+		LLVMValueRef next = LLVMGetNextInstruction(E->wsw);
+		if (next)
+			LLVMPositionBuilderBefore(E->b, next);
+		else
+			LLVMPositionBuilderAtEnd(E->b, LLVMGetInstructionParent(E->wsw));
+	}
+	LLVMValueRef slot = jit_elem_ptr(E, E->wsw, jit_i64(E, E->ws_off[t]), "slot");
+	E->wptr[t] = LLVMBuildLoad2(E->b, E->ptr, slot, sym_tensor_name(E->sym, t));
+	E->wptr_from[t] = E->wsw;
+	if (at)
+		LLVMPositionBuilderAtEnd(E->b, at);
+	return E->wptr[t];
+}
+
 /* Base pointer and element offset of tensor t. */
 static LLVMValueRef jit_tensor_base(JitEmit *E, TensorId t, int64_t *off)
 {
@@ -620,6 +651,8 @@ static LLVMValueRef jit_tensor_base(JitEmit *E, TensorId t, int64_t *off)
 	case MT_LEARN:
 		if (E->gconst[t])
 			return E->gconst[t];
+		if (E->by_ref[t])
+			return E->ws_off[t] >= 0 && E->wsw ? jit_weight_ptr(E, t) : NULL;
 		*off = E->ws_off[t];
 		return *off >= 0 ? E->wsw : NULL;
 	case MT_INPUT:

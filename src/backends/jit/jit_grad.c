@@ -715,6 +715,7 @@ void jit_grad_free(JitGrad *g)
 	dam_free(g->lay.input_off);
 	dam_free(g->lay.output_off);
 	dam_free(g->lay.tensor_ws_off);
+	dam_free(g->lay.tensor_by_ref);
 	dam_free(g->theta);
 	dam_free(g->theta_off);
 	dam_free(g->seg);

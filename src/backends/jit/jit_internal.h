@@ -64,6 +64,11 @@ typedef struct JitEmit {
 	LLVMValueRef *gconst;      /* MT_CONST / MT_LEARN baked in: private constant global */
 	int64_t *ws_off;           /* MT_INPUT / MT_DYN / MT_ACT, run-time weights: offset in ws, -1 none */
 	bool bake;                 /* static and learn tensors as constants (JitOptions.bake_weights) */
+	bool by_ref_ok;            /* large run-time weights by reference (jit.c's kernels, not the
+	                            * gradient's): ws[ws_off] holds a pointer to the values */
+	uint8_t *by_ref;           /* per tensor: 1 if read through its pointer slot */
+	LLVMValueRef *wptr;        /* per tensor: the pointer loaded from its slot ... */
+	LLVMValueRef *wptr_from;   /* ... and the wsw it was loaded from (memo validity) */
 	bool fast_exp;             /* exp as inline straight-line code (JitOptions.fast_exp) */
 	int vlen;                  /* doubles per vector register of the host (2, 4 or 8) */
 	int64_t tau_off;           /* ws offset of the time constants, one per state component */
@@ -209,8 +214,17 @@ typedef struct JitLayout {
 	int64_t batch_scratch;     /* doubles of scratch per string of euler_batch */
 	int64_t batch_pack;        /* doubles of packed weight panels before the strings' scratch */
 	int64_t *tensor_ws_off;    /* copy of ws_off per tensor (malloc) */
+	uint8_t *tensor_by_ref;    /* copy of by_ref per tensor (malloc) */
 	uint32_t ntensors;
 } JitLayout;
+
+/* Run-time static and learn tensors of at least this many elements are not
+ * copied into each workspace: one slot of ws holds a pointer to the values
+ * (the Model's, or a simulator's own after sim_set_tensor), so simulators
+ * share one copy of large weights (a batch of 64 at D = M = 4096 would hold
+ * 64 copies of 134 MB).  Smaller ones stay inline, where LLVM sees that they
+ * do not alias the workspace's other contents. */
+#define JIT_BY_REF_MIN 65536
 
 /* Which kernels a module holds: all of them, the hot half (the fused Euler
  * loop and the rhs kernel, with the helpers they call) or the cold half (the

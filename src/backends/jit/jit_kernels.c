@@ -241,6 +241,10 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 		} else if ((mt->kind == MT_CONST || mt->kind == MT_LEARN) && used[t]) {
 			if (E->bake || sym_tensor_rank(E->sym, t) == 0) {
 				jit_emit_const_tensor(E, t);
+			} else if (E->by_ref_ok && jit_tensor_size(E, t) >= JIT_BY_REF_MIN) {
+				E->by_ref[t] = 1;  /* a pointer to the values (jit_ws_init, sim_set_tensor) */
+				E->ws_off[t] = cur;
+				cur += 1;
 			} else {               /* run-time data: the host fills it (sim_new) */
 				E->ws_off[t] = cur;
 				cur += jit_tensor_size(E, t);
@@ -263,6 +267,8 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	lay->ntensors = sym_tensor_count(E->sym);
 	lay->tensor_ws_off = dam_xrealloc(NULL, lay->ntensors * sizeof *lay->tensor_ws_off);
 	memcpy(lay->tensor_ws_off, E->ws_off, lay->ntensors * sizeof *lay->tensor_ws_off);
+	lay->tensor_by_ref = dam_xrealloc(NULL, lay->ntensors);
+	memcpy(lay->tensor_by_ref, E->by_ref, lay->ntensors);
 	return E->failed ? -1 : 0;
 }
 
