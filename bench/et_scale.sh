@@ -6,6 +6,7 @@
 #   bench/et_scale.sh              # D = 16, 256, 1024, 4096 + end to end (about 3 minutes)
 #   bench/et_scale.sh --small      # without D = 4096 (it takes about 90 s of the 3 minutes)
 #   bench/et_scale.sh --only 4096  # one size (16, 256, 1024 or 4096), no end to end
+#   bench/et_scale.sh --e2e        # the end-to-end part alone (about 1 minute)
 #   bench/et_scale.sh --callgrind  # instructions per Euler step at D = 256 and 1024 (valgrind)
 # DAM_BUILD selects the build directory (default build/); the parity checkpoint
 # for the end-to-end part is read from ../shared/data/published/analog-denseam-parity.
@@ -13,13 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${DAM_BUILD:-build}
 pub=${DAM_PARITY_DATA:-../shared/data/published/analog-denseam-parity}
-big=1 only= cg=0
+big=1 only= cg=0 e2e=0
 while [ $# -gt 0 ]; do
   case $1 in
     --small) big=0 ;;
     --only) only=$2; shift ;;
     --callgrind) cg=1 ;;
-    *) echo "usage: bench/et_scale.sh [--small] [--only D] [--callgrind]" >&2; exit 2 ;;
+    --e2e) e2e=1 ;;
+    *) echo "usage: bench/et_scale.sh [--small] [--only D] [--e2e] [--callgrind]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -90,6 +92,7 @@ if [ -n "$only" ]; then
     1024) sizes=("1024 64 20 5 3") ;; 4096) sizes=("4096 64 3 3 3") ;;
     *) echo "et_scale.sh: --only takes 16, 256, 1024 or 4096" >&2; exit 2 ;; esac
 fi
+[ $e2e = 1 ] && sizes=()
 for s in "${sizes[@]}"; do
   read -r D L n reps creps <<<"$s"
   "$E" weights "$tmp/w$D.npz" "$D" "$L" "$D" 2024
@@ -99,6 +102,7 @@ for s in "${sizes[@]}"; do
   echo "    ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.0f", b - a}') s for this size)"
 done
 
+[ $e2e = 1 ] || {
 echo
 echo "summary: ns per Euler step per string (GFLOP/s), medians; compile = dam_compile_file; max RSS of a"
 echo "process that compiles / loads and runs the 64 strings for one step"
@@ -122,6 +126,7 @@ for s in "${sizes[@]}"; do
       printf " %6.0f ms %11s MB\n", comp, mem["damc"] "/" mem["hand"] "/" mem["blas"]
     }' "$tmp/rows"
 done
+}
 [ -n "$only" ] && exit 0
 
 # ---- end to end: damc run on all 256 8-bit strings ------------------------------
