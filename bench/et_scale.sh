@@ -137,8 +137,14 @@ for s in $(seq 0 255); do
   for i in 7 6 5 4 3 2 1 0; do printf '%d ' $(((s >> i) & 1)); done; echo
 done >"$tmp/all256.txt"
 ms() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", (b - a) * 1000}'; }
-declare -a td t1 th ts
+declare -a td t1 th ts tc
+# The JIT's object cache (docs/cli.md): a fresh one, filled by the first run;
+# the "no object cache" line compiles every time.
+DAMC_CACHE_DIR=$tmp/cache; export DAMC_CACHE_DIR
+"$B/damc" run examples/parity_et.dam --dataset "$tmp/all256.txt" --solver euler --dt 1e-4 --t-end 1e-4 >/dev/null 2>&1
 for r in 1 2 3 4 5; do
+  a=$(date +%s.%N); DAMC_CACHE=0 "$B/damc" run examples/parity_et.dam --dataset "$tmp/all256.txt" --solver euler --dt 1e-4 \
+    --t-end 1 --json >/dev/null 2>&1; b=$(date +%s.%N); tc+=("$(ms "$a" "$b")")
   a=$(date +%s.%N); "$B/damc" run examples/parity_et.dam --dataset "$tmp/all256.txt" --solver euler --dt 1e-4 --t-end 1 --json \
     >"$tmp/e2e.json" 2>/dev/null; b=$(date +%s.%N); td+=("$(ms "$a" "$b")")
   a=$(date +%s.%N); "$B/damc" run examples/parity_et.dam --dataset "$tmp/all256.txt" --solver euler --dt 1e-4 --t-end 1 --json \
@@ -149,13 +155,14 @@ for r in 1 2 3 4 5; do
     >/dev/null 2>&1; b=$(date +%s.%N); ts+=("$(ms "$a" "$b")")
 done
 med() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-md=$(med "${td[@]}") m1=$(med "${t1[@]}") mh=$(med "${th[@]}") ms1=$(med "${ts[@]}")
+md=$(med "${td[@]}") m1=$(med "${t1[@]}") mh=$(med "${th[@]}") ms1=$(med "${ts[@]}") mc=$(med "${tc[@]}")
 echo "    damc run (all cores, $ncores)   ${td[*]} ms: median $md ms"
 echo "    damc run --threads 1     ${t1[*]} ms: median $m1 ms"
+echo "    damc run, no object cache ${tc[*]} ms: median $mc ms (DAMC_CACHE=0: compiles every time)"
 echo "    hand C (hand_parity.c)   ${th[*]} ms: median $mh ms"
 echo "    damc run, 1 step each    ${ts[*]} ms: median $ms1 ms (start-up, compile, 256 runs of 1 step: all but the steps)"
-awk -v d="$md" -v o="$m1" -v h="$mh" 'BEGIN {
-  printf "    ratio damc / hand C = %.3f (all cores), %.3f (--threads 1)\n", d / h, o / h }'
+awk -v d="$md" -v o="$m1" -v h="$mh" -v c="$mc" 'BEGIN {
+  printf "    ratio damc / hand C = %.3f (all cores), %.3f (--threads 1), %.3f (all cores, no object cache)\n", d / h, o / h, c / h }'
 "$E" e2e-cmp "$pub/model_best.npz" "$tmp/all256.txt" "$tmp/e2e.json"
 cmp -s "$tmp/e2e.json" "$tmp/e2e1.json" && echo "    damc run --threads 1 and all cores: byte-identical output" \
   || echo "    damc run --threads 1 and all cores: OUTPUT DIFFERS"

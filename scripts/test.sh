@@ -16,6 +16,9 @@ else
 fi
 status=0
 shopt -s nullglob
+# The JIT's object cache (docs/cli.md) of this test run: fresh, and not the user's.
+DAMC_CACHE_DIR=$(mktemp -d); export DAMC_CACHE_DIR
+trap 'rm -rf "$DAMC_CACHE_DIR"' EXIT
 run() {
   local b=$1
   local tests=("$b"/tests/t_*)

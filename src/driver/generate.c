@@ -248,7 +248,7 @@ static int gen_run(const RunArgs *ra, const RunConfig *rc, Diags *d, Arena *a, v
 		return RUN_EXIT_INPUT;
 	}
 	char err[1024];
-	JitOptions jo = { .opt_level = ra->opt_level, .bake_weights = ra->bake_weights };
+	JitOptions jo = { .opt_level = ra->opt_level, .bake_weights = ra->bake_weights, .cache = 1 };
 	Jit *jit = jit_compile(m, &jo, err, sizeof err);
 	if (!jit) {
 		fprintf(stderr, "%s: error: %s\n", ra->model, err);

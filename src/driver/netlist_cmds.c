@@ -263,7 +263,7 @@ SpicePlan *net_plan(NetSession *s, size_t row, Diags *d)
 Jit *net_jit(NetSession *s, Diags *d)
 {
 	char err[1024];
-	JitOptions jo = { .opt_level = s->args->ra.opt_level, .bake_weights = s->args->ra.bake_weights };
+	JitOptions jo = { .opt_level = s->args->ra.opt_level, .bake_weights = s->args->ra.bake_weights, .cache = 1 };
 	Jit *jit = jit_compile(s->m, &jo, err, sizeof err);
 	if (!jit)
 		diag_error(d, (Loc){ 0, 0, 0 }, "%s", err);

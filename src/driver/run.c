@@ -1077,7 +1077,7 @@ static int run_with_model(const RunArgs *ra, const RunConfig *rc, Diags *d, Aren
 		b.img = &img;
 	}
 	char err[1024];
-	JitOptions jo = { ra->opt_level, ra->dump_ir ? stdout : NULL, NULL, ra->bake_weights, ra->fast_exp };
+	JitOptions jo = { ra->opt_level, ra->dump_ir ? stdout : NULL, NULL, ra->bake_weights, ra->fast_exp, .cache = 1 };
 	b.batched = run_want_batch(m, &opts, ra, b.nrows, rc->trace_path || rc->plot_path);
 	b.split = run_want_split(m, &opts, ra, rc->threads, b.nrows, b.batched);
 	Jit *jit = jit_compile_flags(m, &jo, (b.batched ? JIT_BATCH : 0) | (b.split ? JIT_SPLIT : 0), err, sizeof err);

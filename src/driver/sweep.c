@@ -834,7 +834,7 @@ static int sw_group_load(const Sweep *w, SwGroup *gr, size_t g, char *err, size_
 		snprintf(err, errlen, "the model no longer compiles for group %zu", g);
 		return -1;
 	}
-	JitOptions jo = { .opt_level = w->ra->opt_level, .bake_weights = w->ra->bake_weights };
+	JitOptions jo = { .opt_level = w->ra->opt_level, .bake_weights = w->ra->bake_weights, .cache = 1 };
 	gr->jit = jit_compile(gr->m, &jo, err, errlen);
 	return gr->jit ? 0 : -1;
 }

@@ -87,6 +87,9 @@ typedef struct JitOptions {
 	                                * 0 (default): run-time data in ws (sim_set_tensor) */
 	int fast_exp;                  /* 1: exp inline (jit_emit.c, "exp"), vectorisable, < 1 ulp
 	                                * (<= 1 from glibc's); 0 (default): the C library's exp */
+	int cache;                     /* 1: keep and reuse the object code in the cache directory
+	                                * ($DAMC_CACHE_DIR, $XDG_CACHE_HOME/damc or ~/.cache/damc;
+	                                * DAMC_CACHE=0 turns it off); 0 (default): always compile */
 } JitOptions;
 
 typedef struct Jit Jit;
