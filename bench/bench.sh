@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 B=${DAM_BUILD:-build}
 pub=${DAM_PARITY_DATA:-../shared/data/published/analog-denseam-parity}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# (c) times compiles with the object cache too: a fresh one, not the user's.
+DAMC_CACHE_DIR=$tmp/cache; export DAMC_CACHE_DIR
 libs=("$B/libdamdrv.a" "$B/libdamjit.a" "$B/libdamspice.a" "$B/libdamfront.a" "$B/libdamir.a" "$B/libdamrt.a")
 for l in "${libs[@]}"; do [ -f "$l" ] || { echo "bench.sh: $l missing: build first (scripts/build.sh)" >&2; exit 2; }; done
 CC=${CC:-cc}

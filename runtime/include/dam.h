@@ -88,6 +88,8 @@ typedef struct DamCompileOptions {
 	int bake_weights;             /* 1: weights compiled in as constants; 0: run-time data */
 	int fast_exp;                 /* 1: exp inline and vectorisable, within 1 ulp of the C
 	                               * library's (damc run --fast-exp); 0: the C library's exp */
+	int cache;                    /* 1: reuse machine code from the object cache directory,
+	                               * as damc run does (docs/cli.md); 0: always compile */
 } DamCompileOptions;
 
 /* Compile a .dam file to native code.  opts may be NULL.  Relative paths in

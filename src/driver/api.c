@@ -160,7 +160,8 @@ static DamCode *api_compile_code(const char *path, const char *text, const DamCo
 	}
 	c->warnings = rendered ? rendered : api_strdup("");
 	JitOptions jo = { .opt_level = o && o->opt_level >= 0 ? o->opt_level : 3,
-	                  .bake_weights = o ? o->bake_weights : 0, .fast_exp = o ? o->fast_exp : 0 };
+	                  .bake_weights = o ? o->bake_weights : 0, .fast_exp = o ? o->fast_exp : 0,
+	                  .cache = o ? o->cache : 0 };
 	char jerr[512] = "";
 	c->jit = jit_compile(c->m, &jo, jerr, sizeof jerr);
 	if (!c->jit) {
