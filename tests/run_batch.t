@@ -5,13 +5,17 @@
 # line compared byte for byte after the index).  --batch on (the batched
 # Euler kernel: rows in lockstep, weights read once per step) gives the same
 # bytes as --batch off on Hamming(7,4), the parity checkpoint and parity_et
-# at D = M = 64 with random weights (checks every 7 steps, a short last step).
+# at D = M = 64 with random weights (checks every 7 steps, a short last step),
+# and at D = 1100, M = 4100, where the Hopfield patterns (4.5M values) are too
+# large for a transposed copy: the batched kernel packs them transposed for
+# W v and must still give the one-string kernel's dot products bit for bit
+# (4100 = 256 blocks of 16 columns + 4 left over, which the plain nest does).
 set -u
 DAMC=${DAMC:-build/damc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 n=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-echo "1..11"
+echo "1..12"
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 2 >"$tmp/a" 2>/dev/null; s1=$?
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 1 >"$tmp/b" 2>/dev/null; s2=$?
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 2 >"$tmp/c" 2>/dev/null; s3=$?
@@ -77,3 +81,34 @@ for m in on off; do
     --solver euler --dt 1e-3 --t-end 0.2035 --check-every 7 --json --batch $m >"$tmp/e$m" 2>/dev/null
 done
 [ "$(wc -l <"$tmp/eon")" = 20 ] && cmp -s "$tmp/eon" "$tmp/eoff"; ok $? "parity_et D = M = 64, 20 rows: --batch on == off, byte for byte"
+python3 - "$tmp" <<'PY'
+import array, struct, sys, zipfile
+def npy(shape, vals):
+    hdr = "{'descr': '<f8', 'fortran_order': False, 'shape': (%s), }" % (", ".join(map(str, shape)) + ("," if len(shape) == 1 else ""))
+    hdr += " " * ((64 - (10 + len(hdr) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + array.array("d", vals).tobytes()
+D, M, L = 1100, 4100, 8
+state = 12345
+def uni(n, lo, hi):           # a small LCG: 4.5M draws in a second or two
+    global state
+    out = array.array("d", bytes(8 * n))
+    for i in range(n):
+        state = (state * 6364136223846793005 + 1442695040888963407) & (2 ** 64 - 1)
+        out[i] = lo + (hi - lo) * (state >> 11) / 2.0 ** 53
+    return out
+s = D ** -0.5
+t = {"xi_attn_embed_raw": ((2, D), uni(2 * D, 0, s)), "xi_hopf_raw": ((M, D), uni(M * D, 0, s * 0.6)),
+     "a": ((D,), uni(D, -.1, .1)), "b": ((L,), [0.0] * L), "c": ((M,), uni(M, -.1, .1)),
+     "W_dec": ((2, D), uni(2 * D, -s, s)), "b_dec": ((2,), [0.0, 0.0])}
+with zipfile.ZipFile(sys.argv[1] + "/etbig.npz", "w") as z:
+    for k, (sh, v) in t.items():
+        z.writestr(k + ".npy", npy(sh, v))
+with open(sys.argv[1] + "/tokbig.txt", "w") as f:
+    for i in range(10):
+        f.write(" ".join(str((i >> k) & 1) for k in range(L)) + "\n")
+PY
+for m in on off; do
+  "$DAMC" run examples/parity_et.dam -D D=1100 -D M=4100 -D L=8 -D weights="$tmp/etbig.npz" --dataset "$tmp/tokbig.txt" \
+    --solver euler --dt 1e-3 --t-end 0.003 --check-every 2 --json --batch $m >"$tmp/b$m" 2>/dev/null
+done
+[ "$(wc -l <"$tmp/bon")" = 10 ] && cmp -s "$tmp/bon" "$tmp/boff"; ok $? "parity_et D = 1100, M = 4100, 10 rows: --batch on == off, byte for byte"

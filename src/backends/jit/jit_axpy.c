@@ -135,6 +135,8 @@ static bool jit_axpy_candidate(JitEmit *E, SymId s, IdxId j)
 	return sym_index_extent(E->sym, n->aux) * sym_index_extent(E->sym, j) >= JIT_AXPY_MIN;
 }
 
+static bool jit_axpy_batch_only(JitEmit *E, SymId s);
+
 static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCachePlan *P)
 {
 	if (!e || E->axmark[e] == E->axstamp)
@@ -143,14 +145,20 @@ static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCa
 	const SymNode *n = sym_node(E->sym, e);
 	if (E->cache_off[e] >= 0 || !jit_dep_state(E, e))
 		return;
-	if (E->axbuf_off[e] < 0 && jit_axpy_candidate(E, e, j) &&
-	    jit_axpy_layout(E, n->kids[0], n->aux, j, NULL, 0)) {
-		jit_axpy_layout(E, n->kids[0], n->aux, j, P, 0);
-		E->axbuf_off[e] = *cur;            /* the column buffer, then the factors g */
-		*cur += sym_index_extent(E->sym, j) + sym_index_extent(E->sym, n->aux);
-		E->axscr_off[e] = E->axscr_size;   /* the column buffer, then the factors g (batch) */
-		E->axscr_size += sym_index_extent(E->sym, j) + sym_index_extent(E->sym, n->aux);
-		return;
+	if (E->axbuf_off[e] < 0 && !E->axbonly[e] && jit_axpy_candidate(E, e, j)) {
+		bool both = jit_axpy_layout(E, n->kids[0], n->aux, j, NULL, 0);
+		if (both || (E->want_batch && jit_axpy_batch_only(E, e))) {
+			if (both) {
+				jit_axpy_layout(E, n->kids[0], n->aux, j, P, 0);
+				E->axbuf_off[e] = *cur;        /* the column buffer, then the factors g */
+				*cur += sym_index_extent(E->sym, j) + sym_index_extent(E->sym, n->aux);
+			} else {
+				E->axbonly[e] = 1;
+			}
+			E->axscr_off[e] = E->axscr_size;   /* the column buffer, then the factors g (batch) */
+			E->axscr_size += sym_index_extent(E->sym, j) + sym_index_extent(E->sym, n->aux);
+			return;
+		}
 	}
 	for (int k = 0; k < n->nkids; k++)
 		jit_axpy_plan_walk(E, n->kids[k], j, cur, P);
@@ -236,6 +244,26 @@ static bool jit_axpy_fused(JitEmit *E, SymId s, SymId *a, SymId *g)
 	return sym_has_free(E->sym, *a, j) && !sym_has_free(E->sym, *g, j);
 }
 
+/* Does s get fused multiply-adds?  Its weights' own rule, except for a sum
+ * only the batched kernel interchanges: the one-string kernel folds it in
+ * source order with a multiply and an add per term, and so must the batch. */
+static bool jit_axpy_fma(JitEmit *E, SymId s, SymId *a, SymId *g)
+{
+	return jit_axpy_fused(E, s, a, g) && !E->axbonly[s];
+}
+
+/* A sum sum(mu, T[j, mu] g(mu)) with the statement variable j first, T shared
+ * by the strings and too large to copy transposed (JIT_AXPY_COPY_MAX: the
+ * Hopfield projection W v at D = M = 4096): the one-string kernel keeps its
+ * dot products, the batched kernel packs panels of T transposed. */
+static bool jit_axpy_batch_only(JitEmit *E, SymId s)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	SymId a, g;
+	int64_t off, stride;
+	return jit_axpy_fused(E, s, &a, &g) && jit_rows_t(E, a, n->aux, n->free[0], NULL, &off, &stride);
+}
+
 /* ---- register blocks ----------------------------------------------------------- */
 
 /* Rows of mu per pass over a register block: 256 rows of a packed panel (2
@@ -254,7 +282,10 @@ static bool jit_axpy_blockable(JitEmit *E, SymId s, SymId *a, SymId *g)
 {
 	const SymNode *n = sym_node(E->sym, s);
 	int64_t off, stride;
-	return jit_axpy_fused(E, s, a, g) && jit_rows(E, *a, n->aux, n->free[0], true, NULL, &off, &stride);
+	if (!jit_axpy_fused(E, s, a, g))
+		return false;
+	return E->axbonly[s] ? jit_rows_t(E, *a, n->aux, n->free[0], NULL, &off, &stride)
+	                     : jit_rows(E, *a, n->aux, n->free[0], true, NULL, &off, &stride);
 }
 
 /* Full blocks of columns of s's statement variable. */
@@ -269,7 +300,8 @@ void jit_axpy_pack_plan(JitEmit *E)
 	SymId a, g;
 	E->axpack_size = 0;
 	for (SymId s = 1; s < E->nsym; s++)
-		if (E->axbuf_off[s] >= 0 && jit_axpy_nblocks(E, s) > 0 && jit_axpy_blockable(E, s, &a, &g)) {
+		if ((E->axbuf_off[s] >= 0 || E->axbonly[s]) && jit_axpy_nblocks(E, s) > 0 &&
+		    jit_axpy_blockable(E, s, &a, &g)) {
 			E->axpack_off[s] = E->axpack_size;
 			E->axpack_size += jit_axpy_nblocks(E, s) * E->vlen * JIT_AXPY_NV *
 			                  sym_index_extent(E->sym, sym_node(E->sym, s)->aux);
@@ -310,7 +342,11 @@ void jit_axpy_pack_emit(JitEmit *E)
 		const SymNode *n = sym_node(E->sym, s);
 		LLVMValueRef abase;
 		int64_t aoff, astride, nmu = sym_index_extent(E->sym, n->aux);
-		jit_rows(E, a, n->aux, n->free[0], true, &abase, &aoff, &astride);
+		bool tr = E->axbonly[s] != 0;
+		if (tr)
+			jit_rows_t(E, a, n->aux, n->free[0], &abase, &aoff, &astride);
+		else
+			jit_rows(E, a, n->aux, n->free[0], true, &abase, &aoff, &astride);
 		jit_stmt_begin(E);
 		jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, jit_axpy_nblocks(E, s)), "pkq");
 		LLVMValueRef q = E->lv[E->depth - 1].iv;
@@ -325,9 +361,19 @@ void jit_axpy_pack_emit(JitEmit *E)
 		LLVMValueRef to = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, LLVMBuildNSWAdd(E->b,
 		                                  LLVMBuildNSWMul(E->b, q, jit_i64(E, nmu), "pq"), r, "pqr"), jit_i64(E, jw), "pto"),
 		                                  jit_i64(E, E->axpack_off[s]), "ptoo");
-		for (int v = 0; v < JIT_AXPY_NV; v++)
-			LLVMSetAlignment(LLVMBuildStore(E->b, jit_vec_load(E, vt, abase, from, (int64_t)v * E->vlen),
-			                                jit_vec_ptr(E, E->scratch, to, (int64_t)v * E->vlen)), 8);
+		if (tr) {      /* column c of the panel: row q jw + c of T, element r */
+			LLVMValueRef tfrom = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, LLVMBuildNSWMul(E->b, q,
+			                                     jit_i64(E, jw), "tq"), jit_i64(E, astride), "tqs"),
+			                                     LLVMBuildNSWAdd(E->b, r, jit_i64(E, aoff), "tro"), "tfrom");
+			for (int64_t c = 0; c < jw; c++) {
+				LLVMValueRef x = LLVMBuildLoad2(E->b, E->f64, jit_vec_ptr(E, abase, tfrom, c * astride), "tx");
+				LLVMBuildStore(E->b, x, jit_vec_ptr(E, E->scratch, to, c));
+			}
+		} else {
+			for (int v = 0; v < JIT_AXPY_NV; v++)
+				LLVMSetAlignment(LLVMBuildStore(E->b, jit_vec_load(E, vt, abase, from, (int64_t)v * E->vlen),
+				                                jit_vec_ptr(E, E->scratch, to, (int64_t)v * E->vlen)), 8);
+		}
 		jit_loop_close(E);
 		jit_loop_close(E);
 	}
@@ -357,6 +403,7 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 	*clo = *chi = lo;
 	if (!E->batch || E->axpack_off[s] < 0 || q1 <= q0 || !jit_axpy_blockable(E, s, &a, &g))
 		return;
+	bool fma = jit_axpy_fma(E, s, &a, &g);
 	int64_t nmu = sym_index_extent(E->sym, mu);
 	int64_t boff = E->axscr_off[s], goff = boff + sym_index_extent(E->sym, j);
 	jit_axpy_gpass(E, s, g);
@@ -411,7 +458,9 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 		LLVMValueRef gs = LLVMBuildInsertElement(E->b, LLVMGetUndef(vt), gk, LLVMConstInt(E->i64, 0, 0), "gi");
 		gs = LLVMBuildShuffleVector(E->b, gs, LLVMGetUndef(vt), mask, "gs");
 		for (int v = 0; v < nv; v++)
-			next[k * nv + v] = jit_fma(E, av[v], gs, acc[k * nv + v]);
+			next[k * nv + v] = fma ? jit_fma(E, av[v], gs, acc[k * nv + v])
+			                       : LLVMBuildFAdd(E->b, acc[k * nv + v],
+			                                       LLVMBuildFMul(E->b, av[v], gs, "rp"), "racc");
 	}
 	jit_loop_close_acc(E, sb * nv, acc, init, next);
 	jit_position_top(E);
@@ -453,7 +502,7 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 	const int vl = E->vlen, nv = JIT_AXPY_RNV;
 	const int64_t jw = (int64_t)vl * nv, nfull = (hi - lo) / jw, nmu = sym_index_extent(E->sym, mu);
 	*clo = *chi = lo;
-	if (!E->batch || nfull == 0 || !jit_axpy_fused(E, s, &a, &g) || !jit_rows(E, a, mu, j, false, NULL, &aoff, &astride))
+	if (!E->batch || nfull == 0 || !jit_axpy_fma(E, s, &a, &g) || !jit_rows(E, a, mu, j, false, NULL, &aoff, &astride))
 		return;
 	jit_axpy_gpass(E, s, g);
 	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
@@ -528,7 +577,7 @@ static void jit_axpy_plain(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
 	if (E->failed)
 		return;
 	SymId fa, fg;
-	bool fused = jit_axpy_fused(E, s, &fa, &fg);
+	bool fused = jit_axpy_fma(E, s, &fa, &fg);
 	LLVMValueRef b = fused ? NULL : jit_emit(E, n->kids[0]);
 	LLVMValueRef va = fused ? jit_emit(E, fa) : NULL, vg = fused ? jit_emit(E, fg) : NULL;
 	jit_position_top(E);
@@ -576,7 +625,7 @@ static void jit_axpy_emit_walk(JitEmit *E, SymId e, IdxId var, int64_t lo, int64
 	const SymNode *n = sym_node(E->sym, e);
 	if (E->cache_off[e] >= 0 || !jit_dep_state(E, e))
 		return;
-	if (E->axbuf_off[e] >= 0 && n->nfree == 1 && n->free[0] == var) {
+	if ((E->axbuf_off[e] >= 0 || (E->batch && E->axbonly[e])) && n->nfree == 1 && n->free[0] == var) {
 		jit_axpy_nest(E, e, var, lo, hi);
 		E->axready[e] = 1;
 		return;

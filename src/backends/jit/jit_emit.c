@@ -88,6 +88,7 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->pstr = jit_zalloc(E->nsym, sizeof *E->pstr);
 	E->axscr_off = jit_zalloc(E->nsym, sizeof *E->axscr_off);
 	E->axpack_off = jit_zalloc(E->nsym, sizeof *E->axpack_off);
+	E->axbonly = jit_zalloc(E->nsym, sizeof *E->axbonly);
 	E->vlen = jit_host_vlen();
 	for (uint32_t s = 0; s < E->nsym; s++)
 		E->cache_off[s] = E->axbuf_off[s] = E->axpack_off[s] = -1;
@@ -122,6 +123,7 @@ void jit_emit_fini(JitEmit *E)
 	dam_free(E->pstr);
 	dam_free(E->axscr_off);
 	dam_free(E->axpack_off);
+	dam_free(E->axbonly);
 	dam_free(E->var_level);
 	E->b = NULL;
 }
@@ -765,6 +767,27 @@ bool jit_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, bool shared, LLVMValueRef 
 	if ((kind != MT_CONST && kind != MT_LEARN && kind != MT_DYN && kind != MT_INPUT) || k0->kind != SYM_IDX ||
 	    k0->aux != mu || k1->kind != SYM_IDX || k1->aux != j || sym_index_extent(E->sym, mu) > shape[0] ||
 	    sym_index_extent(E->sym, j) > shape[1])
+		return false;
+	if (!E->gconst[n->aux] && E->ws_off[n->aux] < 0)
+		return false;
+	LLVMValueRef b = jit_tensor_base(E, n->aux, off);
+	if (base)
+		*base = b;
+	*stride = shape[1];
+	return true;
+}
+
+bool jit_rows_t(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int64_t *off, int64_t *stride)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	if (n->kind != SYM_TENSOR || n->nkids != 2 || n->nfree != 2 || jit_per_string(E, e))
+		return false;
+	MTensorKind kind = E->m->tensors[n->aux].kind;
+	const SymNode *k0 = sym_node(E->sym, n->kids[0]), *k1 = sym_node(E->sym, n->kids[1]);
+	const int64_t *shape = sym_tensor_shape(E->sym, n->aux);
+	if ((kind != MT_CONST && kind != MT_LEARN) || k0->kind != SYM_IDX || k0->aux != j ||
+	    k1->kind != SYM_IDX || k1->aux != mu || sym_index_extent(E->sym, j) > shape[0] ||
+	    sym_index_extent(E->sym, mu) > shape[1])
 		return false;
 	if (!E->gconst[n->aux] && E->ws_off[n->aux] < 0)
 		return false;

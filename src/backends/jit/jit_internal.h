@@ -111,6 +111,10 @@ typedef struct JitEmit {
 	int64_t *axscr_off;        /* per SymId: offset of its column buffer in a string's scratch */
 	int64_t axscr_size;        /* doubles of scratch per string (padded: jit_axpy.c) */
 	int64_t *axpack_off;       /* per SymId: offset of its packed weight panels in the scratch, -1 none */
+	uint8_t *axbonly;          /* per SymId: a sum only the batched kernel interchanges (its
+	                            * weights read T[j, mu], too large for a transposed copy: their
+	                            * panels are packed transposed; separate multiply and add, as
+	                            * the one-string kernel's source-order fold) */
 	int64_t axpack_size;       /* doubles of packed panels at the start of the scratch */
 	int bfloor;                /* level of the open string loop (0: none) */
 	uint8_t *pstr;             /* per SymId: 0 unknown, 1 shared by the strings, 2 per string */
@@ -164,6 +168,9 @@ void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi, LLVMValueRef *i
  * register blocks). */
 bool jit_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, bool shared, LLVMValueRef *base, int64_t *off,
               int64_t *stride);
+/* e = T[j, mu], a tensor shared by the strings of a batch, read with its rows
+ * along j: element (mu, j) at offset off + j * stride + mu of base. */
+bool jit_rows_t(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int64_t *off, int64_t *stride);
 /* A stack array of n doubles in the function's entry block (32-byte aligned). */
 LLVMValueRef jit_stack_array(JitEmit *E, int64_t n);
 /* a b + c with one rounding (llvm.fma), scalars or vectors of doubles. */
