@@ -98,7 +98,7 @@ def uni(n, lo, hi):           # a small LCG: 4.5M draws in a second or two
     return out
 s = D ** -0.5
 t = {"xi_attn_embed_raw": ((2, D), uni(2 * D, 0, s)), "xi_hopf_raw": ((M, D), uni(M * D, 0, s * 0.6)),
-     "a": ((D,), uni(D, -.1, .1)), "b": ((L,), [0.0] * L), "c": ((M,), uni(M, -.1, .1)),
+     "a": ((D,), uni(D, -.1, .1)), "b": ((L,), [0.0] * L), "c": ((M,), uni(M, 0.5, 1.0)),
      "W_dec": ((2, D), uni(2 * D, -s, s)), "b_dec": ((2,), [0.0, 0.0])}
 with zipfile.ZipFile(sys.argv[1] + "/etbig.npz", "w") as z:
     for k, (sh, v) in t.items():
@@ -109,6 +109,6 @@ with open(sys.argv[1] + "/tokbig.txt", "w") as f:
 PY
 for m in on off; do
   "$DAMC" run examples/parity_et.dam -D D=1100 -D M=4100 -D L=8 -D weights="$tmp/etbig.npz" --dataset "$tmp/tokbig.txt" \
-    --solver euler --dt 1e-3 --t-end 0.003 --check-every 2 --json --batch $m >"$tmp/b$m" 2>/dev/null
+    --solver euler --dt 1e-3 --t-end 0.03 --check-every 7 --json --batch $m >"$tmp/b$m" 2>/dev/null
 done
 [ "$(wc -l <"$tmp/bon")" = 10 ] && cmp -s "$tmp/bon" "$tmp/boff"; ok $? "parity_et D = 1100, M = 4100, 10 rows: --batch on == off, byte for byte"
