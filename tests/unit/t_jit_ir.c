@@ -2,13 +2,14 @@
  *
  * A DenseAM with visible v[n] (identity, v[0:2] clamped to an input), hidden
  * h[n] (softmax) and a dense n x n constant weight block is compiled for
- * n = 300 and n = 1000.  The unoptimised module must define every kernel by
+ * n = 600 and n = 1000.  The unoptimised module must define every kernel by
  * name and have the same number of lines for both sizes (the weights are
  * run-time data; code is loops, never unrolled per neuron).  Both sizes are
  * above the size from which the interchanged sums are accumulated with fused
- * multiply-adds (jit_axpy.c: n x n >= 4096) and from which the weights are
- * held by reference (JIT_BY_REF_MIN = 65536 elements), each of which changes
- * the code once at a smaller size.
+ * multiply-adds (jit_axpy.c: n x n >= 4096), from which the weights are held
+ * by reference (JIT_BY_REF_MIN = 65536 elements) and from which loops around
+ * long inner loops carry unroll-and-jam metadata (jit_emit.c: JIT_JAM_INNER =
+ * 512), each of which changes the code once at a smaller size.
  * The big model must still run (finite energy, clamped neurons at rest).
  * A model that reads the state in a dynamic tensor's definition must fail to
  * compile with a message naming the tensor.
@@ -158,8 +159,8 @@ static void count_lines(const char *s, int *code, int *globals)
 
 static void test_sizes(void)
 {
-	Jit *j10, *j1000;   /* "10": the smaller size, n = 300 (weights held by reference at both) */
-	char *ir10 = net_ir(300, &j10), *ir1000 = net_ir(1000, &j1000);
+	Jit *j10, *j1000;   /* "10": the smaller size, n = 600 (weights by reference and loops jammed at both) */
+	char *ir10 = net_ir(600, &j10), *ir1000 = net_ir(1000, &j1000);
 	static const char *const fns[] = {"define void @dam_setup(", "define void @dam_init_state(",
 	                                  "define void @dam_rhs(", "define double @dam_energy(",
 	                                  "define void @dam_acts(", "define void @dam_outputs(",
@@ -172,7 +173,7 @@ static void test_sizes(void)
 	int c10, g10, c1000, g1000;
 	count_lines(ir10, &c10, &g10);
 	count_lines(ir1000, &c1000, &g1000);
-	diag("IR lines: n = 300: %d code + %d globals, n = 1000: %d code + %d globals (%zu vs %zu bytes)",
+	diag("IR lines: n = 600: %d code + %d globals, n = 1000: %d code + %d globals (%zu vs %zu bytes)",
 	     c10, g10, c1000, g1000, ir10 ? strlen(ir10) : 0, ir1000 ? strlen(ir1000) : 0);
 	ok(c10 == c1000 && g10 == g1000 && c10 > 0, "IR line count does not depend on layer size");
 

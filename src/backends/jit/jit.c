@@ -28,6 +28,7 @@
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -49,6 +50,10 @@ static int jit_llvm_ok;
 
 static void jit_init_llvm(void)
 {
+	/* loop-unroll-and-jam acts only where allowed; the loops it may jam are
+	 * chosen by their metadata (jit_emit.c, JIT_JAM_*). */
+	const char *argv[] = {"damc", "-allow-unroll-and-jam"};
+	LLVMParseCommandLineOptions(2, argv, NULL);
 	jit_llvm_ok = !LLVMInitializeNativeTarget() && !LLVMInitializeNativeAsmPrinter();
 }
 
@@ -191,10 +196,12 @@ static int jit_build_module(LLVMModuleRef mod, const Model *m, JitLayout *lay, J
 
 int jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char *err, size_t errlen)
 {
-	char pipeline[32];
+	char pipeline[96];
 	if (opt <= 0)
 		return 0;
-	snprintf(pipeline, sizeof pipeline, "default<O%d>", opt > 3 ? 3 : opt);
+	/* then unroll and jam the loops whose metadata asks for it (jit_emit.c) */
+	snprintf(pipeline, sizeof pipeline, "default<O%d>%s", opt > 3 ? 3 : opt,
+	         opt >= 2 ? ",function(loop(loop-unroll-and-jam))" : "");
 	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
 	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
 	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <llvm-c/DebugInfo.h>
+
 #include "jit_internal.h"
 
 /* Above this extent a logsumexp recomputes its body instead of buffering it
@@ -243,6 +245,40 @@ static LLVMValueRef jit_loop_phi(JitEmit *E, const char *name)
 
 /* Closes the innermost loop; accumulator k goes from init[k] (entry) to
  * next[k] (back edge).  The enclosing level continues in the exit block. */
+/* Unroll and jam (LLVM's loop-unroll-and-jam, asked for by loop metadata):
+ * a loop of at least JIT_JAM_OUTER iterations around an innermost loop of at
+ * least JIT_JAM_INNER runs JIT_JAM_COUNT of its iterations' inner loops as one,
+ * so that the inner loop carries that many independent accumulators.  A dot
+ * product in source order (sum(j, W[mu, j] v[j]) for each mu, where no
+ * transposed copy is kept, and the energy's) is one dependent add after
+ * another, bound by the add's latency; jammed, 4 rows advance at once.  Each
+ * sum still adds its terms in the same order: the same bits.  The seed models'
+ * loops are all shorter, so their code does not change. */
+#define JIT_JAM_INNER 512
+#define JIT_JAM_OUTER 16
+#define JIT_JAM_COUNT 4
+
+static int64_t jit_trip(const JitLevel *L)
+{
+	if (!L->lo || !L->hi || !LLVMIsAConstantInt(L->lo) || !LLVMIsAConstantInt(L->hi))
+		return -1;
+	return LLVMConstIntGetSExtValue(L->hi) - LLVMConstIntGetSExtValue(L->lo);
+}
+
+static void jit_mark_jam(JitEmit *E, LLVMValueRef br)
+{
+	LLVMTypeRef i32 = LLVMInt32TypeInContext(E->ctx);
+	const char *en = "llvm.loop.unroll_and_jam.enable", *ct = "llvm.loop.unroll_and_jam.count";
+	LLVMMetadataRef e1[1] = {LLVMMDStringInContext2(E->ctx, en, strlen(en))};
+	LLVMMetadataRef c2[2] = {LLVMMDStringInContext2(E->ctx, ct, strlen(ct)),
+	                         LLVMValueAsMetadata(LLVMConstInt(i32, JIT_JAM_COUNT, 0))};
+	LLVMMetadataRef self = LLVMTemporaryMDNode(E->ctx, NULL, 0);
+	LLVMMetadataRef ops[3] = {self, LLVMMDNodeInContext2(E->ctx, e1, 1), LLVMMDNodeInContext2(E->ctx, c2, 2)};
+	LLVMMetadataRef id = LLVMMDNodeInContext2(E->ctx, ops, 3);
+	LLVMMetadataReplaceAllUsesWith(self, id);   /* the loop ID refers to itself */
+	LLVMSetMetadata(br, LLVMGetMDKindIDInContext(E->ctx, "llvm.loop", 9), LLVMMetadataAsValue(E->ctx, id));
+}
+
 void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi,
                         LLVMValueRef *init, LLVMValueRef *next)
 {
@@ -257,7 +293,13 @@ void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi,
 
 	LLVMPositionBuilderAtEnd(E->b, latch);
 	LLVMValueRef inc = LLVMBuildNSWAdd(E->b, L->iv, jit_i64(E, 1), "next");
-	LLVMBuildBr(E->b, L->head);
+	LLVMValueRef back = LLVMBuildBr(E->b, L->head);
+	int64_t trip = jit_trip(L);
+	if (L->jam && trip >= JIT_JAM_OUTER)
+		jit_mark_jam(E, back);
+	if (E->depth >= 3 && !L->has_inner && trip >= JIT_JAM_INNER)
+		up->jam = true;
+	up->has_inner = true;
 	LLVMPositionBuilderAtEnd(E->b, pre);
 	LLVMBuildBr(E->b, L->head);
 

@@ -41,6 +41,8 @@ typedef struct JitLevel {
 	LLVMValueRef lo;           /* i64 start value */
 	uint64_t gen;              /* instance number (memo validity) */
 	int shadow;                /* var_level[var] before this level bound var */
+	bool has_inner;            /* a loop was nested in this one */
+	bool jam;                  /* ... a long innermost one: unroll and jam this loop */
 } JitLevel;
 
 /* What the last emission of a logsumexp node left behind: a stack buffer
