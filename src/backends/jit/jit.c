@@ -194,14 +194,19 @@ static int jit_build_module(LLVMModuleRef mod, const Model *m, JitLayout *lay, J
 	return 0;
 }
 
+/* The pass pipeline at level opt >= 1: default<On>, then unroll and jam the
+ * loops whose metadata asks for it (jit_emit.c, JIT_JAM_*). */
+static void jit_pipeline(int opt, char *buf, size_t n)
+{
+	snprintf(buf, n, "default<O%d>%s", opt > 3 ? 3 : opt, opt >= 2 ? ",function(loop(loop-unroll-and-jam))" : "");
+}
+
 int jit_optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt, char *err, size_t errlen)
 {
 	char pipeline[96];
 	if (opt <= 0)
 		return 0;
-	/* then unroll and jam the loops whose metadata asks for it (jit_emit.c) */
-	snprintf(pipeline, sizeof pipeline, "default<O%d>%s", opt > 3 ? 3 : opt,
-	         opt >= 2 ? ",function(loop(loop-unroll-and-jam))" : "");
+	jit_pipeline(opt, pipeline, sizeof pipeline);
 	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
 	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
 	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
@@ -361,7 +366,7 @@ static void *jit_unit_emit(void *p)
  * compiles the same model again and again.  So each unit's object code is
  * kept in a file named by a hash of its key: the cache format's version, the
  * LLVM version, the target triple, host CPU and features, the optimisation
- * level and the unoptimised IR in full.  An entry is used only if its stored
+ * level and pass pipeline, and the unoptimised IR in full.  An entry is used only if its stored
  * key equals ours byte for byte (a hash collision is a miss, never wrong
  * code); the object is the one LLVM would emit again (code generation is
  * deterministic), so a hit gives the same results bit for bit.  Entries are
@@ -422,11 +427,14 @@ static void jit_unit_key(JitUnit *u)
 	char *ir = LLVMPrintModuleToString(u->mod);
 	char *triple = LLVMGetTargetMachineTriple(u->tm), *cpu = LLVMGetHostCPUName();
 	char *feat = LLVMGetHostCPUFeatures();
-	const char *fmt = JIT_CACHE_MAGIC "llvm %u.%u.%u\ntriple %s\ncpu %s\nfeatures %s\nopt %d\n\n%s";
-	int n = snprintf(NULL, 0, fmt, maj, min, pat, triple, cpu, feat, u->opt, ir);
+	char pipeline[96] = "none";
+	if (u->opt > 0)
+		jit_pipeline(u->opt, pipeline, sizeof pipeline);
+	const char *fmt = JIT_CACHE_MAGIC "llvm %u.%u.%u\ntriple %s\ncpu %s\nfeatures %s\nopt %d\npasses %s\n\n%s";
+	int n = snprintf(NULL, 0, fmt, maj, min, pat, triple, cpu, feat, u->opt, pipeline, ir);
 	if (n > 0) {
 		u->key = dam_xrealloc(NULL, (size_t)n + 1);
-		snprintf(u->key, (size_t)n + 1, fmt, maj, min, pat, triple, cpu, feat, u->opt, ir);
+		snprintf(u->key, (size_t)n + 1, fmt, maj, min, pat, triple, cpu, feat, u->opt, pipeline, ir);
 		u->keylen = (size_t)n;
 	}
 	LLVMDisposeMessage(ir);

@@ -779,6 +779,32 @@ static LLVMValueRef jit_emit_cached(JitEmit *E, SymId e, int level)
 
 static int64_t jit_divisor_power(JitEmit *E, SymId f, SymId *base);
 
+/* Is e a read T[r, c] of a rank-2 tensor with storage (weights; with
+ * dynamic, also dynamic and input tensors) whose extents fit its shape?
+ * Gives its base pointer (NULL outside a function), the offset of T[0, 0]
+ * and the row stride. */
+static bool jit_matrix_read(JitEmit *E, SymId e, IdxId r, IdxId c, bool dynamic, LLVMValueRef *base,
+                            int64_t *off, int64_t *stride)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	if (n->kind != SYM_TENSOR || n->nkids != 2)
+		return false;
+	MTensorKind kind = E->m->tensors[n->aux].kind;
+	const SymNode *k0 = sym_node(E->sym, n->kids[0]), *k1 = sym_node(E->sym, n->kids[1]);
+	const int64_t *shape = sym_tensor_shape(E->sym, n->aux);
+	bool kind_ok = kind == MT_CONST || kind == MT_LEARN || (dynamic && (kind == MT_DYN || kind == MT_INPUT));
+	if (!kind_ok || k0->kind != SYM_IDX || k0->aux != r || k1->kind != SYM_IDX || k1->aux != c ||
+	    sym_index_extent(E->sym, r) > shape[0] || sym_index_extent(E->sym, c) > shape[1])
+		return false;
+	if (!E->gconst[n->aux] && E->ws_off[n->aux] < 0)
+		return false;
+	LLVMValueRef b = jit_tensor_base(E, n->aux, off);
+	if (base)
+		*base = b;
+	*stride = shape[1];
+	return true;
+}
+
 /* Is e a matrix A(mu, j) stored row-major with j contiguous: a cache
  * flattened (mu, j) or a tensor read T[mu, j] whose extents fit its shape,
  * shared by the strings of a batch (or, unless shared, a string's own)?
@@ -801,43 +827,13 @@ bool jit_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, bool shared, LLVMValueRef 
 		*stride = sym_index_extent(E->sym, j);
 		return true;
 	}
-	if (n->kind != SYM_TENSOR || n->nkids != 2)
-		return false;
-	MTensorKind kind = E->m->tensors[n->aux].kind;
-	const SymNode *k0 = sym_node(E->sym, n->kids[0]), *k1 = sym_node(E->sym, n->kids[1]);
-	const int64_t *shape = sym_tensor_shape(E->sym, n->aux);
-	if ((kind != MT_CONST && kind != MT_LEARN && kind != MT_DYN && kind != MT_INPUT) || k0->kind != SYM_IDX ||
-	    k0->aux != mu || k1->kind != SYM_IDX || k1->aux != j || sym_index_extent(E->sym, mu) > shape[0] ||
-	    sym_index_extent(E->sym, j) > shape[1])
-		return false;
-	if (!E->gconst[n->aux] && E->ws_off[n->aux] < 0)
-		return false;
-	LLVMValueRef b = jit_tensor_base(E, n->aux, off);
-	if (base)
-		*base = b;
-	*stride = shape[1];
-	return true;
+	return jit_matrix_read(E, e, mu, j, true, base, off, stride);
 }
 
 bool jit_rows_t(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int64_t *off, int64_t *stride)
 {
-	const SymNode *n = sym_node(E->sym, e);
-	if (n->kind != SYM_TENSOR || n->nkids != 2 || n->nfree != 2 || jit_per_string(E, e))
-		return false;
-	MTensorKind kind = E->m->tensors[n->aux].kind;
-	const SymNode *k0 = sym_node(E->sym, n->kids[0]), *k1 = sym_node(E->sym, n->kids[1]);
-	const int64_t *shape = sym_tensor_shape(E->sym, n->aux);
-	if ((kind != MT_CONST && kind != MT_LEARN) || k0->kind != SYM_IDX || k0->aux != j ||
-	    k1->kind != SYM_IDX || k1->aux != mu || sym_index_extent(E->sym, j) > shape[0] ||
-	    sym_index_extent(E->sym, mu) > shape[1])
-		return false;
-	if (!E->gconst[n->aux] && E->ws_off[n->aux] < 0)
-		return false;
-	LLVMValueRef b = jit_tensor_base(E, n->aux, off);
-	if (base)
-		*base = b;
-	*stride = shape[1];
-	return true;
+	return sym_node(E->sym, e)->nfree == 2 && !jit_per_string(E, e) &&
+	       jit_matrix_read(E, e, j, mu, false, base, off, stride);
 }
 
 /* fma(a, b, c) = a b + c rounded once (llvm.fma: fused on every host), of
