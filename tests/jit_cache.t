@@ -3,9 +3,9 @@
 # a second `damc run` of the same model loads both halves' object code from
 # DAMC_CACHE_DIR and prints the same bytes as the first (and as a run with
 # DAMC_CACHE=0, which writes nothing); another model or another -O level is
-# another entry; a corrupted or truncated entry is a miss (the run compiles,
-# prints the same bytes and replaces the entry); an entry whose key differs in
-# one byte is never used.
+# another entry; an entry with corrupted object bytes (its CRC-32) or a
+# truncated one is a miss (the run compiles, prints the same bytes and
+# replaces the entry); an entry whose key differs in one byte is never used.
 set -u
 DAMC=${DAMC:-build/damc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -33,8 +33,13 @@ DAMC_CACHE_DIR="$tmp/c" run -O1 >"$tmp/o1.json"
 DAMC_CACHE_DIR="$tmp/c" "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json >/dev/null 2>&1
 [ "$(entries)" = 6 ]; ok $? "another model is another key: 6 entries"
 
-# Corrupt every entry: the object bytes (the end of the file), then truncate.
+# Corrupt every entry's object bytes (the end of the file; key intact): its
+# CRC-32 no longer matches, so it is a miss.
 for f in "$tmp"/c/*.o; do printf 'garbage' | dd of="$f" bs=1 seek=$(( $(stat -c %s "$f") - 7 )) conv=notrunc status=none; done
+DAMC_CACHE_DIR="$tmp/c" run >"$tmp/crc.json"
+ok $? "a run over entries with corrupted object bytes succeeds"
+cmp -s "$tmp/crc.json" "$tmp/first.json"; ok $? "and prints the same bytes (the entries were misses)"
+# Then truncate every entry.
 for f in "$tmp"/c/*.o; do head -c 100 "$f" >"$f.t" && mv "$f.t" "$f"; done
 DAMC_CACHE_DIR="$tmp/c" run >"$tmp/trunc.json"
 ok $? "a run over truncated entries succeeds"

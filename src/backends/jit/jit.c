@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
@@ -364,17 +365,19 @@ static void *jit_unit_emit(void *p)
  * Optimisation and code generation are nearly all of a compile (parity_et:
  * about 160 ms on a 2 GHz Xeon, the IR takes under 1 ms to build), and a user
  * compiles the same model again and again.  So each unit's object code is
- * kept in a file named by a hash of its key: the cache format's version, the
- * LLVM version, the target triple, host CPU and features, the optimisation
- * level and pass pipeline, and the unoptimised IR in full.  An entry is used only if its stored
- * key equals ours byte for byte (a hash collision is a miss, never wrong
- * code); the object is the one LLVM would emit again (code generation is
- * deterministic), so a hit gives the same results bit for bit.  Entries are
- * written to a temp file and renamed, so concurrent compiles of the same model
- * are safe; any failure to read or write the cache is silent and falls back to
- * compiling.  Nothing is ever evicted (docs/cli.md: remove the directory). */
+ * kept in a file named by the CRC-32 and length of its key: the cache
+ * format's version, the LLVM version, the target triple, host CPU and
+ * features, the optimisation level and pass pipeline, and the unoptimised IR
+ * in full.  An entry is used only if its stored key equals ours byte for
+ * byte (a name collision is a miss, never wrong code) and its object's
+ * CRC-32 is right; the object is the one LLVM would emit again (code
+ * generation is deterministic), so a hit gives the same results bit for bit.
+ * Entries are written to a temp file and renamed, so concurrent compiles of
+ * the same model are safe; any failure to read or write the cache is silent
+ * and falls back to compiling.  Nothing is ever evicted (docs/cli.md: remove
+ * the directory). */
 
-#define JIT_CACHE_MAGIC "damc jit object cache 1\n"
+#define JIT_CACHE_MAGIC "damc jit object cache 2\n"
 
 /* The cache directory: $DAMC_CACHE_DIR, else $XDG_CACHE_HOME/damc, else
  * $HOME/.cache/damc; none if DAMC_CACHE=0 or no such variable is set. */
@@ -411,12 +414,17 @@ static bool jit_mkdirs(char *path)
 	return mkdir(path, 0755) == 0 || errno == EEXIST;
 }
 
-static uint64_t jit_fnv1a(const char *s, size_t n)
+/* zlib's CRC-32 of n bytes, in pieces that fit its uInt. */
+static uint32_t jit_crc(const void *p, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
-	return h;
+	uLong c = crc32(0L, Z_NULL, 0);
+	for (const Bytef *b = p; n;) {
+		uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+		c = crc32(c, b, k);
+		b += k;
+		n -= k;
+	}
+	return (uint32_t)c;
 }
 
 /* The unit's key, from its module before optimisation. */
@@ -448,12 +456,13 @@ static bool jit_cache_path(const JitUnit *u, char *buf, size_t n)
 	char dir[4096];
 	if (!jit_cache_dir(dir, sizeof dir))
 		return false;
-	int w = snprintf(buf, n, "%s/%016llx.o", dir, (unsigned long long)jit_fnv1a(u->key, u->keylen));
+	int w = snprintf(buf, n, "%s/%08x-%zx.o", dir, (unsigned)jit_crc(u->key, u->keylen), u->keylen);
 	return w > 0 && (size_t)w < n;
 }
 
-/* An entry: JIT_CACHE_MAGIC, the key's and the object's sizes (8 bytes each,
- * this host's byte order), the key, the object. */
+/* An entry: JIT_CACHE_MAGIC, the key's size, the object's size and the
+ * object's CRC-32 (8 bytes each, this host's byte order), the key, the
+ * object.  An object whose CRC does not match is a miss. */
 static void jit_cache_load(JitUnit *u)
 {
 	char path[4200];
@@ -462,15 +471,15 @@ static void jit_cache_load(JitUnit *u)
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return;
-	uint64_t len[2];
+	uint64_t len[3];
 	char *buf = NULL;
 	size_t ml = strlen(JIT_CACHE_MAGIC);
 	char magic[64];
 	if (fread(magic, 1, ml, f) == ml && memcmp(magic, JIT_CACHE_MAGIC, ml) == 0 &&
-	    fread(len, sizeof len[0], 2, f) == 2 && len[0] == u->keylen && len[1] > 0 && len[1] < ((uint64_t)1 << 31)) {
+	    fread(len, sizeof len[0], 3, f) == 3 && len[0] == u->keylen && len[1] > 0 && len[1] < ((uint64_t)1 << 31)) {
 		buf = dam_xrealloc(NULL, (size_t)(len[0] + len[1]));
 		if (fread(buf, 1, (size_t)(len[0] + len[1]), f) == len[0] + len[1] &&
-		    memcmp(buf, u->key, u->keylen) == 0) {
+		    memcmp(buf, u->key, u->keylen) == 0 && jit_crc(buf + len[0], (size_t)len[1]) == len[2]) {
 			u->obj = LLVMCreateMemoryBufferWithMemoryRangeCopy(buf + len[0], (size_t)len[1], "damc-cache");
 			u->cached = u->obj != NULL;
 		}
@@ -489,9 +498,10 @@ static void jit_cache_store(const JitUnit *u)
 	FILE *f = fopen(tmp, "wb");
 	if (!f)
 		return;
-	uint64_t len[2] = {u->keylen, LLVMGetBufferSize(u->obj)};
+	uint64_t len[3] = {u->keylen, LLVMGetBufferSize(u->obj),
+	                   jit_crc(LLVMGetBufferStart(u->obj), LLVMGetBufferSize(u->obj))};
 	bool ok = fwrite(JIT_CACHE_MAGIC, 1, strlen(JIT_CACHE_MAGIC), f) == strlen(JIT_CACHE_MAGIC) &&
-	          fwrite(len, sizeof len[0], 2, f) == 2 && fwrite(u->key, 1, u->keylen, f) == u->keylen &&
+	          fwrite(len, sizeof len[0], 3, f) == 3 && fwrite(u->key, 1, u->keylen, f) == u->keylen &&
 	          fwrite(LLVMGetBufferStart(u->obj), 1, (size_t)len[1], f) == len[1];
 	ok = fclose(f) == 0 && ok;
 	if (!ok || rename(tmp, path) != 0)
