@@ -59,6 +59,8 @@ static void *sim_xcalloc(size_t n, size_t size)
 	return p;
 }
 
+static void sim_setup(DamSim *s);
+
 static void sim_fill_tau(DamSim *s)
 {
 	size_t i = 0;
@@ -108,6 +110,26 @@ DamSim *sim_clone(const DamSim *src)
 		return NULL;
 	}
 	return s;
+}
+
+DamSim *sim_new_like(const DamSim *src)
+{
+	DamSim *s = sim_new(src->m, src->jit);
+	bool plain = src->weights_model && src->static_ready &&
+	             memcmp(src->tau, s->tau, s->k->nstate * sizeof *s->tau) == 0;
+	for (uint32_t t = 0; t < src->m->ntensors && plain; t++)
+		plain = !src->dynamic[t];
+	if (plain) {            /* the caches of the model's static tensors, as setup() left them */
+		memcpy(s->ws, src->ws, s->k->ws_size * sizeof *s->ws);
+		s->static_ready = true;
+	}
+	return s;
+}
+
+void sim_prepare(DamSim *s)
+{
+	if (!s->static_ready)
+		sim_setup(s);
 }
 
 void sim_free(DamSim *s)
