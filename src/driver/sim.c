@@ -41,6 +41,9 @@ struct DamSim {
 	double **dynamic;      /* per tensor: values programmed over an MT_DYN tensor (or NULL) */
 	double **own;          /* per tensor held by reference (jit_ws_by_ref): this simulator's
 	                        * values after sim_set_tensor (NULL: the Model's, shared) */
+	double *own_static;    /* this simulator's static block (jit_static_size) after
+	                        * sim_set_tensor; NULL: the Jit's, for the model's weights */
+	bool static_dirty;     /* own_static is to be computed (setup_static) */
 	bool static_ready;     /* the caches of static tensors in ws are current (setup ran since
 	                        * the last sim_set_tensor): later runs need setup_run only */
 	bool weights_model;    /* the static tensors hold the model's values (no sim_set_tensor) */
@@ -144,6 +147,7 @@ void sim_free(DamSim *s)
 	for (uint32_t t = 0; t < s->m->ntensors; t++)
 		free(s->own[t]);
 	free(s->own);
+	free(s->own_static);
 	free(s->ws);
 	free(s->x);
 	free(s->g);
@@ -277,6 +281,12 @@ int sim_set_tensor(DamSim *s, TensorId t, const double *v)
 		jit_ws_point(s->jit, s->ws, t, s->own[t]);
 	}
 	memcpy(sim_tensor(s, t), v, n * sizeof *v);
+	size_t nsb = jit_static_size(s->jit);
+	if (nsb && !s->own_static) {   /* the caches of these weights: a block of its own */
+		s->own_static = sim_xcalloc(nsb, sizeof(double));
+		jit_ws_point_static(s->jit, s->ws, s->own_static);
+	}
+	s->static_dirty = nsb > 0;
 	s->static_ready = false;
 	s->weights_model = false;
 	return 0;
@@ -298,6 +308,10 @@ void sim_clear_dynamic(DamSim *s, TensorId t)
 static void sim_setup(DamSim *s)
 {
 	bool programmed = false;
+	if (s->static_dirty) {
+		s->k->setup_static(s->ws);
+		s->static_dirty = false;
+	}
 	if (s->static_ready && s->k->setup_run)
 		s->k->setup_run(s->ws);
 	else

@@ -272,6 +272,42 @@ static void test_size(int64_t D, int64_t L, int nsteps)
 	diag("%s: %d Euler steps: largest relative error %.3g", what, nsteps, en);
 	ok(en <= 1e-9, "%s: %d steps agree with plain C to 1e-9", what, nsteps);
 
+	/* Reprogrammed Hopfield weights (hopf.xi = (0.9 raw)^2 through
+	 * sim_set_tensor): the simulator gets its own copy and its own static
+	 * caches (the transposed copy of the block), and agrees with plain C on
+	 * those weights; a fresh simulator still runs the model's. */
+	TensorId xi = 0;
+	for (TensorId t = 1; t < m->ntensors && !xi; t++)
+		if (strcmp(sym_tensor_name(m->sym, t), "hopf.xi") == 0)
+			xi = t;
+	if (ok(xi && sim_tensor(s, xi), "%s: hopf.xi is run-time data", what)) {
+		size_t nw = (size_t)(D * D);
+		double *w9 = malloc(nw * sizeof *w9), *raw = R.hopf;
+		for (size_t i = 0; i < nw; i++) {
+			double r9 = 0.9 * raw[i];
+			w9[i] = r9 * r9;
+			raw[i] = r9;                  /* the reference squares it the same way */
+		}
+		DamSim *p = sim_new(m, j);
+		sim_set_input(p, 0, tok, (size_t)L, NULL, 0);
+		sim_set_tensor(p, xi, w9);
+		run_n(p, 1e-3, 10);
+		ref_run(&R, tok, 1e-3, 10, want);
+		double ep = rel_err(sim_state(p), want, n);
+		diag("%s: reprogrammed weights, 10 steps: largest relative error %.3g", what, ep);
+		ok(ep <= 1e-10, "%s: reprogrammed Hopfield weights agree with plain C to 1e-10", what);
+		DamSim *f = sim_new(m, j);
+		sim_set_input(f, 0, tok, (size_t)L, NULL, 0);
+		run_n(f, 1e-3, 10);
+		double ef = rel_err(sim_state(f), want, n);
+		ok(ef > 1e-6, "%s: a fresh simulator still runs the model's weights (differs by %.3g)", what, ef);
+		for (size_t i = 0; i < nw; i++)
+			raw[i] /= 0.9;
+		sim_free(p);
+		sim_free(f);
+		free(w9);
+	}
+
 	test_batch(m, j, L, what, 0.02, 20);
 	test_batch(m, j, L, what, 0.0205, 7);      /* 21 steps, the last one short, checks every 7 */
 	test_split(m, j, L, what);

@@ -185,6 +185,9 @@ static void test_sizes(void)
 			ws[k->tau_off + i] = 1;
 		for (TensorId t = 1; t < 64; t++)           /* and its weights zero */
 			jit_ws_point(j1000, ws, t, zero);
+		double *sb = calloc(jit_static_size(j1000) + 1, sizeof *sb);
+		jit_ws_point_static(j1000, ws, sb);         /* the static caches: setup_static fills them */
+		k->setup_static(ws);
 		ws[k->input_off[0]] = 1;
 		k->setup(ws);
 		k->init_state(ws, x);
@@ -193,7 +196,7 @@ static void test_sizes(void)
 		double e = k->energy(ws, x);
 		ok(isfinite(e) && x[0] == 1 && x[1] == 0 && d[0] == 0 && d[1] == 0,
 		   "n = 1000 runs: energy %g finite, clamped v[0:2] = (1, 0) at rest", e);
-		free(ws), free(x), free(d), free(zero);
+		free(ws), free(x), free(d), free(zero), free(sb);
 	} else {
 		ok(0, "n = 1000 runs");
 	}

@@ -43,6 +43,8 @@ struct Jit {
 	int64_t *tensor_ws_off;
 	uint8_t *tensor_by_ref;        /* 1: ws[tensor_ws_off] points at the values */
 	double *zeros;                 /* what a by-reference tensor without data points at */
+	int64_t sb_size, sb_slot;      /* the static block (jit_static_size) and its slot in ws */
+	double *shared_static;         /* the static block of the model's own weights */
 	uint32_t ntensors;
 };
 
@@ -258,6 +260,7 @@ static int jit_lookup_all(Jit *j, char *err, size_t errlen)
 	JitKernels *k = &j->k;
 	if (jit_lookup(j, JIT_FN_SETUP, &k->setup, err, errlen) ||
 	    jit_lookup(j, JIT_FN_SETUP_RUN, &k->setup_run, err, errlen) ||
+	    jit_lookup(j, JIT_FN_SETUP_STATIC, &k->setup_static, err, errlen) ||
 	    jit_lookup(j, JIT_FN_INIT, &k->init_state, err, errlen) ||
 	    jit_lookup(j, JIT_FN_RHS, &k->rhs, err, errlen) ||
 	    jit_lookup(j, JIT_FN_ENERGY, &k->energy, err, errlen) ||
@@ -600,6 +603,8 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	j->tensor_ws_off = lay->tensor_ws_off;
 	j->tensor_by_ref = lay->tensor_by_ref;
 	j->ntensors = lay->ntensors;
+	j->sb_size = lay->sb_size;
+	j->sb_slot = lay->sb_slot;
 	j->input_off = lay->input_off;
 	j->output_off = lay->output_off;
 	j->k.input_off = lay->input_off;
@@ -621,6 +626,15 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	if (zmax) {
 		j->zeros = dam_xrealloc(NULL, zmax * sizeof *j->zeros);
 		memset(j->zeros, 0, zmax * sizeof *j->zeros);
+	}
+	if (j->sb_size > 0) {        /* the static block of the model's weights, once */
+		j->shared_static = dam_xrealloc(NULL, (size_t)j->sb_size * sizeof *j->shared_static);
+		memset(j->shared_static, 0, (size_t)j->sb_size * sizeof *j->shared_static);
+		double *ws = dam_xrealloc(NULL, j->k.ws_size * sizeof *ws);
+		memset(ws, 0, j->k.ws_size * sizeof *ws);
+		jit_ws_init(j, m, ws);
+		j->k.setup_static(ws);
+		dam_free(ws);
 	}
 	lay->input_off = NULL;
 	lay->output_off = NULL;
@@ -661,6 +675,7 @@ void jit_free(Jit *j)
 	dam_free(j->tensor_ws_off);
 	dam_free(j->tensor_by_ref);
 	dam_free(j->zeros);
+	dam_free(j->shared_static);
 	dam_free(j);
 }
 
@@ -680,6 +695,18 @@ void jit_ws_init(const Jit *j, const Model *m, double *ws)
 		else if (mt->data)
 			memcpy(ws + off, mt->data, (size_t)sym_tensor_size(m->sym, t) * sizeof *ws);
 	}
+	jit_ws_point_static(j, ws, j->shared_static);   /* computed once (jit_compile_flags) */
+}
+
+size_t jit_static_size(const Jit *j)
+{
+	return j && j->sb_size > 0 ? (size_t)j->sb_size : 0;
+}
+
+void jit_ws_point_static(const Jit *j, double *ws, double *block)
+{
+	if (j && j->sb_size > 0)
+		memcpy(ws + j->sb_slot, &block, sizeof block);
 }
 
 bool jit_ws_by_ref(const Jit *j, TensorId t)

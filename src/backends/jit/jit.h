@@ -38,6 +38,9 @@ typedef struct JitKernels {
 	 * run with other inputs when the static tensors are unchanged since the
 	 * last setup() (the caches computed from them alone are still in ws). */
 	void (*setup_run)(double *ws);
+	/* The caches in the static block (jit_static_size; none: a no-op), from
+	 * the static tensors ws points at, into the block ws points at. */
+	void (*setup_static)(double *ws);
 	/* Initial state (init segments, then clamps). Call after setup. */
 	void (*init_state)(double *ws, double *x);
 	/* dx/dt for all layers (rhs/tau; 0 for clamped neurons). */
@@ -116,6 +119,14 @@ int64_t jit_ws_offset(const Jit *j, TensorId t);
  * points at m's data, which must outlive the workspace (or at values the
  * host keeps itself: jit_ws_point). */
 void jit_ws_init(const Jit *j, const Model *m, double *ws);
+/* The static block: caches of static tensors alone, large ones (jit_internal.h,
+ * JIT_STATIC_CACHE_MIN), behind a pointer slot of ws.  jit_ws_init points it
+ * at the block the Jit computed for the model's own weights (shared: only
+ * read by the kernels, except setup_static).  A host that changes static
+ * tensors points the slot at a block of its own (jit_static_size doubles)
+ * and calls setup_static.  0 if the kernels have no static block. */
+size_t jit_static_size(const Jit *j);
+void jit_ws_point_static(const Jit *j, double *ws, double *block);
 /* Is t held by reference (one pointer slot in ws instead of its values)? */
 bool jit_ws_by_ref(const Jit *j, TensorId t);
 /* Point t's slot in ws at v (sym_tensor_size(t) doubles that outlive the

@@ -70,6 +70,7 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->ws_off = jit_zalloc(nt, sizeof *E->ws_off);
 	E->x_off = jit_zalloc(nt, sizeof *E->x_off);
 	E->by_ref = jit_zalloc(nt, sizeof *E->by_ref);
+	E->sb_slot = -1;
 	E->wptr = jit_zalloc(nt, sizeof *E->wptr);
 	E->wptr_from = jit_zalloc(nt, sizeof *E->wptr_from);
 	for (uint32_t t = 0; t < nt; t++)
@@ -91,6 +92,8 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->axscr_off = jit_zalloc(E->nsym, sizeof *E->axscr_off);
 	E->axpack_off = jit_zalloc(E->nsym, sizeof *E->axpack_off);
 	E->axbonly = jit_zalloc(E->nsym, sizeof *E->axbonly);
+	E->cache_sb = jit_zalloc(E->nsym, sizeof *E->cache_sb);
+	E->rin_memo = jit_zalloc(E->nsym, sizeof *E->rin_memo);
 	E->vlen = jit_host_vlen();
 	for (uint32_t s = 0; s < E->nsym; s++)
 		E->cache_off[s] = E->axbuf_off[s] = E->axpack_off[s] = -1;
@@ -126,6 +129,8 @@ void jit_emit_fini(JitEmit *E)
 	dam_free(E->axscr_off);
 	dam_free(E->axpack_off);
 	dam_free(E->axbonly);
+	dam_free(E->cache_sb);
+	dam_free(E->rin_memo);
 	dam_free(E->var_level);
 	E->b = NULL;
 }
@@ -663,10 +668,30 @@ static LLVMValueRef jit_index(JitEmit *E, SymId e, int64_t dim, int level)
 /* The values of a tensor held by reference: the pointer in its slot of
  * wsw, loaded once per function right where wsw becomes known (the entry
  * block for an argument), so it dominates every use. */
+static LLVMValueRef jit_slot_load(JitEmit *E, int64_t slot, const char *name);
+
 static LLVMValueRef jit_weight_ptr(JitEmit *E, TensorId t)
 {
-	if (E->wptr[t] && E->wptr_from[t] == E->wsw)
-		return E->wptr[t];
+	if (!E->wptr[t] || E->wptr_from[t] != E->wsw) {
+		E->wptr[t] = jit_slot_load(E, E->ws_off[t], sym_tensor_name(E->sym, t));
+		E->wptr_from[t] = E->wsw;
+	}
+	return E->wptr[t];
+}
+
+/* The static block's pointer (E->sb_slot), loaded once per function. */
+LLVMValueRef jit_static_block(JitEmit *E)
+{
+	if (!E->sbptr || E->sbptr_from != E->wsw) {
+		E->sbptr = jit_slot_load(E, E->sb_slot, "static");
+		E->sbptr_from = E->wsw;
+	}
+	return E->sbptr;
+}
+
+/* The pointer in ws[slot] of wsw, loaded right where wsw becomes known. */
+static LLVMValueRef jit_slot_load(JitEmit *E, int64_t slot, const char *name)
+{
 	LLVMBasicBlockRef at = LLVMGetInsertBlock(E->b);
 	if (LLVMIsAArgument(E->wsw)) {
 		LLVMPositionBuilderAtEnd(E->b, E->entry);
@@ -677,12 +702,11 @@ static LLVMValueRef jit_weight_ptr(JitEmit *E, TensorId t)
 		else
 			LLVMPositionBuilderAtEnd(E->b, LLVMGetInstructionParent(E->wsw));
 	}
-	LLVMValueRef slot = jit_elem_ptr(E, E->wsw, jit_i64(E, E->ws_off[t]), "slot");
-	E->wptr[t] = LLVMBuildLoad2(E->b, E->ptr, slot, sym_tensor_name(E->sym, t));
-	E->wptr_from[t] = E->wsw;
+	LLVMValueRef p = jit_elem_ptr(E, E->wsw, jit_i64(E, slot), "slot");
+	LLVMValueRef v = LLVMBuildLoad2(E->b, E->ptr, p, name);
 	if (at)
 		LLVMPositionBuilderAtEnd(E->b, at);
-	return E->wptr[t];
+	return v;
 }
 
 /* Base pointer and element offset of tensor t. */
@@ -768,12 +792,21 @@ LLVMValueRef jit_cache_flat(JitEmit *E, SymId e)
 	return acc ? LLVMBuildNSWAdd(E->b, acc, off, "off") : off;
 }
 
+/* Where the cache of e lives: the static block, this string's workspace, or
+ * (shared by the strings of a batch) the first string's. */
+LLVMValueRef jit_cache_base(JitEmit *E, SymId e)
+{
+	if (E->cache_sb[e])
+		return jit_static_block(E);
+	return jit_per_string(E, e) ? E->ws : E->wsw;
+}
+
 /* Load of a setup-time cache of e (state-free, computed by setup()). */
 static LLVMValueRef jit_emit_cached(JitEmit *E, SymId e, int level)
 {
 	jit_at(E, level);
 	LLVMValueRef off = jit_cache_flat(E, e);
-	LLVMValueRef base = jit_per_string(E, e) ? E->ws : E->wsw;
+	LLVMValueRef base = jit_cache_base(E, e);
 	return LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, base, off, "cache"), "cached");
 }
 
@@ -822,7 +855,7 @@ bool jit_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, bool shared, LLVMValueRef 
 		if (ord[0] != mu || ord[1] != j)
 			return false;
 		if (base)
-			*base = per ? E->ws : E->wsw;
+			*base = E->cache_sb[e] ? (E->wsw ? jit_static_block(E) : NULL) : per ? E->ws : E->wsw;
 		*off = E->cache_off[e];
 		*stride = sym_index_extent(E->sym, j);
 		return true;

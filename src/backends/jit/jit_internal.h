@@ -69,6 +69,14 @@ typedef struct JitEmit {
 	bool by_ref_ok;            /* large run-time weights by reference (jit.c's kernels, not the
 	                            * gradient's): ws[ws_off] holds a pointer to the values */
 	uint8_t *by_ref;           /* per tensor: 1 if read through its pointer slot */
+	uint8_t *cache_sb;         /* per SymId: a cache of static tensors alone, JIT_STATIC_CACHE_MIN
+	                            * doubles or more, kept in the static block: cache_off is its
+	                            * offset there (jit.c computes the block once per Jit for the
+	                            * model's weights; simulators share it) */
+	int64_t sb_size;           /* doubles of the static block (0: none) */
+	int64_t sb_slot;           /* ws offset of the pointer to it */
+	uint8_t *rin_memo;         /* per SymId: jit_reads_inputs' memo (0 unknown, 1 no, 2 yes) */
+	LLVMValueRef sbptr, sbptr_from;   /* the block's pointer loaded in this function, from wsw */
 	LLVMValueRef *wptr;        /* per tensor: the pointer loaded from its slot ... */
 	LLVMValueRef *wptr_from;   /* ... and the wsw it was loaded from (memo validity) */
 	bool fast_exp;             /* exp as inline straight-line code (JitOptions.fast_exp) */
@@ -173,6 +181,10 @@ bool jit_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, bool shared, LLVMValueRef 
 /* e = T[j, mu], a tensor shared by the strings of a batch, read with its rows
  * along j: element (mu, j) at offset off + j * stride + mu of base. */
 bool jit_rows_t(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int64_t *off, int64_t *stride);
+/* The static block's pointer in the function being emitted; the base of
+ * e's cache (the static block, the string's ws or the shared wsw). */
+LLVMValueRef jit_static_block(JitEmit *E);
+LLVMValueRef jit_cache_base(JitEmit *E, SymId e);
 /* A stack array of n doubles in the function's entry block (32-byte aligned). */
 LLVMValueRef jit_stack_array(JitEmit *E, int64_t n);
 /* a b + c with one rounding (llvm.fma), scalars or vectors of doubles. */
@@ -224,6 +236,7 @@ typedef struct JitLayout {
 	int64_t batch_pack;        /* doubles of packed weight panels before the strings' scratch */
 	int64_t *tensor_ws_off;    /* copy of ws_off per tensor (malloc) */
 	uint8_t *tensor_by_ref;    /* copy of by_ref per tensor (malloc) */
+	int64_t sb_size, sb_slot;  /* the static block (JitEmit) */
 	uint32_t ntensors;
 } JitLayout;
 
@@ -234,6 +247,14 @@ typedef struct JitLayout {
  * 64 copies of 134 MB).  Smaller ones stay inline, where LLVM sees that they
  * do not alias the workspace's other contents. */
 #define JIT_BY_REF_MIN 65536
+
+/* A cache that depends on static tensors alone and has at least this many
+ * doubles (the transposed copy of the Hopfield block at D = M = 1024: 1M) is
+ * not kept per workspace either: it lives in a static block behind one more
+ * pointer slot, computed once per Jit (setup_static) and shared by the
+ * simulators that hold the model's weights; one that programs its own gets
+ * its own block. */
+#define JIT_STATIC_CACHE_MIN 65536
 
 /* Which kernels a module holds: all of them, the hot half (the fused Euler
  * loop and the rhs kernel, with the helpers they call) or the cold half (the
@@ -268,6 +289,7 @@ LLVMOrcLLJITRef jit_create_lljit(LLVMTargetMachineRef tm, char *err, size_t errl
 /* Names of the emitted functions, in JitKernels order. */
 #define JIT_FN_SETUP   "dam_setup"
 #define JIT_FN_SETUP_RUN "dam_setup_run"
+#define JIT_FN_SETUP_STATIC "dam_setup_static"
 #define JIT_FN_INIT    "dam_init_state"
 #define JIT_FN_RHS     "dam_rhs"
 #define JIT_FN_ENERGY  "dam_energy"

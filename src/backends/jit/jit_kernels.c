@@ -108,10 +108,18 @@ static bool jit_reads_formal(JitEmit *E, SymId e)
 	return false;
 }
 
+static bool jit_reads_inputs(JitEmit *E, SymId e, uint8_t *memo);
+
 void jit_cache_add(JitEmit *E, JitCachePlan *P, SymId e, int64_t size)
 {
-	E->cache_off[e] = *P->cur;
-	*P->cur += size;
+	if (E->by_ref_ok && size >= JIT_STATIC_CACHE_MIN && !jit_reads_inputs(E, e, E->rin_memo)) {
+		E->cache_sb[e] = 1;        /* in the static block, shared (jit_internal.h) */
+		E->cache_off[e] = E->sb_size;
+		E->sb_size += size;
+	} else {
+		E->cache_off[e] = *P->cur;
+		*P->cur += size;
+	}
 	P->list[P->n++] = e;
 }
 
@@ -260,6 +268,10 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 		nout += (size_t)(m->outputs[o].rank == 0 ? 1 : m->outputs[o].n);
 	}
 	lay->noutput = nout;
+	if (E->sb_size > 0)
+		E->sb_slot = cur++;        /* the pointer to the static block */
+	lay->sb_size = E->sb_size;
+	lay->sb_slot = E->sb_slot;
 	lay->ws_size = (size_t)cur;
 	jit_axpy_pack_plan(E);
 	lay->batch_scratch = jit_axpy_scratch_stride(E);
@@ -533,29 +545,29 @@ static bool jit_reads_inputs(JitEmit *E, SymId e, uint8_t *memo)
 	return dep;
 }
 
-typedef enum { JIT_CACHES_ALL, JIT_CACHES_RELAYOUT, JIT_CACHES_PER_RUN } JitCacheSet;
+typedef enum { JIT_CACHES_ALL, JIT_CACHES_RELAYOUT, JIT_CACHES_PER_RUN, JIT_CACHES_STATIC } JitCacheSet;
 
-/* The caches of the plan, each flattened in its order: all of them, the
- * layout copies only (relayout), or those that depend on the inputs (the
- * per-run setup: a cache of static tensors alone keeps its value). */
+/* The caches of the plan, each flattened in its order: those in the
+ * workspace (setup), the layout copies of what the inputs give (relayout:
+ * the copy of a static tensor does not change when dynamic ones are
+ * programmed), those that depend on the inputs (the per-run setup: a cache
+ * of static tensors alone keeps its value), or those of the static block
+ * (setup_static). */
 static void jit_emit_caches(JitEmit *E, const JitCachePlan *P, JitCacheSet which)
 {
-	uint8_t *memo = NULL;
-	if (which == JIT_CACHES_PER_RUN) {
-		memo = dam_xrealloc(NULL, E->nsym);
-		memset(memo, 0, E->nsym);
-	}
 	for (int i = 0; i < P->n && !E->failed; i++) {
 		SymId c = P->list[i];
 		const SymNode *n = sym_node(E->sym, c);
-		if (which == JIT_CACHES_RELAYOUT && !E->relayout[c])
+		if ((which == JIT_CACHES_STATIC) != (E->cache_sb[c] != 0))
 			continue;
-		if (which == JIT_CACHES_PER_RUN && !jit_reads_inputs(E, c, memo))
+		if (which == JIT_CACHES_RELAYOUT && (!E->relayout[c] || !jit_reads_inputs(E, c, E->rin_memo)))
+			continue;
+		if (which == JIT_CACHES_PER_RUN && !jit_reads_inputs(E, c, E->rin_memo))
 			continue;
 		const IdxId *ord = E->cache_ord_set[c] ? E->cache_ord + (size_t)c * SYM_MAX_RANK : n->free;
-		jit_assign_nd(E, E->ws, E->cache_off[c], n->nfree, ord, c, "cache");
+		LLVMValueRef base = E->cache_sb[c] ? jit_static_block(E) : E->ws;
+		jit_assign_nd(E, base, E->cache_off[c], n->nfree, ord, c, "cache");
 	}
-	dam_free(memo);
 }
 
 static void jit_build_setup(JitEmit *E, const JitCachePlan *P)
@@ -564,6 +576,15 @@ static void jit_build_setup(JitEmit *E, const JitCachePlan *P)
 	E->use_cache = false;
 	jit_emit_dyn(E);
 	jit_emit_caches(E, P, JIT_CACHES_ALL);
+	jit_fn_end(E, NULL);
+}
+
+/* setup_static: the caches of the static block (jit_internal.h). */
+static void jit_build_setup_static(JitEmit *E, const JitCachePlan *P)
+{
+	jit_cold(E, jit_kernel_begin(E, JIT_FN_SETUP_STATIC, LLVMVoidTypeInContext(E->ctx), 1, false));
+	E->use_cache = false;
+	jit_emit_caches(E, P, JIT_CACHES_STATIC);
 	jit_fn_end(E, NULL);
 }
 
@@ -823,6 +844,7 @@ int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part)
 		jit_build_helpers(E, lay, &H, part != JIT_PART_COLD);
 		if (part != JIT_PART_HOT) {
 			jit_build_setup(E, &P);
+			jit_build_setup_static(E, &P);
 			jit_build_setup_run(E, &P);
 			jit_build_relayout(E, &P);
 			jit_build_init(E);
