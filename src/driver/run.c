@@ -710,11 +710,10 @@ static int run_row_set(RunBatch *b, size_t r, DamSim *s)
 	return 0;
 }
 
-/* A new simulator for row r (like proto, when given: sim_new_like), or NULL
- * (refused). */
-static DamSim *run_row_sim(RunBatch *b, size_t r, const DamSim *proto)
+/* A new simulator for row r, or NULL (refused). */
+static DamSim *run_row_sim(RunBatch *b, size_t r)
 {
-	DamSim *s = proto ? sim_new_like(proto) : sim_new(b->m, b->jit);
+	DamSim *s = sim_new(b->m, b->jit);
 	if (run_row_set(b, r, s) < 0) {
 		sim_free(s);
 		return NULL;
@@ -855,12 +854,10 @@ static void run_batched(RunBatch *b, int threads)
 	size_t *rows = run_xcalloc(chunk, sizeof *rows);
 	DamRunResult *res = run_xcalloc(chunk, sizeof *res);
 	char (*msg)[256] = run_xcalloc(chunk, sizeof *msg);
-	DamSim *proto = sim_new(b->m, b->jit);   /* the static caches, computed once */
-	sim_prepare(proto);
 	for (size_t r0 = 0; r0 < b->nrows; r0 += chunk) {
 		size_t n = 0;
 		for (size_t r = r0; r < b->nrows && r < r0 + chunk; r++) {
-			DamSim *s = run_row_sim(b, r, proto);
+			DamSim *s = run_row_sim(b, r);
 			if (s) {
 				rows[n] = r;
 				sims[n++] = s;
@@ -874,7 +871,6 @@ static void run_batched(RunBatch *b, int threads)
 			sim_free(sims[k]);
 		}
 	}
-	sim_free(proto);
 	free(sims);
 	free(rows);
 	free(res);

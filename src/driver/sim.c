@@ -43,7 +43,6 @@ struct DamSim {
 	                        * values after sim_set_tensor (NULL: the Model's, shared) */
 	double *own_static;    /* this simulator's static block (jit_static_size) after
 	                        * sim_set_tensor; NULL: the Jit's, for the model's weights */
-	bool static_dirty;     /* own_static is to be computed (setup_static) */
 	bool static_ready;     /* the caches of static tensors in ws are current (setup ran since
 	                        * the last sim_set_tensor): later runs need setup_run only */
 	bool weights_model;    /* the static tensors hold the model's values (no sim_set_tensor) */
@@ -61,8 +60,6 @@ static void *sim_xcalloc(size_t n, size_t size)
 	}
 	return p;
 }
-
-static void sim_setup(DamSim *s);
 
 static void sim_fill_tau(DamSim *s)
 {
@@ -113,26 +110,6 @@ DamSim *sim_clone(const DamSim *src)
 		return NULL;
 	}
 	return s;
-}
-
-DamSim *sim_new_like(const DamSim *src)
-{
-	DamSim *s = sim_new(src->m, src->jit);
-	bool plain = src->weights_model && src->static_ready &&
-	             memcmp(src->tau, s->tau, s->k->nstate * sizeof *s->tau) == 0;
-	for (uint32_t t = 0; t < src->m->ntensors && plain; t++)
-		plain = !src->dynamic[t];
-	if (plain) {            /* the caches of the model's static tensors, as setup() left them */
-		memcpy(s->ws, src->ws, s->k->ws_size * sizeof *s->ws);
-		s->static_ready = true;
-	}
-	return s;
-}
-
-void sim_prepare(DamSim *s)
-{
-	if (!s->static_ready)
-		sim_setup(s);
 }
 
 void sim_free(DamSim *s)
@@ -286,7 +263,6 @@ int sim_set_tensor(DamSim *s, TensorId t, const double *v)
 		s->own_static = sim_xcalloc(nsb, sizeof(double));
 		jit_ws_point_static(s->jit, s->ws, s->own_static);
 	}
-	s->static_dirty = nsb > 0;
 	s->static_ready = false;
 	s->weights_model = false;
 	return 0;
@@ -308,10 +284,8 @@ void sim_clear_dynamic(DamSim *s, TensorId t)
 static void sim_setup(DamSim *s)
 {
 	bool programmed = false;
-	if (s->static_dirty) {
+	if (!s->static_ready && s->own_static)   /* its own weights' static block */
 		s->k->setup_static(s->ws);
-		s->static_dirty = false;
-	}
 	if (s->static_ready && s->k->setup_run)
 		s->k->setup_run(s->ws);
 	else

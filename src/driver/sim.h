@@ -28,15 +28,6 @@ typedef void (*SimTraceFn)(void *user, double t, const double *x, const double *
 
 DamSim *sim_new(const Model *m, const Jit *jit);
 DamSim *sim_clone(const DamSim *s);
-/* A fresh simulator (as sim_new: no inputs) that starts from s's workspace
- * when s holds the model's weights and time constants, no programmed
- * dynamic tensors, and has computed the caches of its static tensors
- * (sim_prepare, or a run): its first run then needs only the input-dependent
- * part of setup.  A batch of rows skips recomputing the same caches (the
- * transposed copy of an 8 MB weight block at D = M = 1024) for every row. */
-DamSim *sim_new_like(const DamSim *s);
-/* Computes the caches of the static tensors now, as the first run would. */
-void sim_prepare(DamSim *s);
 void sim_free(DamSim *s);
 
 const Model *sim_model(const DamSim *s);

@@ -454,11 +454,9 @@ static void jit_unit_key(JitUnit *u)
 	LLVMDisposeMessage(feat);
 }
 
-static bool jit_cache_path(const JitUnit *u, char *buf, size_t n)
+/* The entry's file in the cache directory dir. */
+static bool jit_cache_path(const JitUnit *u, const char *dir, char *buf, size_t n)
 {
-	char dir[4096];
-	if (!jit_cache_dir(dir, sizeof dir))
-		return false;
 	int w = snprintf(buf, n, "%s/%08x-%zx.o", dir, (unsigned)jit_crc(u->key, u->keylen), u->keylen);
 	return w > 0 && (size_t)w < n;
 }
@@ -468,8 +466,8 @@ static bool jit_cache_path(const JitUnit *u, char *buf, size_t n)
  * object.  An object whose CRC does not match is a miss. */
 static void jit_cache_load(JitUnit *u)
 {
-	char path[4200];
-	if (!u->key || !jit_cache_path(u, path, sizeof path))
+	char path[4200], dir[4096];
+	if (!u->key || !jit_cache_dir(dir, sizeof dir) || !jit_cache_path(u, dir, path, sizeof path))
 		return;
 	FILE *f = fopen(path, "rb");
 	if (!f)
@@ -495,7 +493,7 @@ static void jit_cache_store(const JitUnit *u)
 {
 	char path[4200], tmp[4300], dir[4096];
 	if (!u->key || u->cached || !u->obj || !jit_cache_dir(dir, sizeof dir) || !jit_mkdirs(dir) ||
-	    !jit_cache_path(u, path, sizeof path))
+	    !jit_cache_path(u, dir, path, sizeof path))
 		return;
 	snprintf(tmp, sizeof tmp, "%s.%ld.%p.tmp", path, (long)getpid(), (const void *)u);
 	FILE *f = fopen(tmp, "wb");

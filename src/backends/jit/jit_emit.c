@@ -855,7 +855,7 @@ bool jit_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, bool shared, LLVMValueRef 
 		if (ord[0] != mu || ord[1] != j)
 			return false;
 		if (base)
-			*base = E->cache_sb[e] ? (E->wsw ? jit_static_block(E) : NULL) : per ? E->ws : E->wsw;
+			*base = E->cache_sb[e] && !E->wsw ? NULL : jit_cache_base(E, e);
 		*off = E->cache_off[e];
 		*stride = sym_index_extent(E->sym, j);
 		return true;

@@ -565,8 +565,7 @@ static void jit_emit_caches(JitEmit *E, const JitCachePlan *P, JitCacheSet which
 		if (which == JIT_CACHES_PER_RUN && !jit_reads_inputs(E, c, E->rin_memo))
 			continue;
 		const IdxId *ord = E->cache_ord_set[c] ? E->cache_ord + (size_t)c * SYM_MAX_RANK : n->free;
-		LLVMValueRef base = E->cache_sb[c] ? jit_static_block(E) : E->ws;
-		jit_assign_nd(E, base, E->cache_off[c], n->nfree, ord, c, "cache");
+		jit_assign_nd(E, jit_cache_base(E, c), E->cache_off[c], n->nfree, ord, c, "cache");
 	}
 }
 
