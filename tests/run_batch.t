@@ -15,7 +15,7 @@ DAMC=${DAMC:-build/damc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 n=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-echo "1..12"
+echo "1..13"
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 2 >"$tmp/a" 2>/dev/null; s1=$?
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 1 >"$tmp/b" 2>/dev/null; s2=$?
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 2 >"$tmp/c" 2>/dev/null; s3=$?
@@ -109,6 +109,9 @@ with open(sys.argv[1] + "/tokbig.txt", "w") as f:
 PY
 for m in on off; do
   "$DAMC" run examples/parity_et.dam -D D=1100 -D M=4100 -D L=8 -D weights="$tmp/etbig.npz" --dataset "$tmp/tokbig.txt" \
-    --solver euler --dt 1e-3 --t-end 0.03 --check-every 7 --json --batch $m >"$tmp/b$m" 2>/dev/null
+    --solver euler --dt 1e-3 --t-end 0.03 --check-every 7 --json --batch $m >"$tmp/b$m" 2>"$tmp/berr$m"
 done
 [ "$(wc -l <"$tmp/bon")" = 10 ] && cmp -s "$tmp/bon" "$tmp/boff"; ok $? "parity_et D = 1100, M = 4100, 10 rows: --batch on == off, byte for byte"
+# LLVM's remarks on loops it did not unroll-and-jam are not the user's business.
+cat "$tmp/berron" "$tmp/berroff" >"$tmp/berr"
+[ ! -s "$tmp/berr" ]; ok $? "parity_et D = 1100, M = 4100 compiles without messages on stderr" || sed 's/^/# /' "$tmp/berr" | head -3

@@ -109,6 +109,28 @@ static LLVMCodeGenOptLevel jit_cg_level(int opt)
 }
 
 /* A TargetMachine for the host CPU and its features. */
+/* LLVM's remarks and warnings about the optimisation (say "loop not
+ * unroll-and-jammed" where the JIT_JAM_* metadata asks for a transformation
+ * the pass finds unsafe: the loop then stays as it was, which is correct)
+ * are for compiler developers, not for a user of damc: dropped.  An error
+ * is printed. */
+static void jit_diagnostic(LLVMDiagnosticInfoRef d, void *user)
+{
+	(void)user;
+	if (LLVMGetDiagInfoSeverity(d) != LLVMDSError)
+		return;
+	char *msg = LLVMGetDiagInfoDescription(d);
+	fprintf(stderr, "damc: LLVM: %s\n", msg);
+	LLVMDisposeMessage(msg);
+}
+
+LLVMContextRef jit_context_new(void)
+{
+	LLVMContextRef ctx = LLVMContextCreate();
+	LLVMContextSetDiagnosticHandler(ctx, jit_diagnostic, NULL);
+	return ctx;
+}
+
 LLVMTargetMachineRef jit_host_tm(int opt, char *err, size_t errlen)
 {
 	char *triple = LLVMGetDefaultTargetTriple();
@@ -298,7 +320,7 @@ static int jit_unit_build(JitUnit *u, const Model *m, JitPart part, const JitOpt
 	u->opt = opt->opt_level;
 	if (!(u->tm = jit_host_tm(u->opt, err, errlen)))
 		return -1;
-	u->ctx = LLVMContextCreate();
+	u->ctx = jit_context_new();
 	u->mod = LLVMModuleCreateWithNameInContext(part == JIT_PART_HOT ? "dam.hot" : "dam", u->ctx);
 	char *triple = LLVMGetTargetMachineTriple(u->tm);
 	LLVMSetTarget(u->mod, triple);

@@ -634,7 +634,7 @@ JitGrad *jit_grad_compile(Model *m, const JitOptions *opt, unsigned flags, char 
 	grad_prepare(&B, g, m, flags);
 	if (!(tm = jit_host_tm(2, err, errlen)))
 		goto fail;
-	ctx = LLVMContextCreate();
+	ctx = jit_context_new();
 	mod = LLVMModuleCreateWithNameInContext("dam.grad", ctx);
 	char *triple = LLVMGetTargetMachineTriple(tm);
 	LLVMSetTarget(mod, triple);

@@ -279,6 +279,8 @@ void jit_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((for
 int jit_check(LLVMErrorRef e, const char *what, char *err, size_t errlen);
 /* A TargetMachine for the host CPU and its features, at optimisation level opt. */
 LLVMTargetMachineRef jit_host_tm(int opt, char *err, size_t errlen);
+/* A context whose optimisation remarks and warnings are not printed. */
+LLVMContextRef jit_context_new(void);
 /* Doubles per vector register of the host CPU: 8 (AVX-512), 4 (AVX) or 2. */
 int jit_host_vlen(void);
 /* The default<O1..3> pipeline with loop and SLP vectorisation (opt 0: none). */
