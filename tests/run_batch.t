@@ -15,7 +15,7 @@ DAMC=${DAMC:-build/damc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 n=0
 ok() { n=$((n+1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-echo "1..13"
+echo "1..14"
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 2 >"$tmp/a" 2>/dev/null; s1=$?
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 1 >"$tmp/b" 2>/dev/null; s2=$?
 "$DAMC" run examples/hamming74.dam -c examples/hamming74.lua --json --threads 2 >"$tmp/c" 2>/dev/null; s3=$?
@@ -81,6 +81,14 @@ for m in on off; do
     --solver euler --dt 1e-3 --t-end 0.2035 --check-every 7 --json --batch $m >"$tmp/e$m" 2>/dev/null
 done
 [ "$(wc -l <"$tmp/eon")" = 20 ] && cmp -s "$tmp/eon" "$tmp/eoff"; ok $? "parity_et D = M = 64, 20 rows: --batch on == off, byte for byte"
+# Without --t-end: until settled, the steady-state test at every check (the
+# batch computes dx/dt and the energy of all rows at once for it).
+for m in on off; do
+  "$DAMC" run examples/parity_et.dam -D D=64 -D M=64 -D L=16 -D weights="$tmp/et64.npz" --dataset "$tmp/tok.txt" \
+    --json --batch $m >"$tmp/s$m" 2>/dev/null
+done
+[ "$(grep -c '"t_converged":[0-9]' "$tmp/son")" = 20 ] && cmp -s "$tmp/son" "$tmp/soff"
+ok $? "parity_et D = M = 64, 20 rows until settled: all converge, --batch on == off, byte for byte"
 python3 - "$tmp" <<'PY'
 import array, struct, sys, zipfile
 def npy(shape, vals):

@@ -49,6 +49,11 @@ struct DamSim {
 	bool split;            /* Euler runs split every step over two threads (sim_set_split) */
 	SimTraceFn trace;
 	void *trace_user;
+	/* A batch (sim_batch_block) computes what the next check asks for, for
+	 * all its strings at once: the energy at the current state, and with a
+	 * steady-state test dx/dt in ws + dx_off.  The callbacks use each once. */
+	bool energy_given, rhs_given;
+	double energy_next;
 };
 
 static void *sim_xcalloc(size_t n, size_t size)
@@ -305,12 +310,21 @@ static void sim_setup(DamSim *s)
 static void sim_rhs(void *ctx, const double *x, double *dxdt)
 {
 	DamSim *s = ctx;
+	if (s->rhs_given && x == s->x) {
+		s->rhs_given = false;
+		memcpy(dxdt, s->ws + s->k->dx_off, s->k->nstate * sizeof *dxdt);
+		return;
+	}
 	s->k->rhs(s->ws, x, dxdt);
 }
 
 static double sim_energy_cb(void *ctx, const double *x)
 {
 	DamSim *s = ctx;
+	if (s->energy_given && x == s->x) {
+		s->energy_given = false;
+		return s->energy_next;
+	}
 	return s->k->energy(s->ws, x);
 }
 
@@ -655,28 +669,56 @@ static bool sim_batch_prologue(DamSim *s, const DamRunOpts *opts, DamRunOpts *o,
 	return true;                /* the divergence limit: sim_batch_limits */
 }
 
-/* The default divergence limits of the strings that need one (as sim_run
- * computes them: SIM_DIVERGE_FACTOR times sim_initial_scale) from one
- * batched rhs, the weights read once for all of them. */
-static void sim_batch_limits(DamSim *const *s, DamRunOpts *o, const bool *ok, size_t n, double *scratch)
+/* What the next check of strings s[idx[0..m)] asks for, for all of them at
+ * once through the batched kernels (a row of the weights read once for
+ * the group): the energy, and with a steady-state test dx/dt. */
+static void sim_batch_checks(DamSim *const *s, const size_t *idx, size_t m, bool rhs, double *scratch)
 {
 	const JitKernels *k = s[0]->k;
-	double **wsv = sim_xcalloc(n, sizeof *wsv), **xv = sim_xcalloc(n, sizeof *xv);
-	size_t *idx = sim_xcalloc(n, sizeof *idx), m = 0;
-	for (size_t i = 0; i < n; i++)
-		if (ok[i] && !(o[i].diverge_limit > 0)) {
-			memset(s[i]->ws + k->dx_off, 0, k->nstate * sizeof(double));   /* clamped: 0 */
-			wsv[m] = s[i]->ws;
-			xv[m] = s[i]->x;
-			idx[m++] = i;
-		}
-	for (size_t g = 0; g < m; g += SIM_BATCH_GROUP)
-		k->rhs_batch(wsv + g, xv + g, (int64_t)(m - g < SIM_BATCH_GROUP ? m - g : SIM_BATCH_GROUP), 0.0, 1,
-		             scratch);
-	for (size_t q = 0; q < m; q++)
-		o[idx[q]].diverge_limit = SIM_DIVERGE_FACTOR * sim_scale_of(s[idx[q]], s[idx[q]]->ws + k->dx_off);
+	double **wsv = sim_xcalloc(m, sizeof *wsv), **xv = sim_xcalloc(m, sizeof *xv);
+	double *e = sim_xcalloc(m, sizeof *e);
+	for (size_t q = 0; q < m; q++) {
+		wsv[q] = s[idx[q]]->ws;
+		xv[q] = s[idx[q]]->x;
+	}
+	for (size_t g = 0; g < m; g += SIM_BATCH_GROUP) {
+		int64_t ng = (int64_t)(m - g < SIM_BATCH_GROUP ? m - g : SIM_BATCH_GROUP);
+		k->energy_batch(wsv + g, xv + g, ng, e + g, scratch);
+		if (rhs)
+			k->rhs_batch(wsv + g, xv + g, ng, 0.0, 1, scratch);
+	}
+	for (size_t q = 0; q < m; q++) {
+		s[idx[q]]->energy_next = e[q];
+		s[idx[q]]->energy_given = true;
+		s[idx[q]]->rhs_given = rhs;
+	}
 	free(wsv);
 	free(xv);
+	free(e);
+}
+
+/* Before the first check: the default divergence limits of the strings
+ * that need one (as sim_run computes them: SIM_DIVERGE_FACTOR times
+ * sim_initial_scale, from dx/dt at the initial state) and what the check
+ * at t = 0 asks for, from the batched kernels. */
+static void sim_batch_first(DamSim *const *s, DamRunOpts *o, const bool *ok, size_t n, double *scratch)
+{
+	const JitKernels *k = s[0]->k;
+	size_t *idx = sim_xcalloc(n, sizeof *idx), m = 0;
+	bool rhs = false;
+	for (size_t i = 0; i < n; i++)
+		if (ok[i]) {
+			memset(s[i]->ws + k->dx_off, 0, k->nstate * sizeof(double));   /* clamped: 0 */
+			rhs = rhs || !(o[i].diverge_limit > 0) || o[i].steady_tol > 0;
+			idx[m++] = i;
+		}
+	sim_batch_checks(s, idx, m, rhs, scratch);
+	for (size_t q = 0; q < m; q++) {
+		DamSim *si = s[idx[q]];
+		if (!(o[idx[q]].diverge_limit > 0))
+			o[idx[q]].diverge_limit = SIM_DIVERGE_FACTOR * sim_scale_of(si, si->ws + k->dx_off);
+		si->rhs_given = o[idx[q]].steady_tol > 0;
+	}
 	free(idx);
 }
 
@@ -697,7 +739,7 @@ static void sim_batch_block(const SimBatch *B, size_t lo, size_t hi)
 	for (size_t i = 0; i < n; i++)
 		ok[i] = sim_batch_prologue(B->s[lo + i], B->opts, &o[i], &B->res[lo + i], sim_batch_msg(B, lo + i),
 		                           B->msglen);
-	sim_batch_limits(B->s + lo, o, ok, n, scratch);
+	sim_batch_first(B->s + lo, o, ok, n, scratch);
 	for (size_t i = 0; i < n; i++) {
 		DamSim *s = B->s[lo + i];
 		if (!ok[i])
@@ -732,6 +774,8 @@ static void sim_batch_block(const SimBatch *B, size_t lo, size_t hi)
 			if (last > 0.0)
 				k->euler_batch(wsv + g, xv + g, ng, last, 1, scratch);
 		}
+		DamSim *const *sb = B->s + lo;
+		sim_batch_checks(sb, act, na, B->opts->steady_tol > 0, scratch);
 		for (size_t a = 0; a < na; a++)
 			dam_euler_after(run[act[a]]);
 	}
@@ -742,6 +786,8 @@ static void sim_batch_block(const SimBatch *B, size_t lo, size_t hi)
 		sim_message(s, &B->res[lo + i], sim_batch_msg(B, lo + i), B->msglen);
 		sim_check_outputs(s, &B->res[lo + i], sim_batch_msg(B, lo + i), B->msglen);
 	}
+	for (size_t i = 0; i < n; i++)
+		B->s[lo + i]->energy_given = B->s[lo + i]->rhs_given = false;
 	free(o);
 	free(sys);
 	free(run);

@@ -606,7 +606,8 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	if (!j->lljit || jit_unit_add(&cold, j->lljit, err, errlen) || jit_unit_add(&hot, j->lljit, err, errlen) ||
 	    jit_lookup_all(j, err, errlen) ||
 	    ((flags & JIT_BATCH) && (jit_lookup(j, JIT_FN_EULER_BATCH, &j->k.euler_batch, err, errlen) ||
-	                              jit_lookup(j, JIT_FN_RHS_BATCH, &j->k.rhs_batch, err, errlen))))
+	                              jit_lookup(j, JIT_FN_RHS_BATCH, &j->k.rhs_batch, err, errlen) ||
+	                              jit_lookup(j, JIT_FN_ENERGY_BATCH, &j->k.energy_batch, err, errlen))))
 		goto fail;
 	for (int h = 0; h < 2 && (flags & JIT_SPLIT); h++) {
 		char name[32];

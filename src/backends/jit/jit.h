@@ -75,6 +75,9 @@ typedef struct JitKernels {
 	 * the weights read once for all; dt and nsteps are unused (pass 0, 1). */
 	void (*rhs_batch)(double *const *ws, double *const *x, int64_t nb, double dt, int64_t nsteps,
 	                  double *scratch);
+	/* With JIT_BATCH: the energies of nb strings at state x[b] into out[b]
+	 * (what energy gives, bit for bit), the weights read once for all. */
+	void (*energy_batch)(double *const *ws, double *const *x, int64_t nb, double *out, double *scratch);
 	size_t dx_off;                 /* where rhs_batch leaves dx/dt in each ws */
 	size_t batch_scratch;          /* doubles of scratch per string that euler_batch needs */
 	size_t batch_pack;             /* doubles of packed weight panels euler_batch keeps at the

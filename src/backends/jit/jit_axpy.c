@@ -137,7 +137,7 @@ static bool jit_axpy_candidate(JitEmit *E, SymId s, IdxId j)
 
 static bool jit_axpy_batch_only(JitEmit *E, SymId s);
 
-static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCachePlan *P)
+static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCachePlan *P, bool bonly)
 {
 	if (!e || E->axmark[e] == E->axstamp)
 		return;
@@ -147,7 +147,7 @@ static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCa
 		return;
 	if (E->axbuf_off[e] < 0 && !E->axbonly[e] && jit_axpy_candidate(E, e, j)) {
 		bool both = jit_axpy_layout(E, n->kids[0], n->aux, j, NULL, 0);
-		if (both || (E->want_batch && jit_axpy_batch_only(E, e))) {
+		if (both || (bonly && E->want_batch && jit_axpy_batch_only(E, e))) {
 			if (both) {
 				jit_axpy_layout(E, n->kids[0], n->aux, j, P, 0);
 				E->axbuf_off[e] = *cur;        /* the column buffer, then the factors g */
@@ -161,13 +161,54 @@ static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCa
 		}
 	}
 	for (int k = 0; k < n->nkids; k++)
-		jit_axpy_plan_walk(E, n->kids[k], j, cur, P);
+		jit_axpy_plan_walk(E, n->kids[k], j, cur, P, bonly);
 }
 
 void jit_axpy_plan(JitEmit *E, SymId rhs, IdxId j, int64_t *cur, JitCachePlan *P)
 {
 	E->axstamp++;
-	jit_axpy_plan_walk(E, rhs, j, cur, P);
+	jit_axpy_plan_walk(E, rhs, j, cur, P, true);
+}
+
+/* The reductions of a scalar expression (the energy), each reduction over mu
+ * taken as a statement over mu: with P, plans the sums of its body with
+ * statement variable mu (jit_axpy_plan, but no sum for the batched kernel
+ * alone: those keep the energy's dot products); without, emits their column
+ * buffers over the whole range of mu. */
+static void jit_axpy_scalar_walk(JitEmit *E, SymId e, uint8_t *seen, int64_t *cur, JitCachePlan *P)
+{
+	if (!e || seen[e])
+		return;
+	seen[e] = 1;
+	const SymNode *n = sym_node(E->sym, e);
+	if (E->cache_off[e] >= 0 || !jit_dep_state(E, e) || (!P && E->axready[e]))
+		return;
+	if (n->kind == SYM_SUM || n->kind == SYM_LSE || n->kind == SYM_MAX) {
+		IdxId mu = n->aux;
+		if (P) {
+			E->axstamp++;
+			jit_axpy_plan_walk(E, n->kids[0], mu, cur, P, false);
+		} else {
+			jit_axpy_emit(E, n->kids[0], mu, 0, sym_index_extent(E->sym, mu));
+		}
+	}
+	for (int k = 0; k < n->nkids; k++)
+		jit_axpy_scalar_walk(E, n->kids[k], seen, cur, P);
+}
+
+void jit_axpy_plan_scalar(JitEmit *E, SymId e, int64_t *cur, JitCachePlan *P)
+{
+	uint8_t *seen = memset(dam_xrealloc(NULL, E->nsym), 0, E->nsym);
+	jit_axpy_scalar_walk(E, e, seen, cur, P);
+	dam_free(seen);
+}
+
+void jit_axpy_emit_scalar(JitEmit *E, SymId e)
+{
+	uint8_t *seen = memset(dam_xrealloc(NULL, E->nsym), 0, E->nsym);
+	jit_axpy_scalar_walk(E, e, seen, NULL, NULL);
+	dam_free(seen);
+	jit_stmt_begin(E);
 }
 
 /* The stride of the strings' scratch in the batched kernel: whole cache
@@ -504,6 +545,9 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 	*clo = *chi = lo;
 	if (!E->batch || nfull == 0 || !jit_axpy_fma(E, s, &a, &g) || !jit_rows(E, a, mu, j, false, NULL, &aoff, &astride))
 		return;
+	if (jit_rows(E, a, mu, j, true, NULL, &aoff, &astride))
+		return;                /* shared weights without a packed panel (the energy's): the plain
+		                        * nest reads each row once for all strings */
 	jit_axpy_gpass(E, s, g);
 	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
 	LLVMValueRef abase, acc[JIT_AXPY_RNV], init[JIT_AXPY_RNV], next[JIT_AXPY_RNV];

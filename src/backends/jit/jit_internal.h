@@ -206,6 +206,13 @@ void jit_axpy_plan(JitEmit *E, SymId rhs, IdxId j, int64_t *cur, JitCachePlan *P
  * range [lo, hi)) at the innermost level and marks them ready. */
 void jit_axpy_emit(JitEmit *E, SymId e, IdxId var, int64_t lo, int64_t hi);
 void jit_axpy_done(JitEmit *E, SymId e);
+/* A scalar expression (the energy): each of its reductions, over mu say,
+ * is a statement over mu for the planned sums of its body.  plan_scalar
+ * plans them (after jit_axpy_pack_plan: they get no packed panels);
+ * emit_scalar emits their buffers (then jit_emit the expression and
+ * jit_axpy_done). */
+void jit_axpy_plan_scalar(JitEmit *E, SymId e, int64_t *cur, JitCachePlan *P);
+void jit_axpy_emit_scalar(JitEmit *E, SymId e);
 int64_t jit_axpy_scratch_stride(const JitEmit *E);   /* doubles per string */
 /* Chooses the planned sums the batched kernel computes in register blocks
  * and places their packed weight panels at the start of its scratch
@@ -301,6 +308,7 @@ LLVMOrcLLJITRef jit_create_lljit(LLVMTargetMachineRef tm, char *err, size_t errl
 #define JIT_FN_RELAYOUT "dam_relayout"
 #define JIT_FN_EULER_BATCH "dam_euler_batch"
 #define JIT_FN_RHS_BATCH "dam_rhs_batch"
+#define JIT_FN_ENERGY_BATCH "dam_energy_batch"
 #define JIT_FN_RHS_HALF "dam_rhs_half"        /* + 0 or 1 */
 #define JIT_FN_UPDATE_HALF "dam_update_half"  /* + 0 or 1 */
 

@@ -268,12 +268,14 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 		nout += (size_t)(m->outputs[o].rank == 0 ? 1 : m->outputs[o].n);
 	}
 	lay->noutput = nout;
+	jit_axpy_pack_plan(E);
+	if (m->energy)             /* after the packed panels: the energy's sums get none */
+		jit_axpy_plan_scalar(E, m->energy, &cur, P);
 	if (E->sb_size > 0)
 		E->sb_slot = cur++;        /* the pointer to the static block */
 	lay->sb_size = E->sb_size;
 	lay->sb_slot = E->sb_slot;
 	lay->ws_size = (size_t)cur;
-	jit_axpy_pack_plan(E);
 	lay->batch_scratch = jit_axpy_scratch_stride(E);
 	lay->batch_pack = E->axpack_size;
 	lay->ntensors = sym_tensor_count(E->sym);
@@ -647,12 +649,31 @@ static void jit_build_rhs(JitEmit *E, const JitHelpers *H)
 	jit_fn_end(E, NULL);
 }
 
+/* The energy at the innermost level (of each string, in the batched
+ * kernel), its planned sums interchanged: the same operations in every
+ * energy kernel.  In the batched kernel, stores string b's at out[b]. */
+static LLVMValueRef jit_emit_energy(JitEmit *E, LLVMValueRef out)
+{
+	SymId en = E->m->energy;
+	E->axpy_on = true;
+	jit_axpy_emit_scalar(E, en);
+	jit_batch_open(E);
+	LLVMValueRef v = jit_emit(E, en);
+	jit_position_top(E);
+	if (out)
+		LLVMBuildStore(E->b, v, jit_elem_ptr(E, out, E->lv[E->bfloor].iv, "eb"));
+	jit_batch_close(E);
+	jit_axpy_done(E, en);
+	E->axpy_on = false;
+	return v;
+}
+
 static void jit_build_energy(JitEmit *E, const JitHelpers *H)
 {
 	jit_cold(E, jit_kernel_begin(E, JIT_FN_ENERGY, E->f64, 2, false));
 	jit_call(E, H->acts, NULL);
 	jit_stmt_begin(E);
-	LLVMValueRef v = E->m->energy ? jit_emit(E, E->m->energy) : jit_f64(E, 0.0);
+	LLVMValueRef v = E->m->energy ? jit_emit_energy(E, NULL) : jit_f64(E, 0.0);
 	jit_fn_end(E, v);
 }
 
@@ -724,35 +745,54 @@ static void jit_build_euler(JitEmit *E, const JitLayout *lay, const JitHelpers *
  * same order: the results are those of nb separate calls, bit for bit.
  * Without update, rhs_batch: the activations and dx/dt of every string into
  * its ws (the rhs kernel's values, bit for bit), no step taken. */
-static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHelpers *H, bool update)
+/* Opens batched kernel `name` of parameters (wsv, xv, nb, ..., scratch) (p,
+ * pname: np of them): string b's workspace wsv[b] and state xv[b], the
+ * shared weights read from wsv[0].  Gives the function; *stride keeps the
+ * planned scratch size for jit_batch_kernel_end. */
+static LLVMValueRef jit_batch_kernel_begin(JitEmit *E, const char *name, LLVMTypeRef *p, unsigned np,
+                                           const char *const *pname, int64_t *stride)
 {
-	const Model *m = E->m;
-	LLVMTypeRef p[6] = {E->ptr, E->ptr, E->i64, E->f64, E->i64, E->ptr};
-	LLVMValueRef fn = jit_fn_begin(E, update ? JIT_FN_EULER_BATCH : JIT_FN_RHS_BATCH,
-	                               LLVMFunctionType(LLVMVoidTypeInContext(E->ctx), p, 6, 0));
-	static const char *const pname[6] = {"wsv", "xv", "nb", "dt", "nsteps", "scratch"};
-	for (unsigned i = 0; i < 6; i++)
+	LLVMValueRef fn = jit_fn_begin(E, name, LLVMFunctionType(LLVMVoidTypeInContext(E->ctx), p, np, 0));
+	for (unsigned i = 0; i < np; i++)
 		LLVMSetValueName2(LLVMGetParam(fn, i), pname[i], strlen(pname[i]));
 	unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-	LLVMAddAttributeAtIndex(fn, 6, LLVMCreateEnumAttribute(E->ctx, noalias, 0));
+	LLVMAddAttributeAtIndex(fn, np, LLVMCreateEnumAttribute(E->ctx, noalias, 0));
 	if (E->vlen == 8) {        /* the register blocks of jit_axpy.c use 512-bit vectors */
 		static const char *const attr[2] = {"min-legal-vector-width", "prefer-vector-width"};
 		for (int i = 0; i < 2; i++)
 			LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
 			                        LLVMCreateStringAttribute(E->ctx, attr[i], (unsigned)strlen(attr[i]), "512", 3));
 	}
-	E->scratch = LLVMGetParam(fn, 5);
-	int64_t stride = E->axscr_size;
+	E->scratch = LLVMGetParam(fn, np - 1);
+	*stride = E->axscr_size;
 	E->axscr_size = jit_axpy_scratch_stride(E);   /* the stride from here on */
 	E->batch = true;
 	E->wsv = LLVMGetParam(fn, 0);
 	E->xv = LLVMGetParam(fn, 1);
 	E->nb = LLVMGetParam(fn, 2);
-	LLVMValueRef dt = LLVMGetParam(fn, 3), nsteps = LLVMGetParam(fn, 4);
 	E->use_cache = true;
 	jit_position_top(E);
 	E->ws = E->wsw = LLVMBuildLoad2(E->b, E->ptr, E->wsv, "ws0");
 	E->x = NULL;
+	return fn;
+}
+
+static void jit_batch_kernel_end(JitEmit *E, int64_t stride)
+{
+	E->batch = false;
+	E->axscr_size = stride;
+	jit_fn_end(E, NULL);
+}
+
+static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHelpers *H, bool update)
+{
+	const Model *m = E->m;
+	LLVMTypeRef p[6] = {E->ptr, E->ptr, E->i64, E->f64, E->i64, E->ptr};
+	static const char *const pname[6] = {"wsv", "xv", "nb", "dt", "nsteps", "scratch"};
+	int64_t stride;
+	LLVMValueRef fn = jit_batch_kernel_begin(E, update ? JIT_FN_EULER_BATCH : JIT_FN_RHS_BATCH, p, 6, pname,
+	                                         &stride);
+	LLVMValueRef dt = LLVMGetParam(fn, 3), nsteps = LLVMGetParam(fn, 4);
 	jit_axpy_pack_emit(E);
 	jit_position_top(E);
 	jit_loop_open(E, 0, jit_i64(E, 0), nsteps, "step");
@@ -777,9 +817,30 @@ static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHel
 	}
 	jit_loop_close(E);
 	E->floor = 0;
-	E->batch = false;
-	E->axscr_size = stride;
-	jit_fn_end(E, NULL);
+	jit_batch_kernel_end(E, stride);
+}
+
+/* energy_batch(wsv, xv, nb, out, scratch): the energy of nb strings into
+ * out[b], the energy kernel's value bit for bit; the planned sums of the
+ * energy (the bilinear forms of the weight blocks) computed for all strings
+ * at once, a row of the shared weights read once for the batch. */
+static void jit_build_energy_batch(JitEmit *E, const JitHelpers *H)
+{
+	LLVMTypeRef p[5] = {E->ptr, E->ptr, E->i64, E->ptr, E->ptr};
+	static const char *const pname[5] = {"wsv", "xv", "nb", "out", "scratch"};
+	int64_t stride;
+	LLVMValueRef fn = jit_batch_kernel_begin(E, JIT_FN_ENERGY_BATCH, p, 5, pname, &stride);
+	jit_batch_open(E);
+	jit_call_ex(E, H->acts, NULL, true);
+	jit_batch_close(E);
+	if (E->m->energy) {
+		jit_emit_energy(E, LLVMGetParam(fn, 3));
+	} else {
+		jit_batch_open(E);
+		LLVMBuildStore(E->b, jit_f64(E, 0.0), jit_elem_ptr(E, LLVMGetParam(fn, 3), E->lv[E->bfloor].iv, "eb"));
+		jit_batch_close(E);
+	}
+	jit_batch_kernel_end(E, stride);
 }
 
 /* The two halves of a step for a run split over two threads (JIT_SPLIT):
@@ -857,6 +918,7 @@ int jit_build_kernels(JitEmit *E, JitLayout *lay, JitPart part)
 			if (E->want_batch) {
 				jit_build_euler_batch(E, lay, &H, true);
 				jit_build_euler_batch(E, lay, &H, false);
+				jit_build_energy_batch(E, &H);
 			}
 			for (int h = 0; h < 2 && E->want_split; h++)
 				jit_build_split(E, lay, h);
