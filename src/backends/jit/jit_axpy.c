@@ -421,6 +421,76 @@ void jit_axpy_pack_emit(JitEmit *E)
 	jit_stmt_begin(E);
 }
 
+/* The fixed parts of a register block of jit_axpy_blocked. */
+typedef struct JitAxBlock {
+	bool fma;
+	int vl, nv, sb;
+	int64_t boff, goff;                 /* the column buffer and the factors g in a string's scratch */
+	LLVMValueRef jcol, pbase, klo, khi; /* first column, its panel, rows [klo, khi) */
+} JitAxBlock;
+
+/* The groups [g0, g1) of sb strings over rows [klo, khi) of the panel.
+ * Full groups address the strings' scratch rows at constant distances from
+ * the first one's (one induction variable for all the factors g); the
+ * last group, when partial, repeats its last string. */
+static void jit_axpy_group(JitEmit *E, const JitAxBlock *K, LLVMValueRef g0, LLVMValueRef g1, bool full)
+{
+	const int vl = K->vl, nv = K->nv, sb = K->sb;
+	const int64_t jw = (int64_t)vl * nv;
+	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
+	LLVMValueRef zero = jit_i64(E, 0);
+	LLVMValueRef mask = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(E->ctx), (unsigned)vl));
+	jit_loop_open(E, 0, g0, g1, full ? "rsb" : "rst");
+	if (E->failed)
+		return;
+	jit_position_top(E);
+	LLVMValueRef last = LLVMBuildNSWSub(E->b, E->nb, jit_i64(E, 1), "lastb");
+	LLVMValueRef s0 = LLVMBuildNSWMul(E->b, E->lv[E->depth - 1].iv, jit_i64(E, sb), "s0");
+	LLVMValueRef gp[12], bp[12], acc[12 * JIT_AXPY_NV], init[12 * JIT_AXPY_NV], next[12 * JIT_AXPY_NV];
+	LLVMValueRef row0 = NULL;
+	for (int k = 0; k < sb; k++) {
+		LLVMValueRef row;
+		if (full && k > 0) {
+			row = jit_elem_ptr(E, row0, jit_i64(E, k * E->axscr_size), "srowk");
+		} else {
+			LLVMValueRef sk = full ? s0 : jit_min_i64(E, LLVMBuildNSWAdd(E->b, s0, jit_i64(E, k), "sk"), last, "sc");
+			LLVMValueRef so = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, sk, jit_i64(E, E->axscr_size), "so"),
+			                                  jit_i64(E, E->axpack_size), "sop");
+			row = row0 = jit_elem_ptr(E, E->scratch, so, "srow");
+		}
+		gp[k] = jit_elem_ptr(E, row, jit_i64(E, K->goff), "gk");
+		bp[k] = jit_elem_ptr(E, row, LLVMBuildNSWAdd(E->b, K->jcol, jit_i64(E, K->boff), "bo"), "bk");
+		for (int v = 0; v < nv; v++)
+			init[k * nv + v] = jit_vec_load(E, vt, bp[k], zero, (int64_t)v * vl);
+	}
+	jit_loop_open(E, 0, K->klo, K->khi, "rmu");
+	if (E->failed)
+		return;
+	for (int k = 0; k < sb * nv; k++)
+		acc[k] = jit_loop_phi_ty(E, vt, "racc");
+	jit_position_top(E);
+	LLVMValueRef imu = E->lv[E->depth - 1].iv;
+	LLVMValueRef aat = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, imu, jit_i64(E, jw), "ar"), K->pbase, "aat");
+	LLVMValueRef av[JIT_AXPY_NV];
+	for (int v = 0; v < nv; v++)
+		av[v] = jit_vec_load(E, vt, E->scratch, aat, (int64_t)v * vl);
+	for (int k = 0; k < sb; k++) {
+		LLVMValueRef gk = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, gp[k], imu, "gm"), "g");
+		LLVMValueRef gs = LLVMBuildInsertElement(E->b, LLVMGetUndef(vt), gk, LLVMConstInt(E->i64, 0, 0), "gi");
+		gs = LLVMBuildShuffleVector(E->b, gs, LLVMGetUndef(vt), mask, "gs");
+		for (int v = 0; v < nv; v++)
+			next[k * nv + v] = K->fma ? jit_fma(E, av[v], gs, acc[k * nv + v])
+			                          : LLVMBuildFAdd(E->b, acc[k * nv + v],
+			                                          LLVMBuildFMul(E->b, av[v], gs, "rp"), "racc");
+	}
+	jit_loop_close_acc(E, sb * nv, acc, init, next);
+	jit_position_top(E);
+	for (int k = 0; k < sb; k++)
+		for (int v = 0; v < nv; v++)
+			LLVMSetAlignment(LLVMBuildStore(E->b, acc[k * nv + v], jit_vec_ptr(E, bp[k], zero, (int64_t)v * vl)), 8);
+	jit_loop_close(E);
+}
+
 /* Register blocks for the planned sum s = sum(mu, A(mu, j) g(mu)) over the
  * columns [lo, hi) of its buffers (zero on entry): g is computed first into
  * each string's scratch; then for every packed block of columns inside
@@ -449,9 +519,7 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 	int64_t boff = E->axscr_off[s], goff = boff + sym_index_extent(E->sym, j);
 	jit_axpy_gpass(E, s, g);
 
-	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
 	LLVMValueRef zero = jit_i64(E, 0);
-	LLVMValueRef mask = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(E->ctx), (unsigned)vl));
 	jit_stmt_begin(E);
 	jit_loop_open(E, 0, jit_i64(E, q0), jit_i64(E, q1), "rq");
 	jit_position_top(E);
@@ -464,51 +532,12 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 	LLVMValueRef klo = LLVMBuildNSWMul(E->b, E->lv[E->depth - 1].iv, jit_i64(E, JIT_AXPY_KBLK), "klo");
 	LLVMValueRef khi = jit_min_i64(E, LLVMBuildNSWAdd(E->b, klo, jit_i64(E, JIT_AXPY_KBLK), "kend"),
 	                               jit_i64(E, nmu), "khi");
+	LLVMValueRef nfg = LLVMBuildSDiv(E->b, E->nb, jit_i64(E, sb), "nfgrp");
 	LLVMValueRef ngrp = LLVMBuildSDiv(E->b, LLVMBuildNSWAdd(E->b, E->nb, jit_i64(E, sb - 1), "nbr"),
 	                                  jit_i64(E, sb), "ngrp");
-	jit_loop_open(E, 0, zero, ngrp, "rsb");
-	if (E->failed)
-		return;
-	jit_position_top(E);
-	LLVMValueRef last = LLVMBuildNSWSub(E->b, E->nb, jit_i64(E, 1), "lastb");
-	LLVMValueRef s0 = LLVMBuildNSWMul(E->b, E->lv[E->depth - 1].iv, jit_i64(E, sb), "s0");
-	LLVMValueRef gp[12], bp[12], acc[12 * JIT_AXPY_NV], init[12 * JIT_AXPY_NV], next[12 * JIT_AXPY_NV];
-	for (int k = 0; k < sb; k++) {
-		LLVMValueRef sk = jit_min_i64(E, LLVMBuildNSWAdd(E->b, s0, jit_i64(E, k), "sk"), last, "sc");
-		LLVMValueRef so = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, sk, jit_i64(E, E->axscr_size), "so"),
-		                                  jit_i64(E, E->axpack_size), "sop");
-		LLVMValueRef row = jit_elem_ptr(E, E->scratch, so, "srow");
-		gp[k] = jit_elem_ptr(E, row, jit_i64(E, goff), "gk");
-		bp[k] = jit_elem_ptr(E, row, LLVMBuildNSWAdd(E->b, jcol, jit_i64(E, boff), "bo"), "bk");
-		for (int v = 0; v < nv; v++)
-			init[k * nv + v] = jit_vec_load(E, vt, bp[k], zero, (int64_t)v * vl);
-	}
-	jit_loop_open(E, 0, klo, khi, "rmu");
-	if (E->failed)
-		return;
-	for (int k = 0; k < sb * nv; k++)
-		acc[k] = jit_loop_phi_ty(E, vt, "racc");
-	jit_position_top(E);
-	LLVMValueRef imu = E->lv[E->depth - 1].iv;
-	LLVMValueRef aat = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, imu, jit_i64(E, jw), "ar"), pbase, "aat");
-	LLVMValueRef av[JIT_AXPY_NV];
-	for (int v = 0; v < nv; v++)
-		av[v] = jit_vec_load(E, vt, E->scratch, aat, (int64_t)v * vl);
-	for (int k = 0; k < sb; k++) {
-		LLVMValueRef gk = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, gp[k], imu, "gm"), "g");
-		LLVMValueRef gs = LLVMBuildInsertElement(E->b, LLVMGetUndef(vt), gk, LLVMConstInt(E->i64, 0, 0), "gi");
-		gs = LLVMBuildShuffleVector(E->b, gs, LLVMGetUndef(vt), mask, "gs");
-		for (int v = 0; v < nv; v++)
-			next[k * nv + v] = fma ? jit_fma(E, av[v], gs, acc[k * nv + v])
-			                       : LLVMBuildFAdd(E->b, acc[k * nv + v],
-			                                       LLVMBuildFMul(E->b, av[v], gs, "rp"), "racc");
-	}
-	jit_loop_close_acc(E, sb * nv, acc, init, next);
-	jit_position_top(E);
-	for (int k = 0; k < sb; k++)
-		for (int v = 0; v < nv; v++)
-			LLVMSetAlignment(LLVMBuildStore(E->b, acc[k * nv + v], jit_vec_ptr(E, bp[k], zero, (int64_t)v * vl)), 8);
-	jit_loop_close(E);
+	JitAxBlock K = { fma, vl, nv, sb, boff, goff, jcol, pbase, klo, khi };
+	jit_axpy_group(E, &K, zero, nfg, true);
+	jit_axpy_group(E, &K, nfg, ngrp, false);
 	jit_loop_close(E);
 	jit_loop_close(E);
 	*clo = q0 * jw;
