@@ -188,6 +188,20 @@ static void test_batch(Model *m, Jit *j, int64_t L, const char *what, double t_e
 		       same_result(&rb[i], &rs[i]);
 	}
 	ok(batched == 0 && same, "%s: other weights in one string: one run per string, same results", what);
+	/* The same other weights in every string: batched again, the panels
+	 * packed from each simulator's own static block (jit_axpy.c). */
+	for (int i = 0; i < NB - 1; i++) {
+		sim_set_tensor(s[i], w, wd);
+		sim_set_tensor(r[i], w, wd);
+	}
+	batched = sim_run_batch(s, NB, &o, rb, NULL, 0, 2);
+	same = 1;
+	for (int i = 0; i < NB; i++) {
+		sim_run(r[i], &o, &rs[i], NULL, NULL, NULL, 0);
+		same = same && memcmp(sim_state(s[i]), sim_state(r[i]), n * sizeof(double)) == 0 &&
+		       same_result(&rb[i], &rs[i]);
+	}
+	ok(batched == 1 && same, "%s: the same other weights in every string: batched, = one by one, bit for bit", what);
 	free(wd);
 	for (int i = 0; i < NB; i++) {
 		sim_free(s[i]);

@@ -336,6 +336,21 @@ static int64_t jit_axpy_nblocks(const JitEmit *E, SymId s)
 	return sym_index_extent(E->sym, n->free[0]) / ((int64_t)E->vlen * JIT_AXPY_NV);
 }
 
+/* Is A a large weight matrix the static block can pack from: a cache in
+ * the block, or a static tensor read by reference? */
+static bool jit_axpy_panel_static(JitEmit *E, SymId a)
+{
+	if (E->cache_off[a] >= 0)
+		return E->cache_sb[a] != 0;
+	const SymNode *n = sym_node(E->sym, a);
+	return n->kind == SYM_TENSOR && E->by_ref[n->aux] &&
+	       (E->m->tensors[n->aux].kind == MT_CONST || E->m->tensors[n->aux].kind == MT_LEARN);
+}
+
+/* The panels of large weight matrices (jit_axpy_panel_static) are packed
+ * into the static block, once per set of weights (setup_static), and
+ * shared by every call and thread; the others are packed into the scratch
+ * by each call of a batched kernel. */
 void jit_axpy_pack_plan(JitEmit *E)
 {
 	SymId a, g;
@@ -343,11 +358,23 @@ void jit_axpy_pack_plan(JitEmit *E)
 	for (SymId s = 1; s < E->nsym; s++)
 		if ((E->axbuf_off[s] >= 0 || E->axbonly[s]) && jit_axpy_nblocks(E, s) > 0 &&
 		    jit_axpy_blockable(E, s, &a, &g)) {
-			E->axpack_off[s] = E->axpack_size;
-			E->axpack_size += jit_axpy_nblocks(E, s) * E->vlen * JIT_AXPY_NV *
-			                  sym_index_extent(E->sym, sym_node(E->sym, s)->aux);
-			E->axpack_size = (E->axpack_size + 7) / 8 * 8;
+			int64_t size = jit_axpy_nblocks(E, s) * E->vlen * JIT_AXPY_NV *
+			               sym_index_extent(E->sym, sym_node(E->sym, s)->aux);
+			size = (size + 7) / 8 * 8;
+			int64_t *at = &E->axpack_size;
+			if (E->want_batch && jit_axpy_panel_static(E, a)) {
+				E->axpack_sb[s] = 1;
+				at = &E->sb_size;
+			}
+			E->axpack_off[s] = *at;
+			*at += size;
 		}
+}
+
+/* The base pointer of the panels of s. */
+static LLVMValueRef jit_axpy_panels(JitEmit *E, SymId s)
+{
+	return E->axpack_sb[s] ? jit_static_block(E) : E->scratch;
 }
 
 static LLVMValueRef jit_min_i64(JitEmit *E, LLVMValueRef a, LLVMValueRef b, const char *name)
@@ -372,13 +399,13 @@ static LLVMValueRef jit_vec_load(JitEmit *E, LLVMTypeRef vt, LLVMValueRef base, 
  * stored row after row, panel[q][mu][0..jw), so the kernel reads it
  * contiguously; rows of A itself are a power of two apart at the usual
  * sizes, and read in place they fall into the same sets of the caches. */
-void jit_axpy_pack_emit(JitEmit *E)
+void jit_axpy_pack_emit(JitEmit *E, bool static_block)
 {
 	SymId a, g;
 	const int64_t jw = (int64_t)E->vlen * JIT_AXPY_NV;
 	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)E->vlen);
 	for (SymId s = 1; s < E->nsym; s++) {
-		if (E->axpack_off[s] < 0 || !jit_axpy_blockable(E, s, &a, &g))
+		if (E->axpack_off[s] < 0 || (E->axpack_sb[s] != 0) != static_block || !jit_axpy_blockable(E, s, &a, &g))
 			continue;
 		const SymNode *n = sym_node(E->sym, s);
 		LLVMValueRef abase;
@@ -408,12 +435,12 @@ void jit_axpy_pack_emit(JitEmit *E)
 			                                     LLVMBuildNSWAdd(E->b, r, jit_i64(E, aoff), "tro"), "tfrom");
 			for (int64_t c = 0; c < jw; c++) {
 				LLVMValueRef x = LLVMBuildLoad2(E->b, E->f64, jit_vec_ptr(E, abase, tfrom, c * astride), "tx");
-				LLVMBuildStore(E->b, x, jit_vec_ptr(E, E->scratch, to, c));
+				LLVMBuildStore(E->b, x, jit_vec_ptr(E, jit_axpy_panels(E, s), to, c));
 			}
 		} else {
 			for (int v = 0; v < JIT_AXPY_NV; v++)
 				LLVMSetAlignment(LLVMBuildStore(E->b, jit_vec_load(E, vt, abase, from, (int64_t)v * E->vlen),
-				                                jit_vec_ptr(E, E->scratch, to, (int64_t)v * E->vlen)), 8);
+				                                jit_vec_ptr(E, jit_axpy_panels(E, s), to, (int64_t)v * E->vlen)), 8);
 		}
 		jit_loop_close(E);
 		jit_loop_close(E);
@@ -426,6 +453,7 @@ typedef struct JitAxBlock {
 	bool fma;
 	int vl, nv, sb;
 	int64_t boff, goff;                 /* the column buffer and the factors g in a string's scratch */
+	LLVMValueRef panels;                /* the base of the panels */
 	LLVMValueRef jcol, pbase, klo, khi; /* first column, its panel, rows [klo, khi) */
 } JitAxBlock;
 
@@ -473,7 +501,7 @@ static void jit_axpy_group(JitEmit *E, const JitAxBlock *K, LLVMValueRef g0, LLV
 	LLVMValueRef aat = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, imu, jit_i64(E, jw), "ar"), K->pbase, "aat");
 	LLVMValueRef av[JIT_AXPY_NV];
 	for (int v = 0; v < nv; v++)
-		av[v] = jit_vec_load(E, vt, E->scratch, aat, (int64_t)v * vl);
+		av[v] = jit_vec_load(E, vt, K->panels, aat, (int64_t)v * vl);
 	for (int k = 0; k < sb; k++) {
 		LLVMValueRef gk = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, gp[k], imu, "gm"), "g");
 		LLVMValueRef gs = LLVMBuildInsertElement(E->b, LLVMGetUndef(vt), gk, LLVMConstInt(E->i64, 0, 0), "gi");
@@ -535,7 +563,7 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 	LLVMValueRef nfg = LLVMBuildSDiv(E->b, E->nb, jit_i64(E, sb), "nfgrp");
 	LLVMValueRef ngrp = LLVMBuildSDiv(E->b, LLVMBuildNSWAdd(E->b, E->nb, jit_i64(E, sb - 1), "nbr"),
 	                                  jit_i64(E, sb), "ngrp");
-	JitAxBlock K = { fma, vl, nv, sb, boff, goff, jcol, pbase, klo, khi };
+	JitAxBlock K = { fma, vl, nv, sb, boff, goff, jit_axpy_panels(E, s), jcol, pbase, klo, khi };
 	jit_axpy_group(E, &K, zero, nfg, true);
 	jit_axpy_group(E, &K, nfg, ngrp, false);
 	jit_loop_close(E);

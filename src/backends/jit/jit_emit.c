@@ -91,6 +91,7 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->pstr = jit_zalloc(E->nsym, sizeof *E->pstr);
 	E->axscr_off = jit_zalloc(E->nsym, sizeof *E->axscr_off);
 	E->axpack_off = jit_zalloc(E->nsym, sizeof *E->axpack_off);
+	E->axpack_sb = jit_zalloc(E->nsym, sizeof *E->axpack_sb);
 	E->axbonly = jit_zalloc(E->nsym, sizeof *E->axbonly);
 	E->cache_sb = jit_zalloc(E->nsym, sizeof *E->cache_sb);
 	E->rin_memo = jit_zalloc(E->nsym, sizeof *E->rin_memo);
@@ -128,6 +129,7 @@ void jit_emit_fini(JitEmit *E)
 	dam_free(E->pstr);
 	dam_free(E->axscr_off);
 	dam_free(E->axpack_off);
+	dam_free(E->axpack_sb);
 	dam_free(E->axbonly);
 	dam_free(E->cache_sb);
 	dam_free(E->rin_memo);

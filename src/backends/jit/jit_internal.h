@@ -120,7 +120,9 @@ typedef struct JitEmit {
 	LLVMValueRef scratch, scr;  /* the batch's column buffers; string b's (in the string loop) */
 	int64_t *axscr_off;        /* per SymId: offset of its column buffer in a string's scratch */
 	int64_t axscr_size;        /* doubles of scratch per string (padded: jit_axpy.c) */
-	int64_t *axpack_off;       /* per SymId: offset of its packed weight panels in the scratch, -1 none */
+	int64_t *axpack_off;       /* per SymId: offset of its packed weight panels in the scratch (or
+	                            * with axpack_sb in the static block), -1 none */
+	uint8_t *axpack_sb;        /* per SymId: its panels are in the static block (setup_static) */
 	uint8_t *axbonly;          /* per SymId: a sum only the batched kernel interchanges (its
 	                            * weights read T[j, mu], too large for a transposed copy: their
 	                            * panels are packed transposed; separate multiply and add, as
@@ -218,9 +220,10 @@ int64_t jit_axpy_scratch_stride(const JitEmit *E);   /* doubles per string */
  * and places their packed weight panels at the start of its scratch
  * (E->axpack_size doubles); after the layout. */
 void jit_axpy_pack_plan(JitEmit *E);
-/* In the batched kernel, before the steps: packs the panels from the
- * shared weights. */
-void jit_axpy_pack_emit(JitEmit *E);
+/* Packs the panels from the shared weights: those of the static block
+ * (in setup_static, after its caches) or those of the scratch (in a batched
+ * kernel, before the steps). */
+void jit_axpy_pack_emit(JitEmit *E, bool static_block);
 
 /* jit_kernels.c */
 struct JitCachePlan {

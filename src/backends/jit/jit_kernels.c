@@ -586,6 +586,7 @@ static void jit_build_setup_static(JitEmit *E, const JitCachePlan *P)
 	jit_cold(E, jit_kernel_begin(E, JIT_FN_SETUP_STATIC, LLVMVoidTypeInContext(E->ctx), 1, false));
 	E->use_cache = false;
 	jit_emit_caches(E, P, JIT_CACHES_STATIC);
+	jit_axpy_pack_emit(E, true);
 	jit_fn_end(E, NULL);
 }
 
@@ -793,7 +794,7 @@ static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHel
 	LLVMValueRef fn = jit_batch_kernel_begin(E, update ? JIT_FN_EULER_BATCH : JIT_FN_RHS_BATCH, p, 6, pname,
 	                                         &stride);
 	LLVMValueRef dt = LLVMGetParam(fn, 3), nsteps = LLVMGetParam(fn, 4);
-	jit_axpy_pack_emit(E);
+	jit_axpy_pack_emit(E, false);
 	jit_position_top(E);
 	jit_loop_open(E, 0, jit_i64(E, 0), nsteps, "step");
 	E->floor = 1;
