@@ -136,6 +136,8 @@ static bool jit_axpy_candidate(JitEmit *E, SymId s, IdxId j)
 }
 
 static bool jit_axpy_batch_only(JitEmit *E, SymId s);
+static bool jit_axpy_blockable(JitEmit *E, SymId s, SymId *a, SymId *g);
+static int64_t jit_axpy_nblocks(const JitEmit *E, SymId s);
 
 static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCachePlan *P, bool bonly)
 {
@@ -172,8 +174,7 @@ void jit_axpy_plan(JitEmit *E, SymId rhs, IdxId j, int64_t *cur, JitCachePlan *P
 
 /* The reductions of a scalar expression (the energy), each reduction over mu
  * taken as a statement over mu: with P, plans the sums of its body with
- * statement variable mu (jit_axpy_plan, but no sum for the batched kernel
- * alone: those keep the energy's dot products); without, emits their column
+ * statement variable mu (jit_axpy_plan); without, emits their column
  * buffers over the whole range of mu. */
 static void jit_axpy_scalar_walk(JitEmit *E, SymId e, uint8_t *seen, int64_t *cur, JitCachePlan *P)
 {
@@ -187,7 +188,7 @@ static void jit_axpy_scalar_walk(JitEmit *E, SymId e, uint8_t *seen, int64_t *cu
 		IdxId mu = n->aux;
 		if (P) {
 			E->axstamp++;
-			jit_axpy_plan_walk(E, n->kids[0], mu, cur, P, false);
+			jit_axpy_plan_walk(E, n->kids[0], mu, cur, P, true);
 		} else {
 			jit_axpy_emit(E, n->kids[0], mu, 0, sym_index_extent(E->sym, mu));
 		}
@@ -196,10 +197,56 @@ static void jit_axpy_scalar_walk(JitEmit *E, SymId e, uint8_t *seen, int64_t *cu
 		jit_axpy_scalar_walk(E, n->kids[k], seen, cur, P);
 }
 
+/* What identifies the panels of a blockable sum s: the storage of its
+ * matrix (a cache: its offset in the workspace or the static block; a
+ * tensor: its id), the element offset and row stride there, the
+ * orientation, and the panels' shape. */
+static bool jit_axpy_panel_key(JitEmit *E, SymId s, int64_t key[7])
+{
+	SymId a, g;
+	int64_t off = 0, stride = 0;
+	if (!jit_axpy_blockable(E, s, &a, &g) || jit_axpy_nblocks(E, s) == 0)
+		return false;
+	const SymNode *n = sym_node(E->sym, s);
+	if (E->axbonly[s])
+		jit_rows_t(E, a, n->aux, n->free[0], NULL, &off, &stride);
+	else
+		jit_rows(E, a, n->aux, n->free[0], true, NULL, &off, &stride);
+	bool cache = E->cache_off[a] >= 0;
+	int64_t k[7] = { cache ? -1 : (int64_t)sym_node(E->sym, a)->aux, cache && E->cache_sb[a], off, stride,
+	                 E->axbonly[s], sym_index_extent(E->sym, n->aux), jit_axpy_nblocks(E, s) };
+	memcpy(key, k, sizeof k);
+	return true;
+}
+
+/* A sum for the batched kernel alone in the energy reads the weights of a
+ * right-hand side's (the same W^T of the Hopfield block): it uses that
+ * sum's panels in the static block.  Without such panels it is not
+ * interchanged after all (the plain nest would read T across its rows). */
+static void jit_axpy_share_panels(JitEmit *E, const uint8_t *was_bonly)
+{
+	int64_t k1[7], k2[7];
+	for (SymId s = 1; s < E->nsym; s++) {
+		if (!E->axbonly[s] || was_bonly[s])
+			continue;
+		if (jit_axpy_panel_key(E, s, k1))
+			for (SymId t = 1; t < E->nsym && E->axpack_off[s] < 0; t++)
+				if (E->axpack_sb[t] && jit_axpy_panel_key(E, t, k2) && memcmp(k1, k2, sizeof k1) == 0) {
+					E->axpack_off[s] = E->axpack_off[t];
+					E->axpack_sb[s] = 1;
+				}
+		if (E->axpack_off[s] < 0)
+			E->axbonly[s] = 0;
+	}
+}
+
 void jit_axpy_plan_scalar(JitEmit *E, SymId e, int64_t *cur, JitCachePlan *P)
 {
 	uint8_t *seen = memset(dam_xrealloc(NULL, E->nsym), 0, E->nsym);
+	uint8_t *was_bonly = memcpy(dam_xrealloc(NULL, E->nsym), E->axbonly, E->nsym);
 	jit_axpy_scalar_walk(E, e, seen, cur, P);
+	jit_axpy_share_panels(E, was_bonly);
+	dam_free(was_bonly);
 	dam_free(seen);
 }
 

@@ -210,9 +210,10 @@ void jit_axpy_emit(JitEmit *E, SymId e, IdxId var, int64_t lo, int64_t hi);
 void jit_axpy_done(JitEmit *E, SymId e);
 /* A scalar expression (the energy): each of its reductions, over mu say,
  * is a statement over mu for the planned sums of its body.  plan_scalar
- * plans them (after jit_axpy_pack_plan: they get no packed panels);
- * emit_scalar emits their buffers (then jit_emit the expression and
- * jit_axpy_done). */
+ * plans them, after jit_axpy_pack_plan: they get no panels of their own,
+ * a sum for the batched kernel alone uses the static block's panels of the
+ * same weights; emit_scalar emits their buffers (then jit_emit the
+ * expression and jit_axpy_done). */
 void jit_axpy_plan_scalar(JitEmit *E, SymId e, int64_t *cur, JitCachePlan *P);
 void jit_axpy_emit_scalar(JitEmit *E, SymId e);
 int64_t jit_axpy_scratch_stride(const JitEmit *E);   /* doubles per string */
