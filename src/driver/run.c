@@ -850,6 +850,12 @@ static void run_batched(RunBatch *b, int threads)
 	size_t ws = jit_kernels(b->jit)->ws_size * sizeof(double) + 1;
 	size_t chunk = RUN_BATCH_CHUNK_BYTES / ws;
 	chunk = chunk < 2 ? 2 : chunk > RUN_BATCH_CHUNK_MAX ? RUN_BATCH_CHUNK_MAX : chunk;
+	/* Chunks of equal size: every chunk reads all the weights once per step,
+	 * so 64 rows at D = M = 4096 (59 workspaces fit) run as 32 + 32, not
+	 * 59 + 5. */
+	size_t nchunks = (b->nrows + chunk - 1) / chunk;
+	if (nchunks > 0)
+		chunk = (b->nrows + nchunks - 1) / nchunks;
 	DamSim **sims = run_xcalloc(chunk, sizeof *sims);
 	size_t *rows = run_xcalloc(chunk, sizeof *rows);
 	DamRunResult *res = run_xcalloc(chunk, sizeof *res);
