@@ -666,7 +666,7 @@ static bool sim_batch_prologue(DamSim *s, const DamRunOpts *opts, DamRunOpts *o,
 		sim_refuse(s, res, why, msg, msglen);
 		return false;
 	}
-	return true;                /* the divergence limit: sim_batch_limits */
+	return true;                /* the divergence limit: sim_batch_first */
 }
 
 /* What the next check of strings s[idx[0..m)] asks for, for all of them at
@@ -774,8 +774,7 @@ static void sim_batch_block(const SimBatch *B, size_t lo, size_t hi)
 			if (last > 0.0)
 				k->euler_batch(wsv + g, xv + g, ng, last, 1, scratch);
 		}
-		DamSim *const *sb = B->s + lo;
-		sim_batch_checks(sb, act, na, B->opts->steady_tol > 0, scratch);
+		sim_batch_checks(B->s + lo, act, na, B->opts->steady_tol > 0, scratch);
 		for (size_t a = 0; a < na; a++)
 			dam_euler_after(run[act[a]]);
 	}

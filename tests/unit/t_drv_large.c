@@ -138,12 +138,30 @@ static bool same_result(const DamRunResult *a, const DamRunResult *b)
 	       memcmp(&a->max_energy_rise, &b->max_energy_rise, sizeof(double)) == 0 && a->t == b->t;
 }
 
+/* s[0..nb) through sim_run_batch (2 threads), r[0..nb) one by one through
+ * sim_run; *same: equal states and results, bit for bit.  Gives whether the
+ * batched kernel ran. */
+static int batch_vs_one(DamSim **s, DamSim **r, int nb, const DamRunOpts *o, DamRunResult *rb, char *msg,
+                        size_t msglen, int *same)
+{
+	DamRunResult rs;
+	int batched = sim_run_batch(s, (size_t)nb, o, rb, msg, msglen, 2);
+	size_t n = sim_state_size(s[0]);
+	*same = 1;
+	for (int i = 0; i < nb; i++) {
+		sim_run(r[i], o, &rs, NULL, NULL, NULL, 0);
+		*same = *same && memcmp(sim_state(s[i]), sim_state(r[i]), n * sizeof(double)) == 0 &&
+		        same_result(&rb[i], &rs);
+	}
+	return batched;
+}
+
 /* n strings through sim_run_batch and through sim_run, compared bit for bit. */
 static void test_batch(Model *m, Jit *j, int64_t L, const char *what, double t_end, int64_t every)
 {
 	enum { NB = 9 };
 	DamSim *s[NB], *r[NB];
-	DamRunResult rb[NB], rs[NB];
+	DamRunResult rb[NB];
 	char msg[NB][256];
 	uint64_t seed = 7;
 	double tok[64];
@@ -158,14 +176,8 @@ static void test_batch(Model *m, Jit *j, int64_t L, const char *what, double t_e
 	o.dt = 1e-3;
 	o.t_end = t_end;
 	o.check_every = every;
-	int batched = sim_run_batch(s, NB, &o, rb, msg[0], sizeof msg[0], 2);
-	size_t n = sim_state_size(s[0]);
-	int same = 1;
-	for (int i = 0; i < NB; i++) {
-		sim_run(r[i], &o, &rs[i], NULL, NULL, NULL, 0);
-		same = same && memcmp(sim_state(s[i]), sim_state(r[i]), n * sizeof(double)) == 0 &&
-		       same_result(&rb[i], &rs[i]);
-	}
+	int same;
+	int batched = batch_vs_one(s, r, NB, &o, rb, msg[0], sizeof msg[0], &same);
 	ok(batched == 1, "%s: the batched kernel ran", what);
 	ok(same, "%s: %d strings in a batch (2 threads) = one by one, bit for bit (%lld steps, energy %.17g)",
 	   what, NB, (long long)rb[0].steps, rb[0].energy_end);
@@ -180,13 +192,7 @@ static void test_batch(Model *m, Jit *j, int64_t L, const char *what, double t_e
 	wd[3] *= 0.5;
 	sim_set_tensor(s[NB - 1], w, wd);
 	sim_set_tensor(r[NB - 1], w, wd);
-	batched = sim_run_batch(s, NB, &o, rb, NULL, 0, 2);
-	same = 1;
-	for (int i = 0; i < NB; i++) {
-		sim_run(r[i], &o, &rs[i], NULL, NULL, NULL, 0);
-		same = same && memcmp(sim_state(s[i]), sim_state(r[i]), n * sizeof(double)) == 0 &&
-		       same_result(&rb[i], &rs[i]);
-	}
+	batched = batch_vs_one(s, r, NB, &o, rb, NULL, 0, &same);
 	ok(batched == 0 && same, "%s: other weights in one string: one run per string, same results", what);
 	/* The same other weights in every string: batched again, the panels
 	 * packed from each simulator's own static block (jit_axpy.c). */
@@ -194,13 +200,7 @@ static void test_batch(Model *m, Jit *j, int64_t L, const char *what, double t_e
 		sim_set_tensor(s[i], w, wd);
 		sim_set_tensor(r[i], w, wd);
 	}
-	batched = sim_run_batch(s, NB, &o, rb, NULL, 0, 2);
-	same = 1;
-	for (int i = 0; i < NB; i++) {
-		sim_run(r[i], &o, &rs[i], NULL, NULL, NULL, 0);
-		same = same && memcmp(sim_state(s[i]), sim_state(r[i]), n * sizeof(double)) == 0 &&
-		       same_result(&rb[i], &rs[i]);
-	}
+	batched = batch_vs_one(s, r, NB, &o, rb, NULL, 0, &same);
 	ok(batched == 1 && same, "%s: the same other weights in every string: batched, = one by one, bit for bit", what);
 	free(wd);
 	for (int i = 0; i < NB; i++) {

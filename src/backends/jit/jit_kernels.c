@@ -269,7 +269,7 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	}
 	lay->noutput = nout;
 	jit_axpy_pack_plan(E);
-	if (m->energy)             /* after the packed panels: the energy's sums get none */
+	if (m->energy)             /* after the panels: the energy's sums get none of their own */
 		jit_axpy_plan_scalar(E, m->energy, &cur, P);
 	if (E->sb_size > 0)
 		E->sb_slot = cur++;        /* the pointer to the static block */
@@ -735,17 +735,6 @@ static void jit_build_euler(JitEmit *E, const JitLayout *lay, const JitHelpers *
 	jit_fn_end(E, NULL);
 }
 
-/* euler_batch(wsv, xv, nb, dt, nsteps): the Euler loop of dam_euler for nb
- * strings at once, string b's workspace wsv[b] and state xv[b].  The
- * weights and the caches computed from them are read from wsv[0] (the
- * caller guarantees that every string holds the same); each step computes
- * the activations string by string, then each statement of the rhs for all
- * strings, the interchanged sums with the strings loop inside the loop over
- * the rows of the weights (jit_axpy.c), so a row is read once per step for
- * the whole batch.  Every string gets the operations of dam_euler in the
- * same order: the results are those of nb separate calls, bit for bit.
- * Without update, rhs_batch: the activations and dx/dt of every string into
- * its ws (the rhs kernel's values, bit for bit), no step taken. */
 /* Opens batched kernel `name` of parameters (wsv, xv, nb, ..., scratch) (p,
  * pname: np of them): string b's workspace wsv[b] and state xv[b], the
  * shared weights read from wsv[0].  Gives the function; *stride keeps the
@@ -785,6 +774,17 @@ static void jit_batch_kernel_end(JitEmit *E, int64_t stride)
 	jit_fn_end(E, NULL);
 }
 
+/* euler_batch(wsv, xv, nb, dt, nsteps): the Euler loop of dam_euler for nb
+ * strings at once, string b's workspace wsv[b] and state xv[b].  The
+ * weights and the caches computed from them are read from wsv[0] (the
+ * caller guarantees that every string holds the same); each step computes
+ * the activations string by string, then each statement of the rhs for all
+ * strings, the interchanged sums with the strings loop inside the loop over
+ * the rows of the weights (jit_axpy.c), so a row is read once per step for
+ * the whole batch.  Every string gets the operations of dam_euler in the
+ * same order: the results are those of nb separate calls, bit for bit.
+ * Without update, rhs_batch: the activations and dx/dt of every string into
+ * its ws (the rhs kernel's values, bit for bit), no step taken. */
 static void jit_build_euler_batch(JitEmit *E, const JitLayout *lay, const JitHelpers *H, bool update)
 {
 	const Model *m = E->m;
