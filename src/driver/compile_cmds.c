@@ -103,7 +103,7 @@ static int compile_main(const char *cmd, int argc, char **argv)
 	arena_init(&arena);
 	Diags d;
 	diags_init(&d, &arena);
-	FrontendOptions fo = { a.defines, a.ndefines, a.stdlib_dir, a.dump_ast ? stdout : NULL };
+	FrontendOptions fo = { a.defines, a.ndefines, a.stdlib_dir, a.dump_ast ? stdout : NULL, 0 };
 	Model *m = dam_frontend_compile(a.file, &fo, &d, &arena);
 	diag_render(&d, stderr);
 	rc = (!m || diag_errors(&d) || (a.werror && d.nwarnings)) ? 1 : 0;

@@ -984,7 +984,7 @@ static int run_simulate(const Model *m, const Jit *jit, const RunConfig *rc, Run
 
 Model *run_compile(const char *path, const RunConfig *rc, Diags *d, Arena *a)
 {
-	FrontendOptions fo = { (const char *const *)rc->defines, (int)rc->ndefines, NULL, NULL };
+	FrontendOptions fo = { (const char *const *)rc->defines, (int)rc->ndefines, NULL, NULL, 0 };
 	return dam_frontend_compile(path, &fo, d, a);
 }
 

@@ -696,7 +696,7 @@ static int sw_check_points(Sweep *w, Diags *d)
 		diags_init(&gd, &a);
 		size_t nd;
 		char **defs = sw_defines(w, w->gstart[g], &nd);
-		FrontendOptions fo = { (const char *const *)defs, (int)nd, NULL, NULL };
+		FrontendOptions fo = { (const char *const *)defs, (int)nd, NULL, NULL, 0 };
 		Model *m = dam_frontend_compile(w->ra->model, &fo, &gd, &a);
 		RunBatch b;
 		memset(&b, 0, sizeof b);
@@ -826,7 +826,7 @@ static int sw_group_load(const Sweep *w, SwGroup *gr, size_t g, char *err, size_
 	diags_init(&gr->d, &gr->a);
 	size_t nd;
 	char **defs = sw_defines(w, w->gstart[g], &nd);
-	FrontendOptions fo = { (const char *const *)defs, (int)nd, NULL, NULL };
+	FrontendOptions fo = { (const char *const *)defs, (int)nd, NULL, NULL, 0 };
 	gr->m = dam_frontend_compile(w->ra->model, &fo, &gr->d, &gr->a);
 	sw_free_strv(defs, nd);
 	if (!gr->m || diag_errors(&gr->d) || run_build_rows(gr->m, w->rc, &gr->rows, &gr->d) < 0 ||

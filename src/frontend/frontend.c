@@ -19,6 +19,7 @@ Model *dam_frontend_compile(const char *path, const FrontendOptions *opt, Diags 
 		so.ndefines = opt->ndefines;
 		so.stdlib_dir = opt->stdlib_dir;
 		so.dump_ast = opt->dump_ast;
+		so.eval_limit = opt->eval_limit;
 	}
 	Loc *layer_locs = NULL, *block_locs = NULL;
 	Model *m = sema_program(path, &so, d, a, &layer_locs, &block_locs);

@@ -29,6 +29,7 @@
 #define MAX_ELEMS   (1LL << 28)   /* elements per tensor */
 #define MAX_BINDS   32
 #define MAX_DEPTH   64            /* block nesting / import depth */
+#define EVAL_LIMIT  (1LL << 31)   /* default work of a tensor evaluated at compile time */
 
 typedef enum { SY_PARAM, SY_TENSOR, SY_LAYER, SY_WEIGHTS, SY_LAGR, SY_BLOCK, SY_INPUT, SY_OUTPUT } SyKind;
 
@@ -319,14 +320,44 @@ static int eval_fast(Sema *S, SymId e, int rank, const IdxId *idx, const int64_t
 	return 1;
 }
 
-static double *eval_tensor(Sema *S, SymId e, int rank, const IdxId *idx, const int64_t *shape)
+/* Nodes sym_eval visits to evaluate e once (a reduction: its body's times
+ * its extent), saturating above cap. */
+static double eval_work(Sema *S, SymId e, double cap, int depth)
+{
+	const SymNode *p = sym_node(S->sym, e);
+	double w = 1;
+	for (int k = 0; k < p->nkids && w <= cap; k++)
+		w += depth > 256 ? cap : eval_work(S, p->kids[k], cap, depth + 1);
+	if (p->kind == SYM_SUM || p->kind == SYM_LSE || p->kind == SYM_MAX)
+		w *= (double)sym_index_extent(S->sym, p->aux);
+	return w > cap ? cap + 1 : w;
+}
+
+/* The values of e over shape, row-major; NULL if too costly (reported at
+ * loc unless NULL) or too large. */
+static double *eval_tensor(Sema *S, SymId e, int rank, const IdxId *idx, const int64_t *shape, const Loc *loc)
 {
 	int64_t n = shape_elems(rank, shape);
+	double c;
 	if (n < 0)
 		return NULL;
+	if (sym_is_const(S->sym, e, &c)) {        /* t[i, j] = 0: no evaluation */
+		double *out = arena_alloc(S->a, (size_t)n * sizeof *out);
+		for (int64_t f = 0; f < n; f++)
+			out[f] = c;
+		return out;
+	}
 	double *out = arena_alloc(S->a, (size_t)n * sizeof *out);
 	if (rank >= 1 && eval_fast(S, e, rank, idx, shape, n, out))
 		return out;
+	double limit = (double)(S->o && S->o->eval_limit > 0 ? S->o->eval_limit : EVAL_LIMIT);
+	if ((double)n * eval_work(S, e, limit / (double)(n ? n : 1), 0) > limit) {
+		if (loc)
+			diag_error(S->d, *loc, "evaluating this tensor at compile time takes more than %.0f "
+			           "operations (%lld elements): give a smaller tensor or load it from a file",
+			           limit, (long long)n);
+		return NULL;
+	}
 	const double **data = env_data(S);
 	int64_t *iv = dam_xrealloc(NULL, (sym_index_count(S->sym) + 1) * sizeof *iv);
 	memset(iv, 0, (sym_index_count(S->sym) + 1) * sizeof *iv);
@@ -1308,7 +1339,7 @@ static void stmt_tensor(Sema *S, Scope *sc, Stmt *st)
 	/* t[i, j] = load(...): the loaded array itself (one copy of the weights, not two) */
 	double *data = rank >= 1 ? (double *)plain_access(S, v, rank, idx, shape) : NULL;
 	if (!data)
-		data = eval_tensor(S, v, rank, idx, shape);
+		data = eval_tensor(S, v, rank, idx, shape, &st->value->loc);
 	int64_t bad;
 	if (!data)
 		return;
@@ -1421,7 +1452,7 @@ static SymId fold_vector(Sema *S, const char *name, SymId v, IdxId j, int64_t n)
 		return v;   /* a scalar broadcast: nothing to fold */
 	if (nd->kind == SYM_TENSOR && nd->nkids == 1 && sym_node(S->sym, nd->kids[0])->kind == SYM_IDX)
 		return v;   /* already a vector, e.g. bias = a */
-	double *data = eval_tensor(S, v, 1, &j, &n);
+	double *data = eval_tensor(S, v, 1, &j, &n, NULL);
 	if (!data)
 		return v;
 	TensorId t = new_tensor(S, name, MT_CONST, 1, &n);
@@ -1644,7 +1675,7 @@ static void stmt_weights(Sema *S, Scope *sc, Stmt *st)
 	if (dynamic) {
 		mt->kind = MT_DYN;
 	} else {
-		double *data = eval_tensor(S, v, 2, idx, shape);
+		double *data = eval_tensor(S, v, 2, idx, shape, &st->value->loc);
 		int64_t bad;
 		if (!data)
 			return;

@@ -19,6 +19,7 @@ typedef struct SemaOptions {
 	int ndefines;
 	const char *stdlib_dir;
 	FILE *dump_ast;
+	int64_t eval_limit;           /* FrontendOptions.eval_limit */
 } SemaOptions;
 
 /* Returns the Model skeleton; errors are reported to d (the Model is then

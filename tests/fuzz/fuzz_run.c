@@ -151,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	arena_init(&a);
 	diags_init(&d, &a);
 	diag_add_text(&d, FUZZ_NAME, (const char *)data, size);
-	FrontendOptions fo = { NULL, 0, DAM_STDLIB_DIR, NULL };
+	FrontendOptions fo = { NULL, 0, DAM_STDLIB_DIR, NULL, (int64_t)1 << 24 };
 	Model *m = dam_frontend_compile(FUZZ_NAME, &fo, &d, &a);
 	int keep = m && fuzz_small(m);
 	if (m)

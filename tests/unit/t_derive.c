@@ -32,7 +32,7 @@ static double urand(double lo, double hi)
 static Model *compile(const char *path, const char *def, Arena *a, Diags *d)
 {
 	const char *defs[1] = { def };
-	FrontendOptions fo = { defs, def ? 1 : 0, SRC "/stdlib", NULL };
+	FrontendOptions fo = { defs, def ? 1 : 0, SRC "/stdlib", NULL, 0 };
 	diags_init(d, a);
 	Model *m = dam_frontend_compile(path, &fo, d, a);
 	if (!m || diag_errors(d))

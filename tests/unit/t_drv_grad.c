@@ -185,7 +185,7 @@ static void run_model(const char *path, const char *define, const char *compiles
 	arena_init(&a);
 	diags_init(&d, &a);
 	const char *dv[1] = { define };
-	FrontendOptions fo = { define ? dv : NULL, define ? 1 : 0, NULL, NULL };
+	FrontendOptions fo = { define ? dv : NULL, define ? 1 : 0, NULL, NULL, 0 };
 	Model *m = dam_frontend_compile(path, &fo, &d, &a);
 	if (!m)
 		diag("front end failed on %s", path);

@@ -254,7 +254,7 @@ static void test_size(int64_t D, int64_t L, int nsteps)
 	Diags d;
 	arena_init(&a);
 	diags_init(&d, &a);
-	FrontendOptions fo = { dv, 4, NULL, NULL };
+	FrontendOptions fo = { dv, 4, NULL, NULL, 0 };
 	Model *m = dam_frontend_compile(DAM_SOURCE_DIR "/examples/parity_et.dam", &fo, &d, &a);
 	char err[512] = "";
 	Jit *j = m ? jit_compile_flags(m, &(JitOptions){ .opt_level = 3 }, JIT_BATCH | JIT_SPLIT, err, sizeof err) : NULL;

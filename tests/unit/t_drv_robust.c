@@ -31,7 +31,7 @@ typedef struct Compiled {
 
 static int compile(Compiled *c, const char *path)
 {
-	FrontendOptions fo = { NULL, 0, NULL, NULL };
+	FrontendOptions fo = { NULL, 0, NULL, NULL, 0 };
 	char err[512] = "";
 	arena_init(&c->a);
 	diags_init(&c->d, &c->a);

@@ -23,7 +23,7 @@ typedef struct Compiled {
 static int compile(Compiled *c, const char *path, const char *define)
 {
 	const char *defs[1] = { define };
-	FrontendOptions fo = { defs, define ? 1 : 0, NULL, NULL };
+	FrontendOptions fo = { defs, define ? 1 : 0, NULL, NULL, 0 };
 	char err[512] = "";
 	arena_init(&c->a);
 	diags_init(&c->d, &c->a);

@@ -33,7 +33,7 @@ int main(void)
 	Diags d;
 	arena_init(&a);
 	diags_init(&d, &a);
-	FrontendOptions fo = { NULL, 0, NULL, NULL };
+	FrontendOptions fo = { NULL, 0, NULL, NULL, 0 };
 	Model *m = dam_frontend_compile("examples/xor.dam", &fo, &d, &a);
 	if (!m) {
 		diag_render(&d, stdout);

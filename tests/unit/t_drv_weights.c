@@ -35,7 +35,7 @@ int main(void)
 	Diags d;
 	arena_init(&a);
 	diags_init(&d, &a);
-	FrontendOptions fo = { NULL, 0, NULL, NULL };
+	FrontendOptions fo = { NULL, 0, NULL, NULL, 0 };
 	Model *m = dam_frontend_compile(DAM_SOURCE_DIR "/examples/xor.dam", &fo, &d, &a);
 	char err[512] = "";
 	Jit *j = m ? jit_compile(m, &(JitOptions){ .opt_level = 3 }, err, sizeof err) : NULL;

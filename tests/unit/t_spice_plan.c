@@ -34,7 +34,7 @@ static Model *compile_text(const char *text, char *path, Arena *a, Diags *d)
 	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
 		return NULL;
 	close(fd);
-	FrontendOptions fo = { NULL, 0, DAM_SOURCE_DIR "/stdlib", NULL };
+	FrontendOptions fo = { NULL, 0, DAM_SOURCE_DIR "/stdlib", NULL, 0 };
 	Model *m = dam_frontend_compile(path, &fo, d, a);
 	if (!m)
 		diag_render(d, stdout);
@@ -98,7 +98,7 @@ static void test_xor(void)
 	Diags d;
 	arena_init(&a);
 	diags_init(&d, &a);
-	FrontendOptions fo = { NULL, 0, NULL, NULL };
+	FrontendOptions fo = { NULL, 0, NULL, NULL, 0 };
 	Model *m = dam_frontend_compile(DAM_SOURCE_DIR "/examples/xor.dam", &fo, &d, &a);
 	double bits[2] = { 1, 0 };
 	BackendOptions o = { bits, 1e-3, 5, LEVEL_BEHAVIOURAL, 0, 0, 0, NULL, NULL };

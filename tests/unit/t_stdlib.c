@@ -47,7 +47,7 @@ static const char *write_model(int n)
 
 static Model *compile(const char *path, Arena *a, Diags *d)
 {
-	FrontendOptions fo = { NULL, 0, DAM_SOURCE_DIR "/stdlib", NULL };
+	FrontendOptions fo = { NULL, 0, DAM_SOURCE_DIR "/stdlib", NULL, 0 };
 	diags_init(d, a);
 	Model *m = dam_frontend_compile(path, &fo, d, a);
 	if (!m)
