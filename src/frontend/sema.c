@@ -299,15 +299,21 @@ static const double *plain_access(Sema *S, SymId e, int rank, const IdxId *idx, 
 	return S->tens.v[n->aux].data;
 }
 
-/* The common forms t[i, j] and t[i, j]^c (the squared-weight
- * reparametrisation) element by element without the evaluator: the same
- * sym_pow_value on the same values, so the same bits, at a fraction of the cost of a
- * sym_eval per element (D = M = 4096 weights).  0 if e has another form. */
+/* The common forms c (a constant: t[i, j] = 0), t[i, j] and t[i, j]^c (the
+ * squared-weight reparametrisation) element by element without the
+ * evaluator: the same sym_pow_value on the same values, so the same bits, at
+ * a fraction of the cost of a sym_eval per element (D = M = 4096 weights).
+ * 0 if e has another form. */
 static int eval_fast(Sema *S, SymId e, int rank, const IdxId *idx, const int64_t *shape, int64_t n,
                      double *out)
 {
 	const SymNode *p = sym_node(S->sym, e);
 	double c = 1;
+	if (sym_is_const(S->sym, e, &c)) {
+		for (int64_t f = 0; f < n; f++)
+			out[f] = c;
+		return 1;
+	}
 	const double *src = plain_access(S, e, rank, idx, shape);
 	if (!src && p->kind == SYM_POW && sym_is_const(S->sym, p->kids[1], &c))
 		src = plain_access(S, p->kids[0], rank, idx, shape);
@@ -338,15 +344,8 @@ static double eval_work(Sema *S, SymId e, double cap, int depth)
 static double *eval_tensor(Sema *S, SymId e, int rank, const IdxId *idx, const int64_t *shape, const Loc *loc)
 {
 	int64_t n = shape_elems(rank, shape);
-	double c;
 	if (n < 0)
 		return NULL;
-	if (sym_is_const(S->sym, e, &c)) {        /* t[i, j] = 0: no evaluation */
-		double *out = arena_alloc(S->a, (size_t)n * sizeof *out);
-		for (int64_t f = 0; f < n; f++)
-			out[f] = c;
-		return out;
-	}
 	double *out = arena_alloc(S->a, (size_t)n * sizeof *out);
 	if (rank >= 1 && eval_fast(S, e, rank, idx, shape, n, out))
 		return out;

@@ -108,7 +108,6 @@ static LLVMCodeGenOptLevel jit_cg_level(int opt)
 	}
 }
 
-/* A TargetMachine for the host CPU and its features. */
 /* LLVM's remarks and warnings about the optimisation (say "loop not
  * unroll-and-jammed" where the JIT_JAM_* metadata asks for a transformation
  * the pass finds unsafe: the loop then stays as it was, which is correct)
@@ -131,6 +130,7 @@ LLVMContextRef jit_context_new(void)
 	return ctx;
 }
 
+/* A TargetMachine for the host CPU and its features. */
 LLVMTargetMachineRef jit_host_tm(int opt, char *err, size_t errlen)
 {
 	char *triple = LLVMGetDefaultTargetTriple();

@@ -137,6 +137,7 @@ static bool jit_axpy_candidate(JitEmit *E, SymId s, IdxId j)
 
 static bool jit_axpy_batch_only(JitEmit *E, SymId s);
 static bool jit_axpy_blockable(JitEmit *E, SymId s, SymId *a, SymId *g);
+static bool jit_axpy_matrix(JitEmit *E, SymId s, SymId a, LLVMValueRef *base, int64_t *off, int64_t *stride);
 static int64_t jit_axpy_nblocks(const JitEmit *E, SymId s);
 
 static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCachePlan *P, bool bonly)
@@ -208,10 +209,7 @@ static bool jit_axpy_panel_key(JitEmit *E, SymId s, int64_t key[7])
 	if (!jit_axpy_blockable(E, s, &a, &g) || jit_axpy_nblocks(E, s) == 0)
 		return false;
 	const SymNode *n = sym_node(E->sym, s);
-	if (E->axbonly[s])
-		jit_rows_t(E, a, n->aux, n->free[0], NULL, &off, &stride);
-	else
-		jit_rows(E, a, n->aux, n->free[0], true, NULL, &off, &stride);
+	jit_axpy_matrix(E, s, a, NULL, &off, &stride);
 	bool cache = E->cache_off[a] >= 0;
 	int64_t k[7] = { cache ? -1 : (int64_t)sym_node(E->sym, a)->aux, cache && E->cache_sb[a], off, stride,
 	                 E->axbonly[s], sym_index_extent(E->sym, n->aux), jit_axpy_nblocks(E, s) };
@@ -363,17 +361,23 @@ static bool jit_axpy_batch_only(JitEmit *E, SymId s)
 static int jit_axpy_sb(const JitEmit *E) { return E->vlen == 8 ? 8 : 6; }
 #define JIT_AXPY_NV 2
 
+/* The matrix a of the planned sum s as the panels read it: shared by the
+ * strings, rows along mu with j contiguous, or for a sum of the batched
+ * kernel alone T[j, mu] with its rows along j (jit_rows, jit_rows_t). */
+static bool jit_axpy_matrix(JitEmit *E, SymId s, SymId a, LLVMValueRef *base, int64_t *off, int64_t *stride)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	return E->axbonly[s] ? jit_rows_t(E, a, n->aux, n->free[0], base, off, stride)
+	                     : jit_rows(E, a, n->aux, n->free[0], true, base, off, stride);
+}
+
 /* Is the planned sum s fused (above) with A shared by the strings and read
  * row-major with j contiguous (the Hopfield patterns, a transposed copy of
  * them)?  Gives A and g. */
 static bool jit_axpy_blockable(JitEmit *E, SymId s, SymId *a, SymId *g)
 {
-	const SymNode *n = sym_node(E->sym, s);
 	int64_t off, stride;
-	if (!jit_axpy_fused(E, s, a, g))
-		return false;
-	return E->axbonly[s] ? jit_rows_t(E, *a, n->aux, n->free[0], NULL, &off, &stride)
-	                     : jit_rows(E, *a, n->aux, n->free[0], true, NULL, &off, &stride);
+	return jit_axpy_fused(E, s, a, g) && jit_axpy_matrix(E, s, *a, NULL, &off, &stride);
 }
 
 /* Full blocks of columns of s's statement variable. */
@@ -458,10 +462,7 @@ void jit_axpy_pack_emit(JitEmit *E, bool static_block)
 		LLVMValueRef abase;
 		int64_t aoff, astride, nmu = sym_index_extent(E->sym, n->aux);
 		bool tr = E->axbonly[s] != 0;
-		if (tr)
-			jit_rows_t(E, a, n->aux, n->free[0], &abase, &aoff, &astride);
-		else
-			jit_rows(E, a, n->aux, n->free[0], true, &abase, &aoff, &astride);
+		jit_axpy_matrix(E, s, a, &abase, &aoff, &astride);
 		jit_stmt_begin(E);
 		jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, jit_axpy_nblocks(E, s)), "pkq");
 		LLVMValueRef q = E->lv[E->depth - 1].iv;
