@@ -14,9 +14,10 @@
 #  - a run that blows up (NaN): stops with the epoch and the culprit, exit 3,
 #    the checkpoint holds the last good parameters;
 #  - init values given by the config are where training starts;
+#  - optimizer.lr_scale scales one tensor's learning rate (x 0 freezes it);
 #  - bad input: a loss on an undeclared output, a dataset row of the wrong
 #    width, labels that do not match the rows, an unknown train key, init
-#    values of the wrong size (located, exit 1, no checkpoint); a learned
+#    values of the wrong size, lr_scale of a tensor that is not trained (located, exit 1, no checkpoint); a learned
 #    tensor no output depends on (warning).
 set -u
 DAMC=${DAMC:-build/damc}
@@ -127,6 +128,30 @@ print("# max |xi - values| = %g (tolerance 1e-15)" % err)
 sys.exit(0 if err <= 1e-15 else 1)
 PY
 
+# optimizer.lr_scale: a factor of one tensor's learning rate (SGD, no decay: lr 0.1 x 2 is lr 0.2 exactly)
+for v in "0.1 2" "0.2 1" "0.1 0"; do
+  set -- $v
+  cat >"$tmp/lrs.lua" <<EOF2
+solver = "euler"; dt = 1e-2; t_end = 5
+train = { data = { inputs = { {0, 0}, {0, 1}, {1, 0}, {1, 1} }, labels = { 0, 1, 1, 0 } },
+  output = "y", loss = "squared", epochs = 3, optimizer = { name = "sgd", lr = $1, weight_decay = 0, lr_scale = { xi = $2 } },
+  stability = "off", init = { tensors = { xi = { values = { 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2 } } } } }
+EOF2
+  "$DAMC" train examples/xor_learn.dam -c "$tmp/lrs.lua" -o "$tmp/lrs$1_$2.npz" >/dev/null 2>&1
+done
+python3 - "$tmp" <<'PY'; ok $? "lr_scale: lr 0.1 x 2 gives the bits of lr 0.2; x 0 leaves the tensor at its initial values"
+import zipfile, struct, sys
+def xi(p):
+    b = zipfile.ZipFile(p).read("xi.npy"); hl = struct.unpack("<H", b[8:10])[0]
+    return struct.unpack("<12d", b[10 + hl:])
+a, b, z = (xi("%s/lrs%s.npz" % (sys.argv[1], k)) for k in ("0.1_2", "0.2_1", "0.1_0"))
+init = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
+moved = max(abs(x - y) for x, y in zip(a, init))
+frozen = max(abs(x - y) for x, y in zip(z, init))
+print("# x2 vs lr 0.2: %s; max |xi - init|: %.3g moved, %.3g frozen (must be 0)" % ("same" if a == b else "differ", moved, frozen))
+sys.exit(0 if a == b and moved > 1e-6 and frozen == 0 else 1)
+PY
+
 # Bad input
 bad() {  # name, config text, expected message
   printf '%s\n' "$2" >"$tmp/bad.lua"
@@ -145,6 +170,8 @@ bad "an unknown key" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, 
   epoks = 3 }' "bad.lua:2:3: error: unknown key 'epoks' in 'train'"
 bad "init values of the wrong size" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
   init = { tensors = { xi = { values = { 1, 2, 3 } } } } }' "bad.lua:2:12: error: train.init.tensors.xi.values has 3 numbers; xi has 12"
+bad "lr_scale of a tensor that is not trained" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
+  optimizer = { lr_scale = { zeta = 2 } } }' "bad.lua:2:17: error: train.optimizer.lr_scale.zeta: the model trains no tensor 'zeta'"
 sed 's/^learn xi\[4, 3\].*/&\nlearn unused[3] = 0.1/' examples/xor_learn.dam >"$tmp/unused.dam"
 cp examples/xor_learn.npz "$tmp/"
 "$DAMC" train "$tmp/unused.dam" -c examples/xor_train.lua -o "$tmp/u.npz" --epochs 2 >/dev/null 2>"$tmp/u.err"; st=$?

@@ -119,6 +119,7 @@ typedef struct TrainSpec {
 	unsigned long long seed;
 	double init_std;
 	TrInit *tinit; size_t ntinit;
+	TrInit *lrs; size_t nlrs;   /* optimizer.lr_scale: factor of tensor `name` in `mean` */
 	bool project;
 	double margin;
 } TrainSpec;
@@ -356,12 +357,44 @@ static int tr_read_settle(lua_State *L, TrLoad *ld, TrainSpec *sp)
 	return bad ? -1 : 0;
 }
 
+/* optimizer.lr_scale = { NAME = factor, ... }: tensor NAME's learning rate is
+ * factor times the schedule's. */
+static int tr_read_lr_scale(lua_State *L, TrLoad *ld, TrainSpec *sp)
+{
+	int t = lua_getfield(L, -1, "lr_scale"), bad = 0;
+	if (t == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+			double f = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+			Loc loc = tr_loc(ld, "optimizer", "lr_scale");
+			if (!k || !(f >= 0 && f <= 1e6)) {
+				diag_error(ld->d, loc, "train.optimizer.lr_scale.%s must be a number in [0, 1e6]", k ? k : "?");
+				bad = -1;
+			} else {
+				sp->lrs = realloc(sp->lrs, (sp->nlrs + 1) * sizeof *sp->lrs);
+				if (!sp->lrs)
+					exit(3);
+				sp->lrs[sp->nlrs++] = (TrInit){ run_strdup(k), f, 0, { NULL, 0, 0 }, loc };
+			}
+			lua_pop(L, 1);
+		}
+	} else if (t != LUA_TNIL) {
+		diag_error(ld->d, tr_loc(ld, "optimizer", "lr_scale"), "train.optimizer.lr_scale must be a table "
+		           "{ TENSOR = factor, ... }");
+		bad = -1;
+	}
+	lua_pop(L, 1);
+	return bad;
+}
+
 static int tr_read_opt(lua_State *L, TrLoad *ld, TrainSpec *sp)
 {
 	int bad = 0;
 	char *name = NULL;
 	if (lua_getfield(L, -1, "optimizer") == LUA_TTABLE) {
-		static const char *const known[] = { "name", "lr", "beta1", "beta2", "eps", "weight_decay", "clip", NULL };
+		static const char *const known[] = { "name", "lr", "beta1", "beta2", "eps", "weight_decay", "clip",
+		                                     "lr_scale", NULL };
 		bad |= tr_unknown(L, ld, "optimizer", known);
 		bad |= tr_string(L, ld, "optimizer", "name", &name) < 0;
 		if (name && !strcmp(name, "adamw"))
@@ -381,6 +414,7 @@ static int tr_read_opt(lua_State *L, TrLoad *ld, TrainSpec *sp)
 		bad |= tr_range(L, ld, "optimizer", "eps", 0, 1, true, &sp->opt.eps);
 		bad |= tr_range(L, ld, "optimizer", "weight_decay", 0, 1e6, false, &sp->opt.weight_decay);
 		bad |= tr_range(L, ld, "optimizer", "clip", 0, 1e300, false, &sp->opt.clip);
+		bad |= tr_read_lr_scale(L, ld, sp);
 	} else if (lua_type(L, -1) != LUA_TNIL) {
 		diag_error(ld->d, tr_loc(ld, "optimizer", NULL), "train.optimizer must be a table, e.g. "
 		           "{ name = \"adamw\", lr = 0.01 }");
@@ -590,7 +624,7 @@ static void tr_spec_default(TrainSpec *sp)
 	sp->loss = GRAD_LOSS_XENT;
 	sp->epochs = 100;
 	sp->eval_every = 10;
-	sp->opt = (TrainOpt){ OPT_ADAMW, 1e-2, 0.9, 0.999, 1e-8, 1e-4, 1.0, 0, 0, 0, 0 };
+	sp->opt = (TrainOpt){ OPT_ADAMW, 1e-2, 0.9, 0.999, 1e-8, 1e-4, 1.0, 0, 0, 0, 0, NULL };
 	sp->seed = 1;
 	sp->init_std = 0.1;
 	sp->project = true;
@@ -614,6 +648,9 @@ static void tr_spec_free(TrainSpec *sp)
 		vec_free(&sp->tinit[i].values);
 	}
 	free(sp->tinit);
+	for (size_t i = 0; i < sp->nlrs; i++)
+		free(sp->lrs[i].name);
+	free(sp->lrs);
 }
 
 /* ---- the optimiser (train.h) ------------------------------------------------------ */
@@ -646,10 +683,13 @@ double train_clip(const TrainOpt *o, double *g, size_t n)
 void train_opt_step(const TrainOpt *o, long step, double *theta, const double *g, double *m1, double *m2,
                     size_t n)
 {
-	double lr = train_lr(o, step);
+	double lr0 = train_lr(o, step), lr = lr0;
 	if (o->kind == OPT_SGD) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
+			if (o->lr_scale)
+				lr = lr0 * o->lr_scale[i];
 			theta[i] -= lr * (g[i] + o->weight_decay * theta[i]);
+		}
 		return;
 	}
 	double c1 = 1.0 - pow(o->beta1, (double)(step + 1)), c2 = 1.0 - pow(o->beta2, (double)(step + 1));
@@ -658,6 +698,8 @@ void train_opt_step(const TrainOpt *o, long step, double *theta, const double *g
 		m1[i] = o->beta1 * m1[i] + (1.0 - o->beta1) * g[i];
 		m2[i] = o->beta2 * m2[i] + (1.0 - o->beta2) * g[i] * g[i];
 		double mh = m1[i] / c1, vh = m2[i] / c2;
+		if (o->lr_scale)
+			lr = lr0 * o->lr_scale[i];
 		theta[i] -= lr * (mh / (sqrt(vh) + o->eps) + wd * theta[i]);   /* decoupled decay (AdamW) */
 	}
 }
@@ -1143,6 +1185,30 @@ static double tr_normal(uint64_t *s)     /* Box-Muller */
 	return sqrt(-2.0 * log(u)) * cos(2.0 * TR_PI * v);
 }
 
+/* The factor of each parameter's learning rate (optimizer.lr_scale), or NULL
+ * with an error located at the table for a name that is not trained. */
+static double *tr_lr_scale(const Model *m, const DamGrad *G, const TrainSpec *sp, Diags *d)
+{
+	double *f = run_xcalloc(grad_size(G) + 1, sizeof *f);
+	for (size_t j = 0; j < grad_size(G); j++)
+		f[j] = 1;
+	for (size_t k = 0; k < sp->nlrs; k++) {
+		int i = 0;
+		while (i < grad_nparams(G) && strcmp(sym_tensor_name(m->sym, grad_param(G, i)), sp->lrs[k].name))
+			i++;
+		if (i == grad_nparams(G)) {
+			diag_error(d, sp->lrs[k].loc, "train.optimizer.lr_scale.%s: the model trains no tensor '%s'",
+			           sp->lrs[k].name, sp->lrs[k].name);
+			free(f);
+			return NULL;
+		}
+		size_t off = grad_param_offset(G, i), len = (size_t)sym_tensor_size(m->sym, grad_param(G, i));
+		for (size_t j = 0; j < len; j++)
+			f[off + j] = sp->lrs[k].mean;
+	}
+	return f;
+}
+
 /* theta from the model's values, or random: N(mean, std^2) per tensor, each
  * tensor from its own stream (seed, tensor name), so adding a tensor to a
  * model does not change the others' initial values. */
@@ -1520,6 +1586,12 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 		status = RUN_EXIT_INPUT;
 		goto done;
 	}
+	double *lrs = sp->nlrs ? tr_lr_scale(m, T.G[0], sp, d) : NULL;
+	sp->opt.lr_scale = lrs;
+	if (sp->nlrs && !lrs) {
+		status = RUN_EXIT_INPUT;
+		goto done;
+	}
 	size_t ng = T.ng, ntr = tdat.rb.nrows, nval = have_val ? vdat.rb.nrows : 0;
 	size_t bsz = sp->batch > 0 && (size_t)sp->batch < ntr ? (size_t)sp->batch : ntr;
 	long per_epoch = (long)((ntr + bsz - 1) / bsz);
@@ -1685,6 +1757,8 @@ free_state:
 	free(good.m1);
 	free(good.m2);
 done:
+	free((double *)sp->opt.lr_scale);
+	sp->opt.lr_scale = NULL;
 	for (int k = 0; k < T.nG; k++)
 		grad_free(T.G[k]);
 	for (int k = 0; k < threads; k++)
