@@ -97,6 +97,12 @@ typedef struct TrInit {
 	Loc loc;               /* of init.tensors in the config */
 } TrInit;
 
+typedef struct TrScale {   /* optimizer.lr_scale.NAME = f */
+	char *name;
+	double f;
+	Loc loc;
+} TrScale;
+
 /* Rows of inputs and of labels: files, or tables (or functions returning
  * them) in the config. */
 typedef struct TrSrc {
@@ -119,7 +125,7 @@ typedef struct TrainSpec {
 	unsigned long long seed;
 	double init_std;
 	TrInit *tinit; size_t ntinit;
-	TrInit *lrs; size_t nlrs;   /* optimizer.lr_scale: factor of tensor `name` in `mean` */
+	TrScale *lrs; size_t nlrs;
 	bool project;
 	double margin;
 } TrainSpec;
@@ -375,7 +381,7 @@ static int tr_read_lr_scale(lua_State *L, TrLoad *ld, TrainSpec *sp)
 				sp->lrs = realloc(sp->lrs, (sp->nlrs + 1) * sizeof *sp->lrs);
 				if (!sp->lrs)
 					exit(3);
-				sp->lrs[sp->nlrs++] = (TrInit){ run_strdup(k), f, 0, { NULL, 0, 0 }, loc };
+				sp->lrs[sp->nlrs++] = (TrScale){ run_strdup(k), f, loc };
 			}
 			lua_pop(L, 1);
 		}
@@ -1204,7 +1210,7 @@ static double *tr_lr_scale(const Model *m, const DamGrad *G, const TrainSpec *sp
 		}
 		size_t off = grad_param_offset(G, i), len = (size_t)sym_tensor_size(m->sym, grad_param(G, i));
 		for (size_t j = 0; j < len; j++)
-			f[off + j] = sp->lrs[k].mean;
+			f[off + j] = sp->lrs[k].f;
 	}
 	return f;
 }
