@@ -657,6 +657,7 @@ static void tr_spec_free(TrainSpec *sp)
 	for (size_t i = 0; i < sp->nlrs; i++)
 		free(sp->lrs[i].name);
 	free(sp->lrs);
+	free(sp->opt.lr_scale);
 }
 
 /* ---- the optimiser (train.h) ------------------------------------------------------ */
@@ -1191,9 +1192,10 @@ static double tr_normal(uint64_t *s)     /* Box-Muller */
 	return sqrt(-2.0 * log(u)) * cos(2.0 * TR_PI * v);
 }
 
-/* The factor of each parameter's learning rate (optimizer.lr_scale), or NULL
- * with an error located at the table for a name that is not trained. */
-static double *tr_lr_scale(const Model *m, const DamGrad *G, const TrainSpec *sp, Diags *d)
+/* sp->opt.lr_scale: the factor of each parameter's learning rate
+ * (optimizer.lr_scale), freed with sp; -1 with an error located at the table
+ * for a name that is not trained. */
+static int tr_lr_scale(const Model *m, const DamGrad *G, TrainSpec *sp, Diags *d)
 {
 	double *f = run_xcalloc(grad_size(G) + 1, sizeof *f);
 	for (size_t j = 0; j < grad_size(G); j++)
@@ -1206,13 +1208,14 @@ static double *tr_lr_scale(const Model *m, const DamGrad *G, const TrainSpec *sp
 			diag_error(d, sp->lrs[k].loc, "train.optimizer.lr_scale.%s: the model trains no tensor '%s'",
 			           sp->lrs[k].name, sp->lrs[k].name);
 			free(f);
-			return NULL;
+			return -1;
 		}
 		size_t off = grad_param_offset(G, i), len = (size_t)sym_tensor_size(m->sym, grad_param(G, i));
 		for (size_t j = 0; j < len; j++)
 			f[off + j] = sp->lrs[k].f;
 	}
-	return f;
+	sp->opt.lr_scale = f;
+	return 0;
 }
 
 /* theta from the model's values, or random: N(mean, std^2) per tensor, each
@@ -1592,9 +1595,7 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 		status = RUN_EXIT_INPUT;
 		goto done;
 	}
-	double *lrs = sp->nlrs ? tr_lr_scale(m, T.G[0], sp, d) : NULL;
-	sp->opt.lr_scale = lrs;
-	if (sp->nlrs && !lrs) {
+	if (sp->nlrs && tr_lr_scale(m, T.G[0], sp, d) < 0) {
 		status = RUN_EXIT_INPUT;
 		goto done;
 	}
@@ -1763,8 +1764,6 @@ free_state:
 	free(good.m1);
 	free(good.m2);
 done:
-	free((double *)sp->opt.lr_scale);
-	sp->opt.lr_scale = NULL;
 	for (int k = 0; k < T.nG; k++)
 		grad_free(T.G[k]);
 	for (int k = 0; k < threads; k++)

@@ -20,7 +20,7 @@ typedef struct TrainOpt {
 	long warmup;           /* steps */
 	double min_lr;
 	long total_steps;      /* for the cosine */
-	const double *lr_scale;   /* per parameter: a factor of the learning rate, or NULL */
+	double *lr_scale;      /* per parameter: a factor of the learning rate, or NULL */
 } TrainOpt;
 
 /* The learning rate at step `step` (0-based). */
