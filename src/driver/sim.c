@@ -619,6 +619,10 @@ static bool sim_batchable(DamSim *const *s, size_t n, const DamRunOpts *o)
 	for (size_t i = 1; i < n; i++)
 		if (s[i]->jit != s[0]->jit)
 			return false;
+	for (uint32_t t = 0; t < s[0]->m->ntensors && k->batch_keyed; t++)
+		for (size_t i = 0; i < n; i++)
+			if (s[i]->dynamic[t])
+				return false;      /* programmed rows need not follow their keys */
 	for (uint32_t t = 0; t < s[0]->m->ntensors; t++) {
 		MTensorKind kind = s[0]->m->tensors[t].kind;
 		const double *w0 = jit_ws_values(s[0]->jit, s[0]->ws, t);

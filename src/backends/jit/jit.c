@@ -638,6 +638,7 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	j->k.batch_scratch = (size_t)lay->batch_scratch;
 	j->k.dx_off = (size_t)lay->dx_off;
 	j->k.batch_pack = (size_t)lay->batch_pack;
+	j->k.batch_keyed = lay->batch_keyed;
 	lay->tensor_ws_off = NULL;   /* owned by j now */
 	lay->tensor_by_ref = NULL;
 	size_t zmax = 0;             /* by-reference tensors without values read zeros */

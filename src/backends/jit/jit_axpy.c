@@ -620,6 +620,107 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 	*chi = q1 * jw;
 }
 
+/* ---- rows keyed by an input ------------------------------------------------- */
+
+/* Rows of a keyed tensor (jit_row_key) at most, for the stack map below. */
+#define JIT_AXPY_KEYED_MAX 65536
+
+/* In the string loop: map[r] = the first row whose key equals row r's
+ * (in[q] == in[r], q <= r), for r in [0, nrows), as doubles.  Rows with equal
+ * keys hold equal values, so the batched kernel reads the first of them:
+ * the attention keys of a string, L rows of D, come from as many distinct
+ * rows as there are distinct tokens (2 for parity), which stay in the L1
+ * cache, where L x D doubles per string stream from memory every step. */
+static void jit_axpy_leaders(JitEmit *E, TensorId in, int64_t nrows, LLVMValueRef map)
+{
+	LLVMValueRef ioff = jit_i64(E, E->ws_off[in]);
+	jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, nrows), "kr");
+	if (E->failed)
+		return;
+	jit_position_top(E);
+	LLVMValueRef r = E->lv[E->depth - 1].iv;
+	LLVMValueRef kr = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, LLVMBuildNSWAdd(E->b, r, ioff, "kro"), "krp"),
+	                                 "key");
+	jit_loop_open(E, 0, jit_i64(E, 0), r, "kq");
+	if (E->failed)
+		return;
+	LLVMValueRef lead = jit_loop_phi_ty(E, E->i64, "lead"), next;
+	jit_position_top(E);
+	LLVMValueRef q = E->lv[E->depth - 1].iv;
+	LLVMValueRef kq = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, LLVMBuildNSWAdd(E->b, q, ioff, "kqo"), "kqp"),
+	                                 "keyq");
+	LLVMValueRef first = LLVMBuildAnd(E->b, LLVMBuildFCmp(E->b, LLVMRealOEQ, kq, kr, "same"),
+	                                  LLVMBuildICmp(E->b, LLVMIntEQ, lead, r, "unset"), "first");
+	next = LLVMBuildSelect(E->b, first, q, lead, "lnext");
+	jit_loop_close_acc(E, 1, &lead, &r, &next);
+	jit_position_top(E);
+	LLVMBuildStore(E->b, LLVMBuildSIToFP(E->b, lead, E->f64, "leadf"), jit_elem_ptr(E, map, r, "mapr"));
+	jit_loop_close(E);
+}
+
+static LLVMValueRef jit_axpy_leader(JitEmit *E, LLVMValueRef map, LLVMValueRef r)
+{
+	return LLVMBuildFPToSI(E->b, LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, map, r, "mapp"), "leadf"), E->i64,
+	                       "lead");
+}
+
+/* The dot-product form of a fused sum s = sum(mu, T[j, mu] g(mu)) in the
+ * batched kernel, T a string's own tensor whose rows an input keys (the
+ * attention's sum(i, xi[A, i] g_v[i])): for each j in [lo, hi) the first row
+ * with its key computes acc = fma(T[j, mu], g(mu), acc) for mu = 0, 1, ...
+ * (what the plain nest does over the transposed copy, the same bits), the
+ * others copy its result.  Gives the columns covered, [*clo, *chi). */
+static void jit_axpy_keyed_dots(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, int64_t *clo, int64_t *chi)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	IdxId mu = n->aux;
+	SymId a, g;
+	TensorId key;
+	int64_t toff, tstride, o, goff, nmu = sym_index_extent(E->sym, mu);
+	*clo = *chi = lo;
+	if (!E->batch || lo >= hi || hi > JIT_AXPY_KEYED_MAX || !jit_axpy_fma(E, s, &a, &g) ||
+	    !jit_rows_keyed(E, a, j, mu, &key, NULL, &toff, &tstride))
+		return;
+	LLVMValueRef map = jit_stack_array(E, hi), tbase;
+	jit_axpy_gpass(E, s, g);
+	jit_stmt_begin(E);
+	jit_batch_open(E);
+	jit_axpy_leaders(E, key, hi, map);
+	jit_rows_keyed(E, a, j, mu, &key, &tbase, &toff, &tstride);
+	LLVMValueRef gb = jit_axpy_gbuf(E, s, &goff), bb = jit_axpy_buf(E, s, &o);
+	jit_loop_open(E, 0, jit_i64(E, lo), jit_i64(E, hi), "kj");
+	if (E->failed)
+		return;
+	jit_position_top(E);
+	LLVMValueRef jj = E->lv[E->depth - 1].iv, lead = jit_axpy_leader(E, map, jj);
+	LLVMValueRef own = LLVMBuildOr(E->b, LLVMBuildICmp(E->b, LLVMIntEQ, lead, jj, "lead1"),
+	                               LLVMBuildICmp(E->b, LLVMIntSLT, lead, jit_i64(E, lo), "leadout"), "own");
+	LLVMValueRef trow = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, jj, jit_i64(E, tstride), "ktr"),
+	                                    jit_i64(E, toff), "ktro");
+	jit_loop_open(E, 0, jit_i64(E, 0), LLVMBuildSelect(E->b, own, jit_i64(E, nmu), jit_i64(E, 0), "kn"), "kmu");
+	if (E->failed)
+		return;
+	LLVMValueRef acc = jit_loop_phi_ty(E, E->f64, "kacc"), init = jit_f64(E, 0.0);
+	jit_position_top(E);
+	LLVMValueRef m = E->lv[E->depth - 1].iv;
+	LLVMValueRef tv = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, tbase, LLVMBuildNSWAdd(E->b, trow, m, "kto"), "ktp"),
+	                                 "kt");
+	LLVMValueRef gv = LLVMBuildLoad2(E->b, E->f64,
+	                                 jit_elem_ptr(E, gb, LLVMBuildNSWAdd(E->b, m, jit_i64(E, goff), "kgo"), "kgp"), "kg");
+	LLVMValueRef next = jit_fma(E, tv, gv, acc);
+	jit_loop_close_acc(E, 1, &acc, &init, &next);
+	jit_position_top(E);
+	LLVMValueRef copied = LLVMBuildLoad2(E->b, E->f64,
+	                                     jit_elem_ptr(E, bb, LLVMBuildNSWAdd(E->b, lead, jit_i64(E, o), "kbl"), "kbp"),
+	                                     "kcopy");
+	LLVMBuildStore(E->b, LLVMBuildSelect(E->b, own, acc, copied, "kval"),
+	               jit_elem_ptr(E, bb, LLVMBuildNSWAdd(E->b, jj, jit_i64(E, o), "kbj"), "kbq"));
+	jit_loop_close(E);
+	jit_batch_close(E);
+	*clo = lo;
+	*chi = hi;
+}
+
 /* Vectors of columns per row block. */
 #define JIT_AXPY_RNV 8
 
@@ -653,11 +754,17 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 	if (jit_rows(E, a, mu, j, true, NULL, &aoff, &astride))
 		return;                /* shared weights without a packed panel (the energy's): the plain
 		                        * nest reads each row once for all strings */
+	TensorId key = 0;
+	LLVMValueRef map = NULL;
+	if (E->cache_off[a] < 0 && nmu <= JIT_AXPY_KEYED_MAX && jit_rows_keyed(E, a, mu, j, &key, NULL, &aoff, &astride))
+		map = jit_stack_array(E, nmu);
 	jit_axpy_gpass(E, s, g);
 	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
 	LLVMValueRef abase, acc[JIT_AXPY_RNV], init[JIT_AXPY_RNV], next[JIT_AXPY_RNV];
 	jit_stmt_begin(E);
 	jit_batch_open(E);
+	if (map)
+		jit_axpy_leaders(E, key, nmu, map);
 	jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, nfull), "wq");
 	if (E->failed)
 		return;
@@ -677,7 +784,8 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 	}
 	jit_position_top(E);
 	LLVMValueRef r = E->lv[E->depth - 1].iv;
-	LLVMValueRef at = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, r, jit_i64(E, astride), "wr"), acol, "wat");
+	LLVMValueRef row = map ? jit_axpy_leader(E, map, r) : r;
+	LLVMValueRef at = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, row, jit_i64(E, astride), "wr"), acol, "wat");
 	LLVMValueRef gk = LLVMBuildLoad2(E->b, E->f64,
 	                                 jit_elem_ptr(E, gb, LLVMBuildNSWAdd(E->b, r, jit_i64(E, goff), "wg"), "wgp"), "g");
 	LLVMValueRef gs;
@@ -756,6 +864,8 @@ static void jit_axpy_nest(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
 	jit_loop_close(E);
 	jit_batch_close(E);
 	jit_axpy_blocked(E, s, j, lo, hi, &clo, &chi);
+	if (clo == chi)
+		jit_axpy_keyed_dots(E, s, j, lo, hi, &clo, &chi);
 	if (clo == chi)
 		jit_axpy_rows(E, s, j, lo, hi, &clo, &chi);
 	if (clo < chi) {

@@ -73,6 +73,8 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->sb_slot = -1;
 	E->wptr = jit_zalloc(nt, sizeof *E->wptr);
 	E->wptr_from = jit_zalloc(nt, sizeof *E->wptr_from);
+	E->rowkey = jit_zalloc(nt, sizeof *E->rowkey);
+	E->rowkey_state = jit_zalloc(nt, sizeof *E->rowkey_state);
 	for (uint32_t t = 0; t < nt; t++)
 		E->ws_off[t] = E->x_off[t] = -1;
 
@@ -115,6 +117,8 @@ void jit_emit_fini(JitEmit *E)
 	dam_free(E->by_ref);
 	dam_free(E->wptr);
 	dam_free(E->wptr_from);
+	dam_free(E->rowkey);
+	dam_free(E->rowkey_state);
 	dam_free(E->dep);
 	dam_free(E->cache_off);
 	dam_free(E->memo);
@@ -869,6 +873,60 @@ bool jit_rows_t(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int6
 {
 	return sym_node(E->sym, e)->nfree == 2 && !jit_per_string(E, e) &&
 	       jit_matrix_read(E, e, j, mu, false, base, off, stride);
+}
+
+/* Does e depend on the index r only through reads X[r, ...] whose rows are
+ * keyed by one input (the input itself, X = in, or a dynamic tensor whose
+ * rows it keys), r not in their other indices?  Collects that input in *in. */
+static bool jit_row_key_walk(JitEmit *E, SymId e, IdxId r, TensorId *in, int depth)
+{
+	if (!sym_has_free(E->sym, e, r))
+		return true;
+	const SymNode *n = sym_node(E->sym, e);
+	if (depth > 256 || n->kind == SYM_IDX)
+		return false;
+	if (n->kind == SYM_TENSOR && n->nkids >= 1 && sym_node(E->sym, n->kids[0])->kind == SYM_IDX &&
+	    sym_node(E->sym, n->kids[0])->aux == r) {
+		for (int k = 1; k < n->nkids; k++)
+			if (sym_has_free(E->sym, n->kids[k], r))
+				return false;
+		MTensorKind kind = E->m->tensors[n->aux].kind;
+		TensorId key = kind == MT_INPUT && n->nkids == 1 ? n->aux : kind == MT_DYN ? jit_row_key(E, n->aux) : 0;
+		if (!key || (*in && *in != key))
+			return false;
+		*in = key;
+		return true;
+	}
+	for (int k = 0; k < n->nkids; k++)
+		if (!jit_row_key_walk(E, n->kids[k], r, in, depth + 1))
+			return false;
+	return true;
+}
+
+TensorId jit_row_key(JitEmit *E, TensorId t)
+{
+	const MTensor *mt = &E->m->tensors[t];
+	if (mt->kind != MT_DYN || !mt->def || sym_tensor_rank(E->sym, t) < 1)
+		return 0;
+	if (E->rowkey_state[t])
+		return E->rowkey_state[t] == 2 ? E->rowkey[t] : 0;
+	E->rowkey_state[t] = 1;
+	TensorId in = 0;
+	if (!jit_row_key_walk(E, mt->def, mt->idx[0], &in, 0))
+		in = 0;
+	E->rowkey[t] = in;
+	E->rowkey_state[t] = 2;
+	return in;
+}
+
+bool jit_rows_keyed(JitEmit *E, SymId e, IdxId r, IdxId c, TensorId *key, LLVMValueRef *base, int64_t *off,
+                    int64_t *stride)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	if (n->kind != SYM_TENSOR || E->m->tensors[n->aux].kind != MT_DYN || !(*key = jit_row_key(E, n->aux)) ||
+	    E->ws_off[*key] < 0)
+		return false;
+	return jit_matrix_read(E, e, r, c, true, base, off, stride);
 }
 
 /* fma(a, b, c) = a b + c rounded once (llvm.fma: fused on every host), of

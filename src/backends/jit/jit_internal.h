@@ -69,6 +69,8 @@ typedef struct JitEmit {
 	bool by_ref_ok;            /* large run-time weights by reference (jit.c's kernels, not the
 	                            * gradient's): ws[ws_off] holds a pointer to the values */
 	uint8_t *by_ref;           /* per tensor: 1 if read through its pointer slot */
+	TensorId *rowkey;          /* per tensor: jit_row_key's memo (the input, 0 none) ... */
+	uint8_t *rowkey_state;     /* ... 0 unknown, 1 being computed, 2 known */
 	uint8_t *cache_sb;         /* per SymId: a cache of static tensors alone, JIT_STATIC_CACHE_MIN
 	                            * doubles or more, kept in the static block: cache_off is its
 	                            * offset there (jit.c computes the block once per Jit for the
@@ -183,6 +185,14 @@ bool jit_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, bool shared, LLVMValueRef 
 /* e = T[j, mu], a tensor shared by the strings of a batch, read with its rows
  * along j: element (mu, j) at offset off + j * stride + mu of base. */
 bool jit_rows_t(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int64_t *off, int64_t *stride);
+/* The input tensor whose values key the rows of dynamic tensor t: row r of
+ * t is a function of in[r] alone, so rows with equal keys are equal (the
+ * attention keys[A, i] = embed_raw[tok[A], i]^2); 0 if there is none. */
+TensorId jit_row_key(JitEmit *E, TensorId t);
+/* e = T[r, c], T a dynamic tensor in the string's workspace whose rows are
+ * keyed by an input (jit_row_key, given in *key): as jit_rows. */
+bool jit_rows_keyed(JitEmit *E, SymId e, IdxId r, IdxId c, TensorId *key, LLVMValueRef *base, int64_t *off,
+                    int64_t *stride);
 /* The static block's pointer in the function being emitted; the base of
  * e's cache (the static block, the string's ws or the shared wsw). */
 LLVMValueRef jit_static_block(JitEmit *E);
@@ -247,6 +257,8 @@ typedef struct JitLayout {
 	int64_t batch_pack;        /* doubles of packed weight panels before the strings' scratch */
 	int64_t *tensor_ws_off;    /* copy of ws_off per tensor (malloc) */
 	uint8_t *tensor_by_ref;    /* copy of by_ref per tensor (malloc) */
+	int batch_keyed;           /* the batched kernels may read rows of dynamic tensors through
+	                            * the inputs that key them (jit_row_key) */
 	int64_t sb_size, sb_slot;  /* the static block (JitEmit) */
 	uint32_t ntensors;
 } JitLayout;

@@ -278,6 +278,9 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	lay->ws_size = (size_t)cur;
 	lay->batch_scratch = jit_axpy_scratch_stride(E);
 	lay->batch_pack = E->axpack_size;
+	lay->batch_keyed = 0;
+	for (TensorId t = 1; t < m->ntensors && E->want_batch; t++)
+		lay->batch_keyed |= jit_row_key(E, t) != 0;
 	lay->ntensors = sym_tensor_count(E->sym);
 	lay->tensor_ws_off = dam_xrealloc(NULL, lay->ntensors * sizeof *lay->tensor_ws_off);
 	memcpy(lay->tensor_ws_off, E->ws_off, lay->ntensors * sizeof *lay->tensor_ws_off);
