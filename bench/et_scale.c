@@ -299,7 +299,7 @@ static void side_print(const Side *s, const Bench *B, const Side *ref)
 	       med, s->dlog);
 }
 
-enum { S_DAMC, S_DAMC1, S_BATCH, S_BATCH1, S_BATCH2, S_HAND, S_AXPY, S_BLAS1, S_BLAS2, S_N };
+enum { S_DAMC, S_DAMC1, S_BATCH, S_BATCH1, S_BATCH2, S_BATCH21, S_HAND, S_AXPY, S_BLAS1, S_BLAS2, S_BLAS21, S_N };
 
 static int bench_passes(Bench *B, Side *S, Batch *T)
 {
@@ -332,6 +332,9 @@ static int bench_passes(Bench *B, Side *S, Batch *T)
 			t0 = bench_now_ms();
 			batch_pass(T, B, lg, v, 1, 1);
 			S[S_BATCH1].t[r] = bench_now_ms() - t0;
+			t0 = bench_now_ms();
+			batch_pass(T, B, lg, v, 1, 2);
+			S[S_BATCH21].t[r] = bench_now_ms() - t0;
 		}
 		t0 = bench_now_ms();
 		hand_et_run_axpy(&B->he, B->tok, NB, DT, B->nsteps, lg, v);
@@ -342,6 +345,11 @@ static int bench_passes(Bench *B, Side *S, Batch *T)
 			hand_et_run_blas(&B->he, B->tok, NB, DT, B->nsteps, lg, v, th);
 			S[S_BLAS1 + th - 1].t[r] = bench_now_ms() - t0;
 			side_check(&S[S_BLAS1 + th - 1], B, lg, v);
+		}
+		if (S[S_BLAS21].on) {
+			t0 = bench_now_ms();
+			hand_et_run_blas(&B->he, B->tok, NB, DT, 1, lg, v, 2);
+			S[S_BLAS21].t[r] = bench_now_ms() - t0;
 		}
 		printf("    pass %d:", r + 1);
 		for (int k = 0; k < S_N; k++)
@@ -360,7 +368,7 @@ static void bench_report(Bench *B, Side *S, const double *tc)
 	printf("  FLOPs per Euler step per string F = 4D(L+M) + 3D + 8L + 3M = %.0f\n",
 	       flops_per_step(B->D, B->L, B->M));
 	for (int k = 0; k < S_N; k++)
-		if (k != S_DAMC1 && k != S_BATCH1)
+		if (k != S_DAMC1 && k != S_BATCH1 && k != S_BATCH21 && k != S_BLAS21)
 			side_print(&S[k], B, &S[S_HAND]);
 	double t1 = median(S[S_DAMC1].t, B->reps), tn = median(S[S_DAMC].t, B->reps);
 	printf("    damc, 1 step per run:  median %.2f ms (%.1f us per dam_run: setup + 1 step)\n", t1,
@@ -375,6 +383,14 @@ static void bench_report(Bench *B, Side *S, const double *tc)
 		       " (1-step pass %.2f ms: setup, packing, checks)\n",
 		       (long long)B->nsteps, (long long)B->nsteps - 1, 1e6 * (bn - b1) / (NB * (n - 1)),
 		       flops_per_step(B->D, B->L, B->M) * NB * (n - 1) / ((bn - b1) * 1e6), b1);
+	if (S[S_BATCH2].on && S[S_BLAS21].on && B->nsteps > 1) {
+		double d = median(S[S_BATCH2].t, B->reps) - median(S[S_BATCH21].t, B->reps);
+		double o = median(S[S_BLAS2].t, B->reps) - median(S[S_BLAS21].t, B->reps);
+		printf("    steps alone on 2 threads, (T(%lld) - T(1)) / (64 x %lld): damc batch %.1f ns/step/string"
+		       " (%.2f GFLOP/s), OpenBLAS %.1f (%.2f GFLOP/s)\n", (long long)B->nsteps, (long long)B->nsteps - 1,
+		       1e6 * d / (NB * (n - 1)), flops_per_step(B->D, B->L, B->M) * NB * (n - 1) / (d * 1e6),
+		       1e6 * o / (NB * (n - 1)), flops_per_step(B->D, B->L, B->M) * NB * (n - 1) / (o * 1e6));
+	}
 	printf("    compile (dam_compile_file, .dam + weights to native code): median %.1f ms of %d\n",
 	       median(tc, B->creps), B->creps);
 	printf("row D=%lld compile ms=%.1f\n", (long long)B->D, median(tc, B->creps));
@@ -413,6 +429,8 @@ static int cmd_bench(Bench *B)
 		[S_BATCH2] = { "damc batch 2 threads", .on = T.ok }, [S_HAND] = { "plain C", .on = 1 },
 		[S_AXPY] = { "plain C axpy", .on = 1 }, [S_BLAS1] = { "OpenBLAS 1 thread", .on = 1 },
 		[S_BLAS2] = { "OpenBLAS 2 threads", .on = !getenv("DAM_ET_NO_BLAS2") },
+		[S_BATCH21] = { "damc batch 1 step 2 thr", .on = T.ok },
+		[S_BLAS21] = { "OpenBLAS 1 step 2 thr", .on = !getenv("DAM_ET_NO_BLAS2") },
 	};
 	int rc = bench_passes(B, S, &T);
 	if (!rc)

@@ -86,10 +86,10 @@ echo "# FLOPs per Euler step per string: F = 4 D (L + M) + 3 D + 8 L + 3 M (benc
 
 # ---- sizes: D L steps passes compile-reps ---------------------------------------
 sizes=("16 8 1000 9 5" "256 32 200 7 5" "1024 64 20 5 3")
-[ $big = 1 ] && sizes+=("4096 64 3 3 3")
+[ $big = 1 ] && sizes+=("4096 64 6 3 3")
 if [ -n "$only" ]; then
   case $only in 16) sizes=("16 8 1000 9 5") ;; 256) sizes=("256 32 200 7 5") ;;
-    1024) sizes=("1024 64 20 5 3") ;; 4096) sizes=("4096 64 3 3 3") ;;
+    1024) sizes=("1024 64 20 5 3") ;; 4096) sizes=("4096 64 6 3 3") ;;
     *) echo "et_scale.sh: --only takes 16, 256, 1024 or 4096" >&2; exit 2 ;; esac
 fi
 [ $e2e = 1 ] && sizes=()
