@@ -625,8 +625,8 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 /* Rows of a keyed tensor (jit_row_key) at most, for the stack map below. */
 #define JIT_AXPY_KEYED_MAX 65536
 
-/* In the string loop: map[r] = the first row whose key equals row r's
- * (in[q] == in[r], q <= r), for r in [0, nrows), as doubles.  Rows with equal
+/* In the string loop: map[r] = the first row whose key has the same bits as
+ * row r's (in[q], q <= r), for r in [0, nrows), as doubles.  Rows with equal
  * keys hold equal values, so the batched kernel reads the first of them:
  * the attention keys of a string, L rows of D, come from as many distinct
  * rows as there are distinct tokens (2 for parity), which stay in the L1
@@ -649,7 +649,9 @@ static void jit_axpy_leaders(JitEmit *E, TensorId in, int64_t nrows, LLVMValueRe
 	LLVMValueRef q = E->lv[E->depth - 1].iv;
 	LLVMValueRef kq = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, LLVMBuildNSWAdd(E->b, q, ioff, "kqo"), "kqp"),
 	                                 "keyq");
-	LLVMValueRef first = LLVMBuildAnd(E->b, LLVMBuildFCmp(E->b, LLVMRealOEQ, kq, kr, "same"),
+	LLVMValueRef same = LLVMBuildICmp(E->b, LLVMIntEQ, LLVMBuildBitCast(E->b, kq, E->i64, "kqb"),
+	                                  LLVMBuildBitCast(E->b, kr, E->i64, "krb"), "same");
+	LLVMValueRef first = LLVMBuildAnd(E->b, same,
 	                                  LLVMBuildICmp(E->b, LLVMIntEQ, lead, r, "unset"), "first");
 	next = LLVMBuildSelect(E->b, first, q, lead, "lnext");
 	jit_loop_close_acc(E, 1, &lead, &r, &next);
