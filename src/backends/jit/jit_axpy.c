@@ -625,6 +625,13 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 /* Rows of a keyed tensor (jit_row_key) at most, for the stack map below. */
 #define JIT_AXPY_KEYED_MAX 65536
 
+/* Is the map below (nrows^2 / 2 comparisons per string and call) cheap next
+ * to the sum it serves (nrows x ncols products)? */
+static bool jit_axpy_keyed_size(int64_t nrows, int64_t ncols)
+{
+	return nrows <= JIT_AXPY_KEYED_MAX && 2 * nrows <= ncols;
+}
+
 /* In the string loop: map[r] = the first row whose key has the same bits as
  * row r's (in[q], q <= r), for r in [0, nrows), as doubles.  Rows with equal
  * keys hold equal values, so the batched kernel reads the first of them:
@@ -680,7 +687,7 @@ static void jit_axpy_keyed_dots(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_
 	TensorId key;
 	int64_t toff, tstride, o, goff, nmu = sym_index_extent(E->sym, mu);
 	*clo = *chi = lo;
-	if (!E->batch || lo >= hi || hi > JIT_AXPY_KEYED_MAX || !jit_axpy_fma(E, s, &a, &g) ||
+	if (!E->batch || lo >= hi || !jit_axpy_keyed_size(hi, nmu) || !jit_axpy_fma(E, s, &a, &g) ||
 	    !jit_rows_keyed(E, a, j, mu, &key, NULL, &toff, &tstride))
 		return;
 	LLVMValueRef map = jit_stack_array(E, hi), tbase;
@@ -758,7 +765,8 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 		                        * nest reads each row once for all strings */
 	TensorId key = 0;
 	LLVMValueRef map = NULL;
-	if (E->cache_off[a] < 0 && nmu <= JIT_AXPY_KEYED_MAX && jit_rows_keyed(E, a, mu, j, &key, NULL, &aoff, &astride))
+	if (E->cache_off[a] < 0 && jit_axpy_keyed_size(nmu, sym_index_extent(E->sym, j)) &&
+	    jit_rows_keyed(E, a, mu, j, &key, NULL, &aoff, &astride))
 		map = jit_stack_array(E, nmu);
 	jit_axpy_gpass(E, s, g);
 	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
