@@ -78,6 +78,32 @@ static bool jit_axpy_copyable(JitEmit *E, SymId e, IdxId *vars)
 	return true;
 }
 
+/* A transposed copy already planned that holds the same values in the same
+ * order as the copy of tensor read e with j last would: a read of the same
+ * tensor, j's axis last, the same extent on every axis (the attention's
+ * xi[j, i] in a right-hand side and xi[mu, i] in the energy), or 0. */
+static SymId jit_axpy_same_copy(JitEmit *E, const JitCachePlan *P, SymId e, IdxId j)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	int kj = 0;
+	while (kj < n->nkids && !jit_axpy_is_var(E, n->kids[kj], j))
+		kj++;
+	for (int i = 0; i < P->n; i++) {
+		SymId c = P->list[i];
+		const SymNode *cn = sym_node(E->sym, c);
+		if (!E->relayout[c] || cn->kind != SYM_TENSOR || cn->aux != n->aux || cn->nkids != n->nkids ||
+		    !E->cache_ord_set[c] || kj == n->nkids)
+			continue;
+		bool same = jit_axpy_is_var(E, cn->kids[kj], E->cache_ord[(size_t)c * SYM_MAX_RANK + cn->nfree - 1]);
+		for (int k = 0; k < n->nkids && same; k++)
+			same = sym_index_extent(E->sym, sym_node(E->sym, n->kids[k])->aux) ==
+			       sym_index_extent(E->sym, sym_node(E->sym, cn->kids[k])->aux);
+		if (same)
+			return c;
+	}
+	return 0;
+}
+
 /* Does every memory access of e that depends on both mu and j read
  * contiguously in j?  With P (fix), arranges the layouts that make it so:
  * cache orders and transposed copies; without, tells whether it can. */
@@ -111,9 +137,15 @@ static bool jit_axpy_layout(JitEmit *E, SymId e, IdxId mu, IdxId j, JitCachePlan
 		if (!jit_axpy_copyable(E, e, vars))
 			return false;
 		if (P) {
-			jit_cache_add(E, P, e, sym_tensor_size(E->sym, n->aux));
+			SymId same = jit_axpy_same_copy(E, P, e, j);
+			if (same) {            /* the same copy under other index names: share it */
+				E->cache_off[e] = E->cache_off[same];
+				E->cache_sb[e] = E->cache_sb[same];
+			} else {
+				jit_cache_add(E, P, e, sym_tensor_size(E->sym, n->aux));
+				E->relayout[e] = 1;
+			}
 			jit_axpy_order_last(E, e, vars, n->nkids, j);
-			E->relayout[e] = 1;
 		}
 		return true;
 	}
