@@ -654,8 +654,9 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 
 /* ---- rows keyed by an input ------------------------------------------------- */
 
-/* Rows of a keyed tensor (jit_row_key) at most, for the stack map below. */
-#define JIT_AXPY_KEYED_MAX 65536
+/* Rows of a keyed tensor (jit_row_key) at most: the map below is a stack
+ * array of that many doubles (32 KiB). */
+#define JIT_AXPY_KEYED_MAX 4096
 
 /* Is the map below (nrows^2 / 2 comparisons per string and call) cheap next
  * to the sum it serves (nrows x ncols products)? */
