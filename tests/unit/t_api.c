@@ -14,6 +14,9 @@
  *    setting tokens B (difference 0 expected; tolerance 1e-12), and
  *    dam_clear_weights returns to the tokens-A result.
  *  - Clones run on two threads give bit-identical results.
+ *  - A block over a tensor an output also reads: programming the block's
+ *    rows leaves the output alone (the JIT shares a block's storage with its
+ *    tensor only when nothing else reads the tensor).
  */
 #include <math.h>
 #include <pthread.h>
@@ -381,14 +384,51 @@ static void test_parity_weights(void)
 	free(x_p);
 }
 
+/* A block whose weights are a tensor the model also reads elsewhere (an
+ * output of keys): the block's rows programmed through the API replace the
+ * block's weights, not keys, which the JIT shares with the block only when
+ * nothing else reads it. */
+static const char keys_text[] =
+	"import \"blocks\"\n"
+	"tensor emb[2, 3] = [[0.5, 0.2, 0.1], [0.1, 0.4, 0.3]]\n"
+	"tensor b[2] = [0, 0]\n"
+	"input tok[2] : index(2)\n"
+	"layer v[3] : identity  tau = 0.1  init = 0\n"
+	"tensor keys[A, i] = emb[tok[A], i]^2\n"
+	"use attn = energy_attention(v, 2, keys, 0.1, 0.01, b)\n"
+	"output k[i] = keys[0, i]\n";
+
+static void test_block_of_read_tensor(void)
+{
+	char *err = NULL;
+	DamModel *m = dam_compile_string("keys.dam", keys_text, NULL, &err);
+	ok(m != NULL, "a block over a tensor an output reads compiles%s%s", err ? ": " : "", err ? err : "");
+	dam_string_free(err);
+	if (!m)
+		return;
+	const int tok[2] = { 1, 0 };
+	const double rows[6] = { 9, 9, 9, 9, 9, 9 };
+	double k[3] = { 0 }, k2[3] = { 0 };
+	DamRunOptions o;
+	dam_run_options_default(&o);
+	o.t_end = 0.01;
+	int rc = dam_set_tokens(m, "tok", tok, 2) || dam_run(m, &o, NULL) || dam_get_output(m, "k", k, 3) ||
+	         dam_set_weights(m, "attn.xi", rows, 6) || dam_run(m, &o, NULL) || dam_get_output(m, "k", k2, 3);
+	ok(!rc && k[0] == 0.1 * 0.1 && k[1] == 0.4 * 0.4 && memcmp(k, k2, sizeof k) == 0,
+	   "programmed attn.xi rows leave keys (read by an output) alone: k = %g %g %g, then %g %g %g", k[0], k[1],
+	   k[2], k2[0], k2[1], k2[2]);
+	dam_model_free(m);
+}
+
 int main(void)
 {
-	plan(48);
+	plan(50);
 	test_xor();
 	test_compile_errors();
 	test_run_errors();
 	test_static_weights();
 	test_diverge();
 	test_parity_weights();
+	test_block_of_read_tensor();
 	return done_testing();
 }

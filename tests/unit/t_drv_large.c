@@ -210,6 +210,13 @@ static void test_batch(Model *m, Jit *j, int64_t L, const char *what, double t_e
 	for (TensorId t = 1; t < m->ntensors && !dyn; t++)
 		if (m->tensors[t].kind == MT_DYN && strcmp(sym_tensor_name(m->sym, t), "attn.xi") == 0)
 			dyn = t;
+	TensorId keys = 0;
+	for (TensorId t = 1; t < m->ntensors && !keys; t++)
+		if (m->tensors[t].kind == MT_DYN && strcmp(sym_tensor_name(m->sym, t), "keys") == 0)
+			keys = t;
+	/* attn.xi[r, c] = keys[r, c], and nothing else reads keys: one storage */
+	ok(dyn && keys && sim_tensor(s[0], dyn) == sim_tensor(s[0], keys),
+	   "%s: attn.xi shares the workspace storage of keys", what);
 	size_t nd = dyn ? (size_t)sym_tensor_size(m->sym, dyn) : 0, D = nd / (size_t)L;
 	double *rows = malloc((nd + 1) * sizeof *rows);
 	if (dyn)

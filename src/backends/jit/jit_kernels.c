@@ -177,10 +177,11 @@ static void jit_mark_used(const SymCtx *c, SymId e, uint8_t *seen, uint8_t *used
 
 /* The tensors any kernel reads: what activations, right-hand sides, biases,
  * initial and clamped values, the energy, the outputs and the definitions of
- * the dynamic tensors refer to.  A static tensor that only the front end used
- * (the raw array a load() returned, a block's materialised weights that the
- * kernels compute from their factors) takes no room in the workspace. */
-uint8_t *jit_used_tensors(const Model *m)
+ * the dynamic tensors (but that of `except`, 0: none) refer to.  A static
+ * tensor that only the front end used (the raw array a load() returned, a
+ * block's materialised weights that the kernels compute from their factors)
+ * takes no room in the workspace. */
+static uint8_t *jit_used_except(const Model *m, TensorId except)
 {
 	size_t nsym = sym_count(m->sym);
 	uint8_t *seen = dam_xrealloc(NULL, nsym), *used = dam_xrealloc(NULL, (size_t)m->ntensors + 1);
@@ -200,10 +201,50 @@ uint8_t *jit_used_tensors(const Model *m)
 	for (int o = 0; o < m->noutputs; o++)
 		jit_mark_used(m->sym, m->outputs[o].expr, seen, used);
 	for (TensorId t = 1; t < m->ntensors; t++)
-		if (m->tensors[t].kind == MT_DYN)
+		if (m->tensors[t].kind == MT_DYN && t != except)
 			jit_mark_used(m->sym, m->tensors[t].def, seen, used);
 	dam_free(seen);
 	return used;
+}
+
+uint8_t *jit_used_tensors(const Model *m)
+{
+	return jit_used_except(m, 0);
+}
+
+/* The dynamic tensor whose storage dynamic tensor t shares: t is defined as
+ * u[i, j, ...] over its own indices in order, u has t's shape and nothing
+ * else reads u (a weight block `= keys` of a tensor the model declares: the
+ * attention's attn.xi[r, c] = keys[r, c]); 0 if none.  Not in the gradient's
+ * modules (by_ref_ok), whose adjoints follow each definition. */
+static TensorId jit_dyn_alias_d(JitEmit *E, TensorId t, int depth)
+{
+	const Model *m = E->m;
+	const MTensor *mt = &m->tensors[t];
+	if (!E->by_ref_ok || mt->kind != MT_DYN || !mt->def || depth > 64)
+		return 0;
+	const SymNode *n = sym_node(E->sym, mt->def);
+	int rank = sym_tensor_rank(E->sym, t);
+	if (n->kind != SYM_TENSOR || n->aux == t || m->tensors[n->aux].kind != MT_DYN || n->nkids != rank ||
+	    sym_tensor_rank(E->sym, n->aux) != rank)
+		return 0;
+	const int64_t *st = sym_tensor_shape(E->sym, t), *su = sym_tensor_shape(E->sym, n->aux);
+	for (int k = 0; k < rank; k++) {
+		const SymNode *kn = sym_node(E->sym, n->kids[k]);
+		if (kn->kind != SYM_IDX || kn->aux != mt->idx[k] || st[k] != su[k])
+			return 0;
+	}
+	if (jit_dyn_alias_d(E, n->aux, depth + 1))
+		return 0;
+	uint8_t *used = jit_used_except(m, t);
+	TensorId u = used[n->aux] ? 0 : n->aux;
+	dam_free(used);
+	return u;
+}
+
+static TensorId jit_dyn_alias(JitEmit *E, TensorId t)
+{
+	return jit_dyn_alias_d(E, t, 0);
 }
 
 static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
@@ -234,8 +275,10 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	for (TensorId t = 1; t < m->ntensors; t++) {
 		const MTensor *mt = &m->tensors[t];
 		if (mt->kind == MT_DYN) {
-			E->ws_off[t] = cur;
-			cur += jit_tensor_size(E, t);
+			if (!jit_dyn_alias(E, t)) {
+				E->ws_off[t] = cur;
+				cur += jit_tensor_size(E, t);
+			}
 		} else if (mt->kind == MT_ACT || mt->kind == MT_STATE) {
 			if (mt->layer < 0 || mt->layer >= m->nlayers) {
 				jit_fail(E, "tensor '%s' belongs to no layer", sym_tensor_name(E->sym, t));
@@ -259,6 +302,9 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 			}
 		}
 	}
+	for (TensorId t = 1; t < m->ntensors; t++)
+		if (jit_dyn_alias(E, t))
+			E->ws_off[t] = E->ws_off[jit_dyn_alias(E, t)];
 	P->cur = &cur;
 	dam_free(used);
 	jit_plan_caches(E, P);
@@ -321,6 +367,8 @@ static void jit_emit_dyn(JitEmit *E)
 	for (int i = 0; i < n && !E->failed; i++) {
 		TensorId t = order[i];
 		const MTensor *mt = &m->tensors[t];
+		if (jit_dyn_alias(E, t))
+			continue;          /* its storage is that of the tensor it reads */
 		int rank = sym_tensor_rank(E->sym, t);
 		const int64_t *shape = sym_tensor_shape(E->sym, t);
 		for (int k = 0; k < rank; k++)
