@@ -301,6 +301,8 @@ static void sim_setup(DamSim *s)
 			memcpy(sim_tensor(s, t), s->dynamic[t], (size_t)sym_tensor_size(s->m->sym, t) * sizeof(double));
 			programmed = true;
 		}
+	if (s->k->keyed_off >= 0)  /* programmed rows need not follow their keys */
+		s->ws[s->k->keyed_off] = programmed ? 0.0 : 1.0;
 	if (programmed)            /* the kernels' transposed copies of what was programmed */
 		s->k->relayout(s->ws);
 }
@@ -619,10 +621,6 @@ static bool sim_batchable(DamSim *const *s, size_t n, const DamRunOpts *o)
 	for (size_t i = 1; i < n; i++)
 		if (s[i]->jit != s[0]->jit)
 			return false;
-	for (uint32_t t = 0; t < s[0]->m->ntensors && k->batch_keyed; t++)
-		for (size_t i = 0; i < n; i++)
-			if (s[i]->dynamic[t])
-				return false;      /* programmed rows need not follow their keys */
 	for (uint32_t t = 0; t < s[0]->m->ntensors; t++) {
 		MTensorKind kind = s[0]->m->tensors[t].kind;
 		const double *w0 = jit_ws_values(s[0]->jit, s[0]->ws, t);

@@ -203,31 +203,44 @@ static void test_batch(Model *m, Jit *j, int64_t L, const char *what, double t_e
 	batched = batch_vs_one(s, r, NB, &o, rb, NULL, 0, &same);
 	ok(batched == 1 && same, "%s: the same other weights in every string: batched, = one by one, bit for bit", what);
 	free(wd);
-	/* The batched kernels read a row of the attention's weights as the first
-	 * row with the same token (jit_row_key); rows a host programmed need not
-	 * follow the tokens: such a string runs on its own. */
-	TensorId dyn = 0;
-	for (TensorId t = 1; t < m->ntensors && !dyn; t++)
+	/* The kernels read a row of the attention's weights as the first row with
+	 * the same token (jit_row_key) while the rows follow the tokens; rows a
+	 * host programmed need not, and are read each on its own: tokens A with
+	 * the rows of tokens B programmed run exactly as tokens B, one by one
+	 * and in a batch. */
+	TensorId dyn = 0, keys = 0;
+	for (TensorId t = 1; t < m->ntensors; t++)
 		if (m->tensors[t].kind == MT_DYN && strcmp(sym_tensor_name(m->sym, t), "attn.xi") == 0)
 			dyn = t;
-	TensorId keys = 0;
-	for (TensorId t = 1; t < m->ntensors && !keys; t++)
-		if (m->tensors[t].kind == MT_DYN && strcmp(sym_tensor_name(m->sym, t), "keys") == 0)
+		else if (m->tensors[t].kind == MT_DYN && strcmp(sym_tensor_name(m->sym, t), "keys") == 0)
 			keys = t;
 	/* attn.xi[r, c] = keys[r, c], and nothing else reads keys: one storage */
 	ok(dyn && keys && sim_tensor(s[0], dyn) == sim_tensor(s[0], keys),
 	   "%s: attn.xi shares the workspace storage of keys", what);
-	size_t nd = dyn ? (size_t)sym_tensor_size(m->sym, dyn) : 0, D = nd / (size_t)L;
-	double *rows = malloc((nd + 1) * sizeof *rows);
-	if (dyn)
-		memcpy(rows, sim_tensor(s[NB - 1], dyn), nd * sizeof *rows);
-	for (size_t k = 0; k < nd; k++)
-		rows[k] *= 1.0 + 0.01 * (double)(k / D);    /* every row its own */
-	int prog = dyn && sim_set_dynamic(s[NB - 1], dyn, rows) == 0 && sim_set_dynamic(r[NB - 1], dyn, rows) == 0;
-	batched = batch_vs_one(s, r, NB, &o, rb, NULL, 0, &same);
-	ok(prog && batched == 0 && same, "%s: attention rows programmed in one string: one run per string, same results",
-	   what);
-	free(rows);
+	DamSim *q[4];
+	for (int i = 0; i < 4; i++) {
+		tokens(tok, L, &seed);
+		if (i % 2 == 0)
+			tokens(tok, L, &seed);       /* A and B differ */
+		q[i] = sim_new(m, j);
+		sim_set_input(q[i], 0, tok, (size_t)L, NULL, 0);
+	}
+	DamRunResult rq[4];
+	sim_run(q[1], &o, &rq[1], NULL, NULL, NULL, 0);              /* tokens B: its rows */
+	size_t nd = dyn ? (size_t)sym_tensor_size(m->sym, dyn) : 0, n = sim_state_size(q[0]);
+	int prog = dyn && sim_set_dynamic(q[0], dyn, sim_tensor(q[1], dyn)) == 0;
+	sim_run(q[0], &o, &rq[0], NULL, NULL, NULL, 0);
+	ok(prog && nd && memcmp(sim_state(q[0]), sim_state(q[1]), n * sizeof(double)) == 0 && same_result(&rq[0], &rq[1]),
+	   "%s: tokens A with the attention rows of tokens B programmed = tokens B, bit for bit (one by one)", what);
+	/* the same in a batch: q[2] gets q[1]'s rows, q[3] keeps its own tokens' */
+	sim_set_dynamic(q[2], dyn, sim_tensor(q[1], dyn));
+	DamSim *pair[3] = { q[2], q[3], q[1] };
+	DamRunResult rp[3];
+	int bt = sim_run_batch(pair, 3, &o, rp, NULL, 0, 2);
+	ok(bt == 1 && memcmp(sim_state(q[2]), sim_state(q[1]), n * sizeof(double)) == 0 && same_result(&rp[0], &rq[1]),
+	   "%s: the same in a batch with strings that keep their tokens' rows (batched: %d)", what, bt);
+	for (int i = 0; i < 4; i++)
+		sim_free(q[i]);
 	for (int i = 0; i < NB; i++) {
 		sim_free(s[i]);
 		sim_free(r[i]);

@@ -638,7 +638,7 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 	j->k.batch_scratch = (size_t)lay->batch_scratch;
 	j->k.dx_off = (size_t)lay->dx_off;
 	j->k.batch_pack = (size_t)lay->batch_pack;
-	j->k.batch_keyed = lay->batch_keyed;
+	j->k.keyed_off = lay->keyed_off;
 	lay->tensor_ws_off = NULL;   /* owned by j now */
 	lay->tensor_by_ref = NULL;
 	size_t zmax = 0;             /* by-reference tensors without values read zeros */
@@ -718,6 +718,8 @@ void jit_ws_init(const Jit *j, const Model *m, double *ws)
 			memcpy(ws + off, mt->data, (size_t)sym_tensor_size(m->sym, t) * sizeof *ws);
 	}
 	jit_ws_point_static(j, ws, j->shared_static);   /* computed once (jit_compile_flags) */
+	if (j->k.keyed_off >= 0)
+		ws[j->k.keyed_off] = 1.0;
 }
 
 size_t jit_static_size(const Jit *j)

@@ -83,11 +83,12 @@ typedef struct JitKernels {
 	size_t batch_pack;             /* doubles of packed weight panels euler_batch keeps at the
 	                                * start of its scratch (scratch: batch_pack + nb *
 	                                * batch_scratch doubles) */
-	int batch_keyed;               /* 1: the batched kernels may read a row of a dynamic tensor
-	                                * as the first row with the same key (the input that
-	                                * defines it, as tok in keys[A, i] = embed[tok[A], i]^2), so
-	                                * a string whose dynamic tensors the host programmed
-	                                * (sim_set_dynamic) must not run in them */
+	int64_t keyed_off;             /* ws slot (-1: none): 1 (jit_ws_init) while the rows of
+	                                * dynamic tensors follow the inputs that key them (tok in
+	                                * keys[A, i] = embed[tok[A], i]^2), so that the kernels read
+	                                * each row as the first row with the same key; the host
+	                                * sets 0 after it programmed dynamic tensors
+	                                * (sim_set_dynamic) */
 } JitKernels;
 
 typedef struct JitOptions {

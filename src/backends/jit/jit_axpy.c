@@ -168,6 +168,7 @@ static bool jit_axpy_candidate(JitEmit *E, SymId s, IdxId j)
 }
 
 static bool jit_axpy_batch_only(JitEmit *E, SymId s);
+static bool jit_axpy_keyed(JitEmit *E, SymId s, IdxId j);
 static bool jit_axpy_blockable(JitEmit *E, SymId s, SymId *a, SymId *g);
 static bool jit_axpy_matrix(JitEmit *E, SymId s, SymId a, LLVMValueRef *base, int64_t *off, int64_t *stride);
 static int64_t jit_axpy_nblocks(const JitEmit *E, SymId s);
@@ -181,10 +182,11 @@ static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCa
 	if (E->cache_off[e] >= 0 || !jit_dep_state(E, e))
 		return;
 	if (E->axbuf_off[e] < 0 && !E->axbonly[e] && jit_axpy_candidate(E, e, j)) {
-		bool both = jit_axpy_layout(E, n->kids[0], n->aux, j, NULL, 0);
+		bool keyed = jit_axpy_keyed(E, e, j), both = keyed || jit_axpy_layout(E, n->kids[0], n->aux, j, NULL, 0);
 		if (both || (bonly && E->want_batch && jit_axpy_batch_only(E, e))) {
 			if (both) {
-				jit_axpy_layout(E, n->kids[0], n->aux, j, P, 0);
+				if (!keyed)        /* keyed dots read T[j, mu] in place: no copy */
+					jit_axpy_layout(E, n->kids[0], n->aux, j, P, 0);
 				E->axbuf_off[e] = *cur;        /* the column buffer, then the factors g */
 				*cur += sym_index_extent(E->sym, j) + sym_index_extent(E->sym, n->aux);
 			} else {
@@ -666,7 +668,9 @@ static bool jit_axpy_keyed_size(int64_t nrows, int64_t ncols)
 }
 
 /* In the string loop: map[r] = the first row whose key has the same bits as
- * row r's (in[q], q <= r), for r in [0, nrows), as doubles.  Rows with equal
+ * row r's (in[q], q <= r), for r in [0, nrows), as doubles; map[r] = r when
+ * the host programmed the rows (ws[keyed_off] = 0: they need not follow the
+ * keys).  Rows with equal
  * keys hold equal values, so the batched kernel reads the first of them:
  * the attention keys of a string, L rows of D, come from as many distinct
  * rows as there are distinct tokens (2 for parity), which stay in the L1
@@ -674,6 +678,11 @@ static bool jit_axpy_keyed_size(int64_t nrows, int64_t ncols)
 static void jit_axpy_leaders(JitEmit *E, TensorId in, int64_t nrows, LLVMValueRef map)
 {
 	LLVMValueRef ioff = jit_i64(E, E->ws_off[in]);
+	jit_position_top(E);
+	LLVMValueRef follow = LLVMBuildFCmp(E->b, LLVMRealONE,
+	                                    LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, jit_i64(E, E->keyed_off),
+	                                                                              "kfp"), "kf"),
+	                                    jit_f64(E, 0.0), "follow");
 	jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, nrows), "kr");
 	if (E->failed)
 		return;
@@ -691,7 +700,7 @@ static void jit_axpy_leaders(JitEmit *E, TensorId in, int64_t nrows, LLVMValueRe
 	                                 "keyq");
 	LLVMValueRef same = LLVMBuildICmp(E->b, LLVMIntEQ, LLVMBuildBitCast(E->b, kq, E->i64, "kqb"),
 	                                  LLVMBuildBitCast(E->b, kr, E->i64, "krb"), "same");
-	LLVMValueRef first = LLVMBuildAnd(E->b, same,
+	LLVMValueRef first = LLVMBuildAnd(E->b, LLVMBuildAnd(E->b, same, follow, "samef"),
 	                                  LLVMBuildICmp(E->b, LLVMIntEQ, lead, r, "unset"), "first");
 	next = LLVMBuildSelect(E->b, first, q, lead, "lnext");
 	jit_loop_close_acc(E, 1, &lead, &r, &next);
@@ -706,12 +715,24 @@ static LLVMValueRef jit_axpy_leader(JitEmit *E, LLVMValueRef map, LLVMValueRef r
 	                       "lead");
 }
 
-/* The dot-product form of a fused sum s = sum(mu, T[j, mu] g(mu)) in the
- * batched kernel, T a string's own tensor whose rows an input keys (the
- * attention's sum(i, xi[A, i] g_v[i])): for each j in [lo, hi) the first row
- * with its key computes acc = fma(T[j, mu], g(mu), acc) for mu = 0, 1, ...
- * (what the plain nest does over the transposed copy, the same bits), the
- * others copy its result.  Gives the columns covered, [*clo, *chi). */
+/* Is s such a sum (below)?  Then it is planned without a transposed copy of
+ * T: the keyed dots read T's rows in place. */
+static bool jit_axpy_keyed(JitEmit *E, SymId s, IdxId j)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	SymId a, g;
+	TensorId key;
+	int64_t off, stride;
+	return E->keyed_off >= 0 && jit_axpy_keyed_size(sym_index_extent(E->sym, j), sym_index_extent(E->sym, n->aux)) &&
+	       jit_axpy_fma(E, s, &a, &g) && jit_rows_keyed(E, a, j, n->aux, &key, NULL, &off, &stride);
+}
+
+/* The dot-product form of a fused sum s = sum(mu, T[j, mu] g(mu)) in every
+ * kernel, T a string's own tensor whose rows an input keys (the attention's
+ * sum(i, xi[A, i] g_v[i])): for each j in [lo, hi) the first row with its
+ * key computes acc = fma(T[j, mu], g(mu), acc) for mu = 0, 1, ... (what the
+ * plain nest would do over a transposed copy, the same bits), the others
+ * copy its result.  Gives the columns covered, [*clo, *chi). */
 static void jit_axpy_keyed_dots(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, int64_t *clo, int64_t *chi)
 {
 	const SymNode *n = sym_node(E->sym, s);
@@ -720,7 +741,7 @@ static void jit_axpy_keyed_dots(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_
 	TensorId key;
 	int64_t toff, tstride, o, goff, nmu = sym_index_extent(E->sym, mu);
 	*clo = *chi = lo;
-	if (!E->batch || lo >= hi || !jit_axpy_keyed_size(hi, nmu) || !jit_axpy_fma(E, s, &a, &g) ||
+	if (lo >= hi || !jit_axpy_keyed(E, s, j) || !jit_axpy_fma(E, s, &a, &g) ||
 	    !jit_rows_keyed(E, a, j, mu, &key, NULL, &toff, &tstride))
 		return;
 	LLVMValueRef map = jit_stack_array(E, hi), tbase;
@@ -798,7 +819,7 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 		                        * nest reads each row once for all strings */
 	TensorId key = 0;
 	LLVMValueRef map = NULL;
-	if (E->cache_off[a] < 0 && jit_axpy_keyed_size(nmu, sym_index_extent(E->sym, j)) &&
+	if (E->cache_off[a] < 0 && E->keyed_off >= 0 && jit_axpy_keyed_size(nmu, sym_index_extent(E->sym, j)) &&
 	    jit_rows_keyed(E, a, mu, j, &key, NULL, &aoff, &astride))
 		map = jit_stack_array(E, nmu);
 	jit_axpy_gpass(E, s, g);

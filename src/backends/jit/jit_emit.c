@@ -71,6 +71,7 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->x_off = jit_zalloc(nt, sizeof *E->x_off);
 	E->by_ref = jit_zalloc(nt, sizeof *E->by_ref);
 	E->sb_slot = -1;
+	E->keyed_off = -1;
 	E->wptr = jit_zalloc(nt, sizeof *E->wptr);
 	E->wptr_from = jit_zalloc(nt, sizeof *E->wptr_from);
 	E->rowkey = jit_zalloc(nt, sizeof *E->rowkey);

@@ -71,6 +71,8 @@ typedef struct JitEmit {
 	uint8_t *by_ref;           /* per tensor: 1 if read through its pointer slot */
 	TensorId *rowkey;          /* per tensor: jit_row_key's memo (the input, 0 none) ... */
 	uint8_t *rowkey_state;     /* ... 0 unknown, 1 being computed, 2 known */
+	int64_t keyed_off;         /* ws slot: 1 while the keyed rows follow their keys (the host
+	                            * programmed none), else 0; -1: no keyed rows */
 	uint8_t *cache_sb;         /* per SymId: a cache of static tensors alone, JIT_STATIC_CACHE_MIN
 	                            * doubles or more, kept in the static block: cache_off is its
 	                            * offset there (jit.c computes the block once per Jit for the
@@ -257,8 +259,7 @@ typedef struct JitLayout {
 	int64_t batch_pack;        /* doubles of packed weight panels before the strings' scratch */
 	int64_t *tensor_ws_off;    /* copy of ws_off per tensor (malloc) */
 	uint8_t *tensor_by_ref;    /* copy of by_ref per tensor (malloc) */
-	int batch_keyed;           /* the batched kernels may read rows of dynamic tensors through
-	                            * the inputs that key them (jit_row_key) */
+	int64_t keyed_off;         /* JitEmit.keyed_off */
 	int64_t sb_size, sb_slot;  /* the static block (JitEmit) */
 	uint32_t ntensors;
 } JitLayout;

@@ -305,6 +305,9 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	for (TensorId t = 1; t < m->ntensors; t++)
 		if (jit_dyn_alias(E, t))
 			E->ws_off[t] = E->ws_off[jit_dyn_alias(E, t)];
+	for (TensorId t = 1; t < m->ntensors && E->by_ref_ok && E->keyed_off < 0; t++)
+		if (jit_row_key(E, t))
+			E->keyed_off = cur++;  /* jit_ws_init sets it to 1, sim_setup to 0 when programmed */
 	P->cur = &cur;
 	dam_free(used);
 	jit_plan_caches(E, P);
@@ -324,9 +327,7 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	lay->ws_size = (size_t)cur;
 	lay->batch_scratch = jit_axpy_scratch_stride(E);
 	lay->batch_pack = E->axpack_size;
-	lay->batch_keyed = 0;
-	for (TensorId t = 1; t < m->ntensors && E->want_batch; t++)
-		lay->batch_keyed |= jit_row_key(E, t) != 0;
+	lay->keyed_off = E->keyed_off;
 	lay->ntensors = sym_tensor_count(E->sym);
 	lay->tensor_ws_off = dam_xrealloc(NULL, lay->ntensors * sizeof *lay->tensor_ws_off);
 	memcpy(lay->tensor_ws_off, E->ws_off, lay->ntensors * sizeof *lay->tensor_ws_off);
