@@ -168,7 +168,7 @@ static bool jit_axpy_candidate(JitEmit *E, SymId s, IdxId j)
 }
 
 static bool jit_axpy_batch_only(JitEmit *E, SymId s);
-static bool jit_axpy_keyed(JitEmit *E, SymId s, IdxId j);
+static bool jit_axpy_keyed(JitEmit *E, SymId s, IdxId j, SymId *a, SymId *g, TensorId *key);
 static bool jit_axpy_blockable(JitEmit *E, SymId s, SymId *a, SymId *g);
 static bool jit_axpy_matrix(JitEmit *E, SymId s, SymId a, LLVMValueRef *base, int64_t *off, int64_t *stride);
 static int64_t jit_axpy_nblocks(const JitEmit *E, SymId s);
@@ -182,7 +182,10 @@ static void jit_axpy_plan_walk(JitEmit *E, SymId e, IdxId j, int64_t *cur, JitCa
 	if (E->cache_off[e] >= 0 || !jit_dep_state(E, e))
 		return;
 	if (E->axbuf_off[e] < 0 && !E->axbonly[e] && jit_axpy_candidate(E, e, j)) {
-		bool keyed = jit_axpy_keyed(E, e, j), both = keyed || jit_axpy_layout(E, n->kids[0], n->aux, j, NULL, 0);
+		SymId ka, kg;
+		TensorId key;
+		bool keyed = jit_axpy_keyed(E, e, j, &ka, &kg, &key);
+		bool both = keyed || jit_axpy_layout(E, n->kids[0], n->aux, j, NULL, 0);
 		if (both || (bonly && E->want_batch && jit_axpy_batch_only(E, e))) {
 			if (both) {
 				if (!keyed)        /* keyed dots read T[j, mu] in place: no copy */
@@ -660,21 +663,24 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
  * array of that many doubles (32 KiB). */
 #define JIT_AXPY_KEYED_MAX 4096
 
-/* Is the map below (nrows^2 / 2 comparisons per string and call) cheap next
- * to the sum it serves (nrows x ncols products)? */
-static bool jit_axpy_keyed_size(int64_t nrows, int64_t ncols)
+/* Is a = T[r, c] a read of a tensor whose rows r an input keys (jit_row_key,
+ * in *key), with the map below (r^2 / 2 comparisons per string and call)
+ * cheap next to the sum it serves (r x c products)? */
+static bool jit_axpy_keyed_matrix(JitEmit *E, SymId a, IdxId r, IdxId c, TensorId *key)
 {
-	return nrows <= JIT_AXPY_KEYED_MAX && 2 * nrows <= ncols;
+	int64_t nr = sym_index_extent(E->sym, r), off, stride;
+	return E->keyed_off >= 0 && E->cache_off[a] < 0 && nr <= JIT_AXPY_KEYED_MAX &&
+	       2 * nr <= sym_index_extent(E->sym, c) && jit_rows_keyed(E, a, r, c, key, NULL, &off, &stride);
 }
 
-/* In the string loop: map[r] = the first row whose key has the same bits as
- * row r's (in[q], q <= r), for r in [0, nrows), as doubles; map[r] = r when
- * the host programmed the rows (ws[keyed_off] = 0: they need not follow the
- * keys).  Rows with equal
- * keys hold equal values, so the batched kernel reads the first of them:
- * the attention keys of a string, L rows of D, come from as many distinct
- * rows as there are distinct tokens (2 for parity), which stay in the L1
- * cache, where L x D doubles per string stream from memory every step. */
+/* In the string loop (in a one-string kernel: at the statement): map[r] =
+ * the first row whose key has the same bits as row r's (in[q], q <= r), for
+ * r in [0, nrows), as doubles; map[r] = r when the host programmed the rows
+ * (ws[keyed_off] = 0: they need not follow the keys).  Rows with equal keys
+ * hold equal values, so the kernels read the first of them: the attention
+ * keys of a string, L rows of D, come from as many distinct rows as there
+ * are distinct tokens (2 for parity), which stay in the L1 cache, where
+ * L x D doubles per string would stream from memory every step. */
 static void jit_axpy_leaders(JitEmit *E, TensorId in, int64_t nrows, LLVMValueRef map)
 {
 	LLVMValueRef ioff = jit_i64(E, E->ws_off[in]);
@@ -715,16 +721,12 @@ static LLVMValueRef jit_axpy_leader(JitEmit *E, LLVMValueRef map, LLVMValueRef r
 	                       "lead");
 }
 
-/* Is s such a sum (below)?  Then it is planned without a transposed copy of
- * T: the keyed dots read T's rows in place. */
-static bool jit_axpy_keyed(JitEmit *E, SymId s, IdxId j)
+/* Is s such a sum (below)?  Gives A = T[j, mu], g and the key.  It is
+ * planned without a transposed copy of T: the keyed dots read T's rows in
+ * place. */
+static bool jit_axpy_keyed(JitEmit *E, SymId s, IdxId j, SymId *a, SymId *g, TensorId *key)
 {
-	const SymNode *n = sym_node(E->sym, s);
-	SymId a, g;
-	TensorId key;
-	int64_t off, stride;
-	return E->keyed_off >= 0 && jit_axpy_keyed_size(sym_index_extent(E->sym, j), sym_index_extent(E->sym, n->aux)) &&
-	       jit_axpy_fma(E, s, &a, &g) && jit_rows_keyed(E, a, j, n->aux, &key, NULL, &off, &stride);
+	return jit_axpy_fma(E, s, a, g) && jit_axpy_keyed_matrix(E, *a, j, sym_node(E->sym, s)->aux, key);
 }
 
 /* The dot-product form of a fused sum s = sum(mu, T[j, mu] g(mu)) in every
@@ -741,8 +743,7 @@ static void jit_axpy_keyed_dots(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_
 	TensorId key;
 	int64_t toff, tstride, o, goff, nmu = sym_index_extent(E->sym, mu);
 	*clo = *chi = lo;
-	if (lo >= hi || !jit_axpy_keyed(E, s, j) || !jit_axpy_fma(E, s, &a, &g) ||
-	    !jit_rows_keyed(E, a, j, mu, &key, NULL, &toff, &tstride))
+	if (lo >= hi || !jit_axpy_keyed(E, s, j, &a, &g, &key))
 		return;
 	LLVMValueRef map = jit_stack_array(E, hi), tbase;
 	jit_axpy_gpass(E, s, g);
@@ -818,10 +819,7 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 		return;                /* shared weights without a packed panel (the energy's): the plain
 		                        * nest reads each row once for all strings */
 	TensorId key = 0;
-	LLVMValueRef map = NULL;
-	if (E->cache_off[a] < 0 && E->keyed_off >= 0 && jit_axpy_keyed_size(nmu, sym_index_extent(E->sym, j)) &&
-	    jit_rows_keyed(E, a, mu, j, &key, NULL, &aoff, &astride))
-		map = jit_stack_array(E, nmu);
+	LLVMValueRef map = jit_axpy_keyed_matrix(E, a, mu, j, &key) ? jit_stack_array(E, nmu) : NULL;
 	jit_axpy_gpass(E, s, g);
 	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
 	LLVMValueRef abase, acc[JIT_AXPY_RNV], init[JIT_AXPY_RNV], next[JIT_AXPY_RNV];
