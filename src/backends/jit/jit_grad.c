@@ -565,6 +565,7 @@ static void grad_fill_kernels(JitGrad *g, const GradBuild *B)
 	k->noutput = lay->noutput;
 	k->nact = lay->nact;
 	k->tau_off = (size_t)lay->tau_off;
+	k->keyed_off = lay->keyed_off;     /* -1: the gradient's kernels read no rows by key */
 	k->input_off = lay->input_off;
 	k->output_off = lay->output_off;
 	g->k.ntheta = B->ntheta;
