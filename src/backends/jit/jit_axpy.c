@@ -659,66 +659,77 @@ static void jit_axpy_blocked(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t h
 
 /* ---- rows keyed by an input ------------------------------------------------- */
 
-/* Rows of a keyed tensor (jit_row_key) at most: the map below is a stack
- * array of that many doubles (32 KiB). */
-#define JIT_AXPY_KEYED_MAX 4096
-
 /* Is a = T[r, c] a read of a tensor whose rows r an input keys (jit_row_key,
- * in *key), with the map below (r^2 / 2 comparisons per string and call)
- * cheap next to the sum it serves (r x c products)? */
+ * in *key), with rows of at least twice as many columns as there are rows
+ * (a row's sum is one dependent chain of fma: a short one does not pay for
+ * the row-by-row form)? */
 static bool jit_axpy_keyed_matrix(JitEmit *E, SymId a, IdxId r, IdxId c, TensorId *key)
 {
-	int64_t nr = sym_index_extent(E->sym, r), off, stride;
-	return E->keyed_off >= 0 && E->cache_off[a] < 0 && nr <= JIT_AXPY_KEYED_MAX &&
-	       2 * nr <= sym_index_extent(E->sym, c) && jit_rows_keyed(E, a, r, c, key, NULL, &off, &stride);
+	int64_t off, stride;
+	return E->keyed_off >= 0 && E->cache_off[a] < 0 &&
+	       2 * sym_index_extent(E->sym, r) <= sym_index_extent(E->sym, c) &&
+	       jit_rows_keyed(E, a, r, c, key, NULL, &off, &stride);
 }
 
-/* In the string loop (in a one-string kernel: at the statement): map[r] =
- * the first row whose key has the same bits as row r's (in[q], q <= r), for
- * r in [0, nrows), as doubles; map[r] = r when the host programmed the rows
- * (ws[keyed_off] = 0: they need not follow the keys).  Rows with equal keys
- * hold equal values, so the kernels read the first of them: the attention
- * keys of a string, L rows of D, come from as many distinct rows as there
- * are distinct tokens (2 for parity), which stay in the L1 cache, where
- * L x D doubles per string would stream from memory every step. */
-static void jit_axpy_leaders(JitEmit *E, TensorId in, int64_t nrows, LLVMValueRef map)
+/* setup: for every input `in` that keys rows, map[r] = the first position
+ * whose value has the same bits as in[r] (q <= r), as doubles, in the run's
+ * workspace.  Rows with equal keys hold equal values, so the kernels read
+ * the first of them: the attention keys of a string, L rows of D, come from
+ * as many distinct rows as there are distinct tokens (2 for parity), which
+ * stay in the L1 cache, where L x D doubles per string would stream from
+ * memory every step. */
+void jit_axpy_emit_keymaps(JitEmit *E)
 {
-	LLVMValueRef ioff = jit_i64(E, E->ws_off[in]);
-	jit_position_top(E);
-	LLVMValueRef follow = LLVMBuildFCmp(E->b, LLVMRealONE,
-	                                    LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, jit_i64(E, E->keyed_off),
-	                                                                              "kfp"), "kf"),
-	                                    jit_f64(E, 0.0), "follow");
-	jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, nrows), "kr");
-	if (E->failed)
-		return;
-	jit_position_top(E);
-	LLVMValueRef r = E->lv[E->depth - 1].iv;
-	LLVMValueRef kr = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, LLVMBuildNSWAdd(E->b, r, ioff, "kro"), "krp"),
-	                                 "key");
-	jit_loop_open(E, 0, jit_i64(E, 0), r, "kq");
-	if (E->failed)
-		return;
-	LLVMValueRef lead = jit_loop_phi_ty(E, E->i64, "lead"), next;
-	jit_position_top(E);
-	LLVMValueRef q = E->lv[E->depth - 1].iv;
-	LLVMValueRef kq = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, LLVMBuildNSWAdd(E->b, q, ioff, "kqo"), "kqp"),
-	                                 "keyq");
-	LLVMValueRef same = LLVMBuildICmp(E->b, LLVMIntEQ, LLVMBuildBitCast(E->b, kq, E->i64, "kqb"),
-	                                  LLVMBuildBitCast(E->b, kr, E->i64, "krb"), "same");
-	LLVMValueRef first = LLVMBuildAnd(E->b, LLVMBuildAnd(E->b, same, follow, "samef"),
-	                                  LLVMBuildICmp(E->b, LLVMIntEQ, lead, r, "unset"), "first");
-	next = LLVMBuildSelect(E->b, first, q, lead, "lnext");
-	jit_loop_close_acc(E, 1, &lead, &r, &next);
-	jit_position_top(E);
-	LLVMBuildStore(E->b, LLVMBuildSIToFP(E->b, lead, E->f64, "leadf"), jit_elem_ptr(E, map, r, "mapr"));
-	jit_loop_close(E);
+	for (TensorId in = 1; in < E->m->ntensors && !E->failed; in++) {
+		if (E->keymap_off[in] < 0)
+			continue;
+		LLVMValueRef ioff = jit_i64(E, E->ws_off[in]);
+		jit_stmt_begin(E);
+		jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, sym_tensor_size(E->sym, in)), "kr");
+		if (E->failed)
+			return;
+		jit_position_top(E);
+		LLVMValueRef r = E->lv[E->depth - 1].iv;
+		LLVMValueRef kr = LLVMBuildLoad2(E->b, E->f64,
+		                                 jit_elem_ptr(E, E->ws, LLVMBuildNSWAdd(E->b, r, ioff, "kro"), "krp"), "key");
+		jit_loop_open(E, 0, jit_i64(E, 0), r, "kq");
+		if (E->failed)
+			return;
+		LLVMValueRef lead = jit_loop_phi_ty(E, E->i64, "lead"), next;
+		jit_position_top(E);
+		LLVMValueRef q = E->lv[E->depth - 1].iv;
+		LLVMValueRef kq = LLVMBuildLoad2(E->b, E->f64,
+		                                 jit_elem_ptr(E, E->ws, LLVMBuildNSWAdd(E->b, q, ioff, "kqo"), "kqp"), "keyq");
+		LLVMValueRef same = LLVMBuildICmp(E->b, LLVMIntEQ, LLVMBuildBitCast(E->b, kq, E->i64, "kqb"),
+		                                  LLVMBuildBitCast(E->b, kr, E->i64, "krb"), "same");
+		LLVMValueRef first = LLVMBuildAnd(E->b, same, LLVMBuildICmp(E->b, LLVMIntEQ, lead, r, "unset"), "first");
+		next = LLVMBuildSelect(E->b, first, q, lead, "lnext");
+		jit_loop_close_acc(E, 1, &lead, &r, &next);
+		jit_position_top(E);
+		LLVMValueRef at = LLVMBuildNSWAdd(E->b, r, jit_i64(E, E->keymap_off[in]), "kmo");
+		LLVMBuildStore(E->b, LLVMBuildSIToFP(E->b, lead, E->f64, "leadf"), jit_elem_ptr(E, E->ws, at, "kmp"));
+		jit_loop_close(E);
+	}
+	jit_stmt_begin(E);
 }
 
-static LLVMValueRef jit_axpy_leader(JitEmit *E, LLVMValueRef map, LLVMValueRef r)
+/* Do the rows still follow their keys (ws[keyed_off] != 0: the host
+ * programmed none)?  At the current position (the string's workspace). */
+static LLVMValueRef jit_axpy_follow(JitEmit *E)
 {
-	return LLVMBuildFPToSI(E->b, LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, map, r, "mapp"), "leadf"), E->i64,
-	                       "lead");
+	jit_position_top(E);
+	LLVMValueRef f = LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, jit_i64(E, E->keyed_off), "kfp"), "kf");
+	return LLVMBuildFCmp(E->b, LLVMRealONE, f, jit_f64(E, 0.0), "follow");
+}
+
+/* The row row r is read as: its key's first row while the rows follow the
+ * keys, else r itself (programmed rows are read each on its own). */
+static LLVMValueRef jit_axpy_leader(JitEmit *E, TensorId key, LLVMValueRef follow, LLVMValueRef r)
+{
+	LLVMValueRef at = LLVMBuildNSWAdd(E->b, r, jit_i64(E, E->keymap_off[key]), "kmo");
+	LLVMValueRef lead = LLVMBuildFPToSI(E->b, LLVMBuildLoad2(E->b, E->f64, jit_elem_ptr(E, E->ws, at, "kmp"), "leadf"),
+	                                    E->i64, "lead");
+	return LLVMBuildSelect(E->b, follow, lead, r, "row");
 }
 
 /* Is s such a sum (below)?  Gives A = T[j, mu], g and the key.  It is
@@ -745,18 +756,18 @@ static void jit_axpy_keyed_dots(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_
 	*clo = *chi = lo;
 	if (lo >= hi || !jit_axpy_keyed(E, s, j, &a, &g, &key))
 		return;
-	LLVMValueRef map = jit_stack_array(E, hi), tbase;
+	LLVMValueRef tbase;
 	jit_axpy_gpass(E, s, g);
 	jit_stmt_begin(E);
 	jit_batch_open(E);
-	jit_axpy_leaders(E, key, hi, map);
+	LLVMValueRef follow = jit_axpy_follow(E);
 	jit_rows_keyed(E, a, j, mu, &key, &tbase, &toff, &tstride);
 	LLVMValueRef gb = jit_axpy_gbuf(E, s, &goff), bb = jit_axpy_buf(E, s, &o);
 	jit_loop_open(E, 0, jit_i64(E, lo), jit_i64(E, hi), "kj");
 	if (E->failed)
 		return;
 	jit_position_top(E);
-	LLVMValueRef jj = E->lv[E->depth - 1].iv, lead = jit_axpy_leader(E, map, jj);
+	LLVMValueRef jj = E->lv[E->depth - 1].iv, lead = jit_axpy_leader(E, key, follow, jj);
 	LLVMValueRef own = LLVMBuildOr(E->b, LLVMBuildICmp(E->b, LLVMIntEQ, lead, jj, "lead1"),
 	                               LLVMBuildICmp(E->b, LLVMIntSLT, lead, jit_i64(E, lo), "leadout"), "own");
 	LLVMValueRef trow = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, jj, jit_i64(E, tstride), "ktr"),
@@ -819,14 +830,13 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 		return;                /* shared weights without a packed panel (the energy's): the plain
 		                        * nest reads each row once for all strings */
 	TensorId key = 0;
-	LLVMValueRef map = jit_axpy_keyed_matrix(E, a, mu, j, &key) ? jit_stack_array(E, nmu) : NULL;
+	bool keyed = jit_axpy_keyed_matrix(E, a, mu, j, &key);
 	jit_axpy_gpass(E, s, g);
 	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
 	LLVMValueRef abase, acc[JIT_AXPY_RNV], init[JIT_AXPY_RNV], next[JIT_AXPY_RNV];
 	jit_stmt_begin(E);
 	jit_batch_open(E);
-	if (map)
-		jit_axpy_leaders(E, key, nmu, map);
+	LLVMValueRef follow = keyed ? jit_axpy_follow(E) : NULL;
 	jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, nfull), "wq");
 	if (E->failed)
 		return;
@@ -846,7 +856,7 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 	}
 	jit_position_top(E);
 	LLVMValueRef r = E->lv[E->depth - 1].iv;
-	LLVMValueRef row = map ? jit_axpy_leader(E, map, r) : r;
+	LLVMValueRef row = keyed ? jit_axpy_leader(E, key, follow, r) : r;
 	LLVMValueRef at = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, row, jit_i64(E, astride), "wr"), acol, "wat");
 	LLVMValueRef gk = LLVMBuildLoad2(E->b, E->f64,
 	                                 jit_elem_ptr(E, gb, LLVMBuildNSWAdd(E->b, r, jit_i64(E, goff), "wg"), "wgp"), "g");

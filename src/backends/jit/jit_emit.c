@@ -76,8 +76,10 @@ void jit_emit_init(JitEmit *E, LLVMModuleRef mod, const Model *m)
 	E->wptr_from = jit_zalloc(nt, sizeof *E->wptr_from);
 	E->rowkey = jit_zalloc(nt, sizeof *E->rowkey);
 	E->rowkey_state = jit_zalloc(nt, sizeof *E->rowkey_state);
+	E->keymap_off = jit_zalloc(nt, sizeof *E->keymap_off);
+	E->dyn_alias = jit_zalloc(nt, sizeof *E->dyn_alias);
 	for (uint32_t t = 0; t < nt; t++)
-		E->ws_off[t] = E->x_off[t] = -1;
+		E->ws_off[t] = E->x_off[t] = E->keymap_off[t] = -1;
 
 	E->nsym = sym_count(E->sym);
 	E->dep = jit_zalloc(E->nsym, sizeof *E->dep);
@@ -120,6 +122,8 @@ void jit_emit_fini(JitEmit *E)
 	dam_free(E->wptr_from);
 	dam_free(E->rowkey);
 	dam_free(E->rowkey_state);
+	dam_free(E->keymap_off);
+	dam_free(E->dyn_alias);
 	dam_free(E->dep);
 	dam_free(E->cache_off);
 	dam_free(E->memo);

@@ -73,6 +73,9 @@ typedef struct JitEmit {
 	uint8_t *rowkey_state;     /* ... 0 unknown, 1 being computed, 2 known */
 	int64_t keyed_off;         /* ws slot: 1 while the keyed rows follow their keys (the host
 	                            * programmed none), else 0; -1: no keyed rows */
+	int64_t *keymap_off;       /* per input that keys rows: ws offset of its map of first rows
+	                            * (jit_axpy_emit_keymaps), -1 none */
+	TensorId *dyn_alias;       /* per dynamic tensor: the one whose storage it shares, 0 none */
 	uint8_t *cache_sb;         /* per SymId: a cache of static tensors alone, JIT_STATIC_CACHE_MIN
 	                            * doubles or more, kept in the static block: cache_off is its
 	                            * offset there (jit.c computes the block once per Jit for the
@@ -191,6 +194,9 @@ bool jit_rows_t(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int6
  * t is a function of in[r] alone, so rows with equal keys are equal (the
  * attention keys[A, i] = embed_raw[tok[A], i]^2); 0 if there is none. */
 TensorId jit_row_key(JitEmit *E, TensorId t);
+/* setup: for every input that keys rows, the map of first rows of the run
+ * (jit_axpy.c). */
+void jit_axpy_emit_keymaps(JitEmit *E);
 /* e = T[r, c], T a dynamic tensor in the string's workspace whose rows are
  * keyed by an input (jit_row_key, given in *key): as jit_rows. */
 bool jit_rows_keyed(JitEmit *E, SymId e, IdxId r, IdxId c, TensorId *key, LLVMValueRef *base, int64_t *off,

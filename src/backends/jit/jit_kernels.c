@@ -272,10 +272,12 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 	lay->tau_off = E->tau_off = cur;       /* time constants: run-time data (jit_ws_init) */
 	cur += (int64_t)lay->nstate;
 	uint8_t *used = jit_used_tensors(m);
+	for (TensorId t = 1; t < m->ntensors; t++)
+		E->dyn_alias[t] = jit_dyn_alias(E, t);
 	for (TensorId t = 1; t < m->ntensors; t++) {
 		const MTensor *mt = &m->tensors[t];
 		if (mt->kind == MT_DYN) {
-			if (!jit_dyn_alias(E, t)) {
+			if (!E->dyn_alias[t]) {
 				E->ws_off[t] = cur;
 				cur += jit_tensor_size(E, t);
 			}
@@ -303,11 +305,17 @@ static int jit_layout(JitEmit *E, JitLayout *lay, JitCachePlan *P)
 		}
 	}
 	for (TensorId t = 1; t < m->ntensors; t++)
-		if (jit_dyn_alias(E, t))
-			E->ws_off[t] = E->ws_off[jit_dyn_alias(E, t)];
-	for (TensorId t = 1; t < m->ntensors && E->by_ref_ok && E->keyed_off < 0; t++)
-		if (jit_row_key(E, t))
+		if (E->dyn_alias[t])
+			E->ws_off[t] = E->ws_off[E->dyn_alias[t]];
+	for (TensorId t = 1; t < m->ntensors && E->by_ref_ok; t++) {
+		TensorId key = jit_row_key(E, t);
+		if (key && E->keyed_off < 0)
 			E->keyed_off = cur++;  /* jit_ws_init sets it to 1, sim_setup to 0 when programmed */
+		if (key && E->keymap_off[key] < 0) {
+			E->keymap_off[key] = cur;
+			cur += jit_tensor_size(E, key);
+		}
+	}
 	P->cur = &cur;
 	dam_free(used);
 	jit_plan_caches(E, P);
@@ -368,7 +376,7 @@ static void jit_emit_dyn(JitEmit *E)
 	for (int i = 0; i < n && !E->failed; i++) {
 		TensorId t = order[i];
 		const MTensor *mt = &m->tensors[t];
-		if (jit_dyn_alias(E, t))
+		if (E->dyn_alias[t])
 			continue;          /* its storage is that of the tensor it reads */
 		int rank = sym_tensor_rank(E->sym, t);
 		const int64_t *shape = sym_tensor_shape(E->sym, t);
@@ -628,6 +636,7 @@ static void jit_build_setup(JitEmit *E, const JitCachePlan *P)
 	jit_cold(E, jit_kernel_begin(E, JIT_FN_SETUP, LLVMVoidTypeInContext(E->ctx), 1, false));
 	E->use_cache = false;
 	jit_emit_dyn(E);
+	jit_axpy_emit_keymaps(E);
 	jit_emit_caches(E, P, JIT_CACHES_ALL);
 	jit_fn_end(E, NULL);
 }
@@ -649,6 +658,7 @@ static void jit_build_setup_run(JitEmit *E, const JitCachePlan *P)
 	jit_cold(E, jit_kernel_begin(E, JIT_FN_SETUP_RUN, LLVMVoidTypeInContext(E->ctx), 1, false));
 	E->use_cache = false;
 	jit_emit_dyn(E);
+	jit_axpy_emit_keymaps(E);
 	jit_emit_caches(E, P, JIT_CACHES_PER_RUN);
 	jit_fn_end(E, NULL);
 }
