@@ -354,17 +354,26 @@ static void jit_axpy_gpass(JitEmit *E, SymId s, SymId g)
 
 /* Is s = sum(mu, A(mu, j) g(mu)), A depending on j and g not, and large?
  * Gives A and g. */
-static bool jit_axpy_fused(JitEmit *E, SymId s, SymId *a, SymId *g)
+/* Is s = sum(mu, A(mu, j) g(mu)), A depending on j and g not?  Gives A and g. */
+static bool jit_axpy_split(JitEmit *E, SymId s, SymId *a, SymId *g)
 {
 	const SymNode *n = sym_node(E->sym, s);
 	SymId k0, k1;
-	if (n->nfree != 1 || !jit_product2(E, n->kids[0], &k0, &k1) ||
-	    sym_index_extent(E->sym, n->aux) * sym_index_extent(E->sym, n->free[0]) < JIT_AXPY_FUSED_MIN)
+	if (n->nfree != 1 || !jit_product2(E, n->kids[0], &k0, &k1))
 		return false;
 	IdxId j = n->free[0];
 	*a = sym_has_free(E->sym, k1, j) ? k1 : k0;
 	*g = *a == k1 ? k0 : k1;
 	return sym_has_free(E->sym, *a, j) && !sym_has_free(E->sym, *g, j);
+}
+
+/* Is s such a sum and large?  Gives A and g. */
+static bool jit_axpy_fused(JitEmit *E, SymId s, SymId *a, SymId *g)
+{
+	const SymNode *n = sym_node(E->sym, s);
+	return n->nfree == 1 &&
+	       sym_index_extent(E->sym, n->aux) * sym_index_extent(E->sym, n->free[0]) >= JIT_AXPY_FUSED_MIN &&
+	       jit_axpy_split(E, s, a, g);
 }
 
 /* Does s get fused multiply-adds?  Its weights' own rule, except for a sum
@@ -806,31 +815,42 @@ static void jit_splat(JitEmit *E, LLVMTypeRef vt, LLVMValueRef x, LLVMValueRef *
 	*out = LLVMBuildShuffleVector(E->b, v, LLVMGetUndef(vt), mask, "gs");
 }
 
-/* Row blocks of the batched kernel for a fused sum s = sum(mu, A(mu, j)
- * g(mu)), one string at a time, A the string's own (attention keys) or
- * shared: for every block of 8 vectors of columns the accumulators stay in
- * registers while mu runs over all rows, instead of loading and storing the
- * column buffer for every row; the same fma in the same order as the plain
- * nest (bit-identical).  (Not in the one-string kernel: there the shared
- * weights come from memory once per step anyway, and the rows of A, a power
- * of two apart, stream worse than the plain nest's contiguous rows.)  Gives the columns
- * covered, [*clo, *chi) (empty: none). */
+/* Row blocks for a sum s = sum(mu, A(mu, j) g(mu)): for every block of up
+ * to 8 vectors of columns the accumulators stay in registers while mu runs
+ * over all rows, instead of loading and storing the column buffer for every
+ * row; the same operations in the same order as the plain nest (an fma per
+ * term for fused sums, a multiply and an add for the others), so the bits
+ * are the same.
+ * - The batched kernel, fused sums, one string at a time, A the string's
+ *   own (attention keys, read by the first row with the same token) or
+ *   shared with a packed panel (the others: the plain nest reads each row
+ *   once for all strings).
+ * - The one-string kernel, sums whose columns fit one block (at most 8
+ *   vectors: the D = 16 Analog ET's 16 columns are 2 AVX-512 vectors), for
+ *   which LLVM's own vectorisation of the plain nest keeps the buffer in
+ *   memory and gathers.  Wider sums keep the plain nest there: the shared
+ *   weights come from memory once per step anyway, and the rows of A, a
+ *   power of two apart, stream worse than the nest's contiguous rows.
+ * Gives the columns covered, [*clo, *chi) (empty: none). */
 static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, int64_t *clo, int64_t *chi)
 {
 	const SymNode *n = sym_node(E->sym, s);
 	IdxId mu = n->aux;
 	SymId a, g;
 	int64_t aoff, astride, o, goff;
-	const int vl = E->vlen, nv = JIT_AXPY_RNV;
-	const int64_t jw = (int64_t)vl * nv, nfull = (hi - lo) / jw, nmu = sym_index_extent(E->sym, mu);
+	const int vl = E->vlen;
+	const int nv = E->batch ? JIT_AXPY_RNV : (int)((hi - lo) / vl);
+	const int64_t jw = (int64_t)vl * nv, nmu = sym_index_extent(E->sym, mu);
+	const int64_t nfull = nv > 0 && nv <= JIT_AXPY_RNV ? (hi - lo) / jw : 0;
+	const bool fused = jit_axpy_fma(E, s, &a, &g);
 	*clo = *chi = lo;
-	if (!E->batch || nfull == 0 || !jit_axpy_fma(E, s, &a, &g) || !jit_rows(E, a, mu, j, false, NULL, &aoff, &astride))
+	if (nfull == 0 || !(fused || (!E->batch && jit_axpy_split(E, s, &a, &g))) ||
+	    !jit_rows(E, a, mu, j, false, NULL, &aoff, &astride))
 		return;
-	if (jit_rows(E, a, mu, j, true, NULL, &aoff, &astride))
-		return;                /* shared weights without a packed panel (the energy's): the plain
-		                        * nest reads each row once for all strings */
+	if (E->batch && jit_rows(E, a, mu, j, true, NULL, &aoff, &astride))
+		return;                /* shared weights without a packed panel (the energy's) */
 	TensorId key = 0;
-	bool keyed = jit_axpy_keyed_matrix(E, a, mu, j, &key);
+	bool keyed = E->batch && jit_axpy_keyed_matrix(E, a, mu, j, &key);
 	jit_axpy_gpass(E, s, g);
 	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
 	LLVMValueRef abase, acc[JIT_AXPY_RNV], init[JIT_AXPY_RNV], next[JIT_AXPY_RNV];
@@ -862,8 +882,11 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 	                                 jit_elem_ptr(E, gb, LLVMBuildNSWAdd(E->b, r, jit_i64(E, goff), "wg"), "wgp"), "g");
 	LLVMValueRef gs;
 	jit_splat(E, vt, gk, &gs);
-	for (int v = 0; v < nv; v++)
-		next[v] = jit_fma(E, jit_vec_load(E, vt, abase, at, (int64_t)v * vl), gs, acc[v]);
+	for (int v = 0; v < nv; v++) {
+		LLVMValueRef av = jit_vec_load(E, vt, abase, at, (int64_t)v * vl);
+		next[v] = fused ? jit_fma(E, av, gs, acc[v])
+		                : LLVMBuildFAdd(E->b, acc[v], LLVMBuildFMul(E->b, av, gs, "wm"), "wa");
+	}
 	jit_loop_close_acc(E, nv, acc, init, next);
 	jit_position_top(E);
 	LLVMValueRef bo = LLVMBuildNSWAdd(E->b, jcol, jit_i64(E, o), "wbo");
