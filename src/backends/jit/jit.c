@@ -385,6 +385,15 @@ static void *jit_unit_emit(void *p)
 	return NULL;
 }
 
+/* Both steps, so that neither thread waits for the other in between (the
+ * cold half's code generation overlaps the hot half's optimisation). */
+static void *jit_unit_compile(void *p)
+{
+	JitUnit *u = p;
+	jit_unit_optimise(u);
+	return u->rc ? NULL : jit_unit_emit(u);
+}
+
 /* ---- the object cache -------------------------------------------------------
  *
  * Optimisation and code generation are nearly all of a compile (parity_et:
@@ -586,14 +595,16 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 			jit_cache_load(us[i]);
 		}
 	}
-	if (jit_both(&cold, &hot, jit_unit_optimise, err, errlen))
-		goto fail;
-	if (opt->dump_ir) {
+	if (opt->dump_ir) {   /* the optimised IR of both halves, in order, before their code */
+		if (jit_both(&cold, &hot, jit_unit_optimise, err, errlen))
+			goto fail;
 		jit_dump(cold.mod, opt->dump_ir);
 		jit_dump(hot.mod, opt->dump_ir);
-	}
-	if (jit_both(&cold, &hot, jit_unit_emit, err, errlen))
+		if (jit_both(&cold, &hot, jit_unit_emit, err, errlen))
+			goto fail;
+	} else if (jit_both(&cold, &hot, jit_unit_compile, err, errlen)) {
 		goto fail;
+	}
 	jit_cache_store(&cold);
 	jit_cache_store(&hot);
 
