@@ -870,6 +870,8 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 	jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, nmu), "wmu");
 	if (E->failed)
 		return;
+	E->lv[E->depth - 1].rolled = !E->batch;   /* the one-string kernel: LLVM would unroll the
+	                                           * short loop whole, for compile time and nothing else */
 	for (int v = 0; v < nv; v++) {
 		acc[v] = jit_loop_phi_ty(E, vt, "wacc");
 		init[v] = LLVMConstNull(vt);
@@ -945,10 +947,12 @@ static void jit_axpy_plain(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
 		jit_loop_close(E);
 }
 
-/* buf[j] = 0 for j in [lo, hi); for mu: for j in [lo, hi): buf[j] += body. */
-static void jit_axpy_nest(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
+/* buf[j] = 0 for j in [lo, hi). */
+static void jit_axpy_zero(JitEmit *E, SymId s, int64_t lo, int64_t hi)
 {
-	int64_t o, clo, chi;
+	int64_t o;
+	if (lo >= hi)
+		return;
 	jit_stmt_begin(E);
 	jit_batch_open(E);
 	LLVMValueRef base = jit_axpy_buf(E, s, &o), boff = jit_i64(E, o);
@@ -958,17 +962,33 @@ static void jit_axpy_nest(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
 	LLVMBuildStore(E->b, jit_f64(E, 0.0), jit_elem_ptr(E, base, z, "col"));
 	jit_loop_close(E);
 	jit_batch_close(E);
-	jit_axpy_blocked(E, s, j, lo, hi, &clo, &chi);
+}
+
+/* buf[j] for j in [lo, hi): the register blocks of the batched kernel, which
+ * add to a zeroed buffer, or the keyed dots or the row blocks, which write
+ * their columns, and the plain nest (buf[j] = 0; for mu: buf[j] += body)
+ * for the columns left.  The one-string kernel zeroes only those (no dead
+ * stores for LLVM to find). */
+static void jit_axpy_nest(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi)
+{
+	int64_t clo = lo, chi = lo;
+	jit_stmt_begin(E);
+	if (E->batch) {
+		jit_axpy_zero(E, s, lo, hi);
+		jit_axpy_blocked(E, s, j, lo, hi, &clo, &chi);
+	}
 	if (clo == chi)
 		jit_axpy_keyed_dots(E, s, j, lo, hi, &clo, &chi);
 	if (clo == chi)
 		jit_axpy_rows(E, s, j, lo, hi, &clo, &chi);
-	if (clo < chi) {
-		jit_axpy_plain(E, s, j, lo, clo);
-		jit_axpy_plain(E, s, j, chi, hi);
-	} else {
-		jit_axpy_plain(E, s, j, lo, hi);
+	if (clo == chi)
+		clo = chi = hi;
+	if (!E->batch) {
+		jit_axpy_zero(E, s, lo, clo);
+		jit_axpy_zero(E, s, chi, hi);
 	}
+	jit_axpy_plain(E, s, j, lo, clo);
+	jit_axpy_plain(E, s, j, chi, hi);
 }
 
 static void jit_axpy_emit_walk(JitEmit *E, SymId e, IdxId var, int64_t lo, int64_t hi)

@@ -281,6 +281,19 @@ static int64_t jit_trip(const JitLevel *L)
 	return LLVMConstIntGetSExtValue(L->hi) - LLVMConstIntGetSExtValue(L->lo);
 }
 
+/* Loop metadata on the back edge br: the loop ID (which refers to itself)
+ * with the properties props[0..n). */
+static void jit_mark_loop(JitEmit *E, LLVMValueRef br, LLVMMetadataRef *props, int n)
+{
+	LLVMMetadataRef self = LLVMTemporaryMDNode(E->ctx, NULL, 0);
+	LLVMMetadataRef ops[3] = {self};
+	for (int k = 0; k < n; k++)
+		ops[k + 1] = props[k];
+	LLVMMetadataRef id = LLVMMDNodeInContext2(E->ctx, ops, (size_t)n + 1);
+	LLVMMetadataReplaceAllUsesWith(self, id);
+	LLVMSetMetadata(br, LLVMGetMDKindIDInContext(E->ctx, "llvm.loop", 9), LLVMMetadataAsValue(E->ctx, id));
+}
+
 static void jit_mark_jam(JitEmit *E, LLVMValueRef br)
 {
 	LLVMTypeRef i32 = LLVMInt32TypeInContext(E->ctx);
@@ -288,11 +301,16 @@ static void jit_mark_jam(JitEmit *E, LLVMValueRef br)
 	LLVMMetadataRef e1[1] = {LLVMMDStringInContext2(E->ctx, en, strlen(en))};
 	LLVMMetadataRef c2[2] = {LLVMMDStringInContext2(E->ctx, ct, strlen(ct)),
 	                         LLVMValueAsMetadata(LLVMConstInt(i32, JIT_JAM_COUNT, 0))};
-	LLVMMetadataRef self = LLVMTemporaryMDNode(E->ctx, NULL, 0);
-	LLVMMetadataRef ops[3] = {self, LLVMMDNodeInContext2(E->ctx, e1, 1), LLVMMDNodeInContext2(E->ctx, c2, 2)};
-	LLVMMetadataRef id = LLVMMDNodeInContext2(E->ctx, ops, 3);
-	LLVMMetadataReplaceAllUsesWith(self, id);   /* the loop ID refers to itself */
-	LLVMSetMetadata(br, LLVMGetMDKindIDInContext(E->ctx, "llvm.loop", 9), LLVMMetadataAsValue(E->ctx, id));
+	LLVMMetadataRef props[2] = {LLVMMDNodeInContext2(E->ctx, e1, 1), LLVMMDNodeInContext2(E->ctx, c2, 2)};
+	jit_mark_loop(E, br, props, 2);
+}
+
+static void jit_mark_rolled(JitEmit *E, LLVMValueRef br)
+{
+	const char *d = "llvm.loop.unroll.disable";
+	LLVMMetadataRef e1[1] = {LLVMMDStringInContext2(E->ctx, d, strlen(d))};
+	LLVMMetadataRef props[1] = {LLVMMDNodeInContext2(E->ctx, e1, 1)};
+	jit_mark_loop(E, br, props, 1);
 }
 
 void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi,
@@ -313,6 +331,8 @@ void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi,
 	int64_t trip = jit_trip(L);
 	if (L->jam && trip >= JIT_JAM_OUTER)
 		jit_mark_jam(E, back);
+	else if (L->rolled)
+		jit_mark_rolled(E, back);
 	if (E->depth >= 3 && !L->has_inner && trip >= JIT_JAM_INNER)
 		up->jam = true;
 	up->has_inner = true;

@@ -43,6 +43,7 @@ typedef struct JitLevel {
 	int shadow;                /* var_level[var] before this level bound var */
 	bool has_inner;            /* a loop was nested in this one */
 	bool jam;                  /* ... a long innermost one: unroll and jam this loop */
+	bool rolled;               /* keep this loop rolled (llvm.loop.unroll.disable) */
 } JitLevel;
 
 /* What the last emission of a logsumexp node left behind: a stack buffer
