@@ -294,6 +294,18 @@ static int jit_lookup_all(Jit *j, char *err, size_t errlen)
 	return 0;
 }
 
+/* Workspaces (doubles) up to which the cold half (setup, energy, outputs:
+ * code that runs once per run or once per check interval) gets the fast
+ * code generator (LLVM's level None: fast instruction selection and register
+ * allocation, after the same optimised IR).  For such small models that
+ * code's time is a small part of a run's and code generation a large part
+ * of the compile: parity_et (about 9000 doubles) 247M -> 156M instructions in the
+ * cold half's compile (callgrind), the half that was the longer one; the
+ * same results bit for bit (no level contracts a multiply and an add).
+ * Larger models keep the full code generator: their setup and energies
+ * sum over large weight matrices. */
+#define JIT_COLD_FAST_WS ((size_t)1 << 16)
+
 /* One half of the kernels (JitPart) with its own context, module and target
  * machine: the halves are optimised and turned into object code on two
  * threads at once (LLVM contexts and target machines are not shared), then
@@ -301,6 +313,7 @@ static int jit_lookup_all(Jit *j, char *err, size_t errlen)
 typedef struct JitUnit {
 	JitPart part;
 	int opt;
+	int cg;                    /* code generation level (jit_cg_level) */
 	LLVMContextRef ctx;
 	LLVMModuleRef mod;
 	LLVMTargetMachineRef tm;
@@ -330,6 +343,13 @@ static int jit_unit_build(JitUnit *u, const Model *m, JitPart part, const JitOpt
 	LLVMDisposeTargetData(td);
 	if (jit_build_module(u->mod, m, &u->lay, part, opt, flags, dump, err, errlen))
 		return -1;
+	u->cg = u->opt;
+	if (part == JIT_PART_COLD && u->lay.ws_size <= JIT_COLD_FAST_WS && u->opt > 0) {
+		LLVMDisposeTargetMachine(u->tm);
+		u->cg = 0;
+		if (!(u->tm = jit_host_tm(u->cg, err, errlen)))
+			return -1;
+	}
 	/* Both halves define private constants and helpers of the same names:
 	 * give the hot half's their own. */
 	if (part == JIT_PART_HOT) {
@@ -411,7 +431,7 @@ static void *jit_unit_compile(void *p)
  * and falls back to compiling.  Nothing is ever evicted (docs/cli.md: remove
  * the directory). */
 
-#define JIT_CACHE_MAGIC "damc jit object cache 2\n"
+#define JIT_CACHE_MAGIC "damc jit object cache 3\n"
 
 /* The cache directory: $DAMC_CACHE_DIR, else $XDG_CACHE_HOME/damc, else
  * $HOME/.cache/damc; none if DAMC_CACHE=0 or no such variable is set. */
@@ -472,11 +492,11 @@ static void jit_unit_key(JitUnit *u)
 	char pipeline[96] = "none";
 	if (u->opt > 0)
 		jit_pipeline(u->opt, pipeline, sizeof pipeline);
-	const char *fmt = JIT_CACHE_MAGIC "llvm %u.%u.%u\ntriple %s\ncpu %s\nfeatures %s\nopt %d\npasses %s\n\n%s";
-	int n = snprintf(NULL, 0, fmt, maj, min, pat, triple, cpu, feat, u->opt, pipeline, ir);
+	const char *fmt = JIT_CACHE_MAGIC "llvm %u.%u.%u\ntriple %s\ncpu %s\nfeatures %s\nopt %d\npasses %s\ncodegen %d\n\n%s";
+	int n = snprintf(NULL, 0, fmt, maj, min, pat, triple, cpu, feat, u->opt, pipeline, u->cg, ir);
 	if (n > 0) {
 		u->key = dam_xrealloc(NULL, (size_t)n + 1);
-		snprintf(u->key, (size_t)n + 1, fmt, maj, min, pat, triple, cpu, feat, u->opt, pipeline, ir);
+		snprintf(u->key, (size_t)n + 1, fmt, maj, min, pat, triple, cpu, feat, u->opt, pipeline, u->cg, ir);
 		u->keylen = (size_t)n;
 	}
 	LLVMDisposeMessage(ir);

@@ -851,7 +851,10 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 		return;                /* shared weights without a packed panel (the energy's) */
 	TensorId key = 0;
 	bool keyed = E->batch && jit_axpy_keyed_matrix(E, a, mu, j, &key);
-	jit_axpy_gpass(E, s, g);
+	LLVMValueRef gb;
+	bool gread = !E->batch && jit_vector_read(E, g, mu, &gb, &goff);   /* g read in place */
+	if (!gread)
+		jit_axpy_gpass(E, s, g);
 	LLVMTypeRef vt = LLVMVectorType(E->f64, (unsigned)vl);
 	LLVMValueRef abase, acc[JIT_AXPY_RNV], init[JIT_AXPY_RNV], next[JIT_AXPY_RNV];
 	jit_stmt_begin(E);
@@ -864,7 +867,8 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 	LLVMValueRef jcol = LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, E->lv[E->depth - 1].iv, jit_i64(E, jw), "wj"),
 	                                    jit_i64(E, lo), "wcol");
 	jit_rows(E, a, mu, j, false, &abase, &aoff, &astride);
-	LLVMValueRef gb = jit_axpy_gbuf(E, s, &goff);
+	if (!gread)
+		gb = jit_axpy_gbuf(E, s, &goff);
 	LLVMValueRef bb = jit_axpy_buf(E, s, &o);
 	LLVMValueRef acol = LLVMBuildNSWAdd(E->b, jcol, jit_i64(E, aoff), "wacol");
 	jit_loop_open(E, 0, jit_i64(E, 0), jit_i64(E, nmu), "wmu");

@@ -869,6 +869,23 @@ static bool jit_matrix_read(JitEmit *E, SymId e, IdxId r, IdxId c, bool dynamic,
 	return true;
 }
 
+/* Is e a read X[mu] of an activation or a state (stored where the kernel
+ * finds it: the workspace, the state vector) within its extent?  Gives its
+ * base pointer and the offset of X[0]. */
+bool jit_vector_read(JitEmit *E, SymId e, IdxId mu, LLVMValueRef *base, int64_t *off)
+{
+	const SymNode *n = sym_node(E->sym, e);
+	if (n->kind != SYM_TENSOR || n->nkids != 1)
+		return false;
+	MTensorKind kind = E->m->tensors[n->aux].kind;
+	const SymNode *k0 = sym_node(E->sym, n->kids[0]);
+	if ((kind != MT_ACT && kind != MT_STATE) || k0->kind != SYM_IDX || k0->aux != mu ||
+	    sym_index_extent(E->sym, mu) > sym_tensor_shape(E->sym, n->aux)[0])
+		return false;
+	*base = jit_tensor_base(E, n->aux, off);
+	return *base != NULL;
+}
+
 /* Is e a matrix A(mu, j) stored row-major with j contiguous: a cache
  * flattened (mu, j) or a tensor read T[mu, j] whose extents fit its shape,
  * shared by the strings of a batch (or, unless shared, a string's own)?
