@@ -421,8 +421,19 @@ static int cmd_bench(Bench *B)
 	Batch T;
 	batch_open(&T, B);
 	if (T.jit)
-		printf("    batch kernel compile: front end %.1f ms, JIT (with JIT_BATCH) %.1f ms\n", T.fe_ms,
-		       T.jit_ms);
+		printf("    batch kernel compile: front end %.1f ms, JIT (with JIT_BATCH) %.1f ms: code generation "
+		       "%.1f ms, the static block (packed weights) and the rest %.1f ms\n", T.fe_ms, T.jit_ms,
+		       jit_kernels(T.jit)->codegen_ms, T.jit_ms - jit_kernels(T.jit)->codegen_ms);
+	if (T.model) {               /* the one-string kernels alone, as dam_compile_file makes them */
+		JitOptions jo = { .opt_level = 3 };
+		char err[512] = "";
+		Jit *one = jit_compile(T.model, &jo, err, sizeof err);
+		if (one) {
+			printf("    one-string kernels: code generation %.1f ms\n", jit_kernels(one)->codegen_ms);
+			printf("row D=%lld codegen ms=%.1f\n", (long long)B->D, jit_kernels(one)->codegen_ms);
+			jit_free(one);
+		}
+	}
 	Side S[S_N] = {
 		[S_DAMC] = { "damc (dam_run)", .on = 1 }, [S_DAMC1] = { "damc 1 step" },
 		[S_BATCH] = { "damc batch (internal)", .on = T.ok }, [S_BATCH1] = { "damc batch 1 step", .on = T.ok },

@@ -104,15 +104,17 @@ done
 
 [ $e2e = 1 ] || {
 echo
-echo "summary: ns per Euler step per string (GFLOP/s), medians; compile = dam_compile_file; max RSS of a"
+echo "summary: ns per Euler step per string (GFLOP/s), medians; compile = dam_compile_file (front end, weights,"
+echo "checks, code); codegen = its code generation alone (LLVM: IR, optimisation, machine code); max RSS of a"
 echo "process that compiles / loads and runs the 64 strings for one step"
-printf "%6s %4s %22s %22s %22s %22s %22s %22s %22s %9s %26s\n" D L "damc dam_run" "damc batch (int.)" "damc batch 2 thr" "plain C" \
-  "plain C axpy" "OpenBLAS 1 thr" "OpenBLAS 2 thr" "compile" "max RSS damc/hand/blas"
+printf "%6s %4s %22s %22s %22s %22s %22s %22s %22s %9s %9s %26s\n" D L "damc dam_run" "damc batch (int.)" "damc batch 2 thr" "plain C" \
+  "plain C axpy" "OpenBLAS 1 thr" "OpenBLAS 2 thr" "compile" "codegen" "max RSS damc/hand/blas"
 for s in "${sizes[@]}"; do
   read -r D L _ <<<"$s"
   awk -v D="$D" -v L="$L" '
     $1 == "row" && $2 == "D=" D {
       if ($3 == "compile") { split($4, a, "="); comp = a[2] }
+      else if ($3 == "codegen") { split($4, a, "="); cg = a[2] }
       else if ($3 == "mem") { split($5, a, "="); mem[$4] = a[2] }
       else {
         name = ""; for (i = 3; i <= NF && $i !~ /^ns=/; i++) name = name (name == "" ? "" : " ") $i
@@ -123,7 +125,7 @@ for s in "${sizes[@]}"; do
       n = split("damc (dam_run)|damc batch (internal)|damc batch 2 threads|plain C|plain C axpy|OpenBLAS 1 thread|OpenBLAS 2 threads", k, "|")
       printf "%6s %4s", D, L
       for (i = 1; i <= n; i++) printf " %22s", (k[i] in cell) ? cell[k[i]] : "-"
-      printf " %6.0f ms %11s MB\n", comp, mem["damc"] "/" mem["hand"] "/" mem["blas"]
+      printf " %6.0f ms %6.0f ms %11s MB\n", comp, cg, mem["damc"] "/" mem["hand"] "/" mem["blas"]
     }' "$tmp/rows"
 done
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -605,6 +606,8 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 		jit_errf(err, errlen, "jit: LLVM has no native target");
 		return NULL;
 	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (jit_unit_build(&cold, m, JIT_PART_COLD, opt, flags, opt->dump_ir_unopt, err, errlen) ||
 	    jit_unit_build(&hot, m, JIT_PART_HOT, opt, flags, opt->dump_ir_unopt, err, errlen))
 		goto fail;
@@ -649,6 +652,9 @@ Jit *jit_compile_flags(const Model *m, const JitOptions *opt, unsigned flags, ch
 		if (jit_lookup(j, name, &j->k.update_half[h], err, errlen))
 			goto fail;
 	}
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	j->k.codegen_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
 
 	/* The layout is the same in both halves: keep the cold one's. */
 	JitLayout *lay = &cold.lay;

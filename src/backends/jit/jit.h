@@ -89,6 +89,9 @@ typedef struct JitKernels {
 	                                * each row as the first row with the same key; the host
 	                                * sets 0 after it programmed dynamic tensors
 	                                * (sim_set_dynamic) */
+	double codegen_ms;             /* wall time of building, optimising, emitting and linking
+	                                * the code (or loading it from the object cache), without
+	                                * the data work of the compile (the static block) */
 } JitKernels;
 
 typedef struct JitOptions {
