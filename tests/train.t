@@ -172,6 +172,12 @@ bad "init values of the wrong size" 'train = { data = { inputs = { {0, 0} }, lab
   init = { tensors = { xi = { values = { 1, 2, 3 } } } } }' "bad.lua:2:12: error: train.init.tensors.xi.values has 3 numbers; xi has 12"
 bad "lr_scale of a tensor that is not trained" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
   optimizer = { lr_scale = { zeta = 2 } } }' "bad.lua:2:17: error: train.optimizer.lr_scale.zeta: the model trains no tensor 'zeta'"
+bad "a readout time not before t_end" 'dt = 0.01 t_end = 1 train = { data = { inputs = { {0, 0} }, labels = { 0 } },
+  loss = "squared", readout = { 0.5, 2 } }' "bad.lua:2:21: error: train.readout: time 2 is not before t_end"
+bad "readout times out of order" 'dt = 0.01 t_end = 1 train = { data = { inputs = { {0, 0} }, labels = { 0 } },
+  loss = "squared", readout = { 0.5, 0.25 } }' "train.readout: time 0.25 is not after the time before it"
+bad "a readout that is not a list of times" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } },
+  loss = "squared", readout = 0.5 }' "bad.lua:2:21: error: train.readout must be a list of positive times"
 sed 's/^learn xi\[4, 3\].*/&\nlearn unused[3] = 0.1/' examples/xor_learn.dam >"$tmp/unused.dam"
 cp examples/xor_learn.npz "$tmp/"
 "$DAMC" train "$tmp/unused.dam" -c examples/xor_train.lua -o "$tmp/u.npz" --epochs 2 >/dev/null 2>"$tmp/u.err"; st=$?

@@ -149,11 +149,11 @@ static void grad_start(DamGrad *g)
 	g->k->fwd.init_state(g->ws, g->x);
 }
 
-/* The loss at g->x: the data term on the output and, when mu is non-NULL,
- * dL/dy into mu (all outputs, 0 off the loss's output). */
-static double grad_data_loss(DamGrad *g, const GradLoss *L, double *mu)
+/* The data term at state x on the output and, when mu is non-NULL, dL/dy
+ * into mu (all outputs, 0 off the loss's output). */
+static double grad_data_loss_at(DamGrad *g, const GradLoss *L, const double *x, double *mu)
 {
-	g->k->fwd.outputs(g->ws, g->x, g->out);
+	g->k->fwd.outputs(g->ws, (double *)x, g->out);
 	size_t off = g->k->fwd.output_off[L->output];
 	const MOutput *O = &g->m->outputs[L->output];
 	size_t ny = (size_t)(O->rank == 0 ? 1 : O->n);
@@ -206,9 +206,40 @@ static double grad_settle(DamGrad *g, const GradLoss *L, double *lam)
 	return L->settle * p;
 }
 
-static double grad_total(DamGrad *g, const GradLoss *L, double *parts)
+static double grad_data_loss(DamGrad *g, const GradLoss *L, double *mu)
 {
-	double d = grad_data_loss(g, L, NULL), p = grad_settle(g, L, NULL);
+	return grad_data_loss_at(g, L, g->x, mu);
+}
+
+/* The weight of each readout of the data term (the mean over them). */
+static double grad_readout_weight(const GradLoss *L)
+{
+	return 1.0 / (double)(L->nreadout + 1);
+}
+
+/* The data term at the readouts before the last, read on the way forward:
+ * advances g->x from step *at to step `to`, adding the data term at each
+ * readout step passed (readout weight included) to *sum. */
+static void grad_forward_to(DamGrad *g, const GradLoss *L, double dt, int64_t *at, int64_t to, int *next,
+                            double *sum)
+{
+	while (*at < to) {
+		int64_t stop = to;
+		if (*next < L->nreadout && L->readout[*next] <= to)
+			stop = L->readout[*next];
+		if (stop > *at)
+			g->k->fwd.euler(g->ws, g->x, dt, stop - *at);
+		*at = stop;
+		if (*next < L->nreadout && L->readout[*next] == stop) {
+			*sum += grad_readout_weight(L) * grad_data_loss(g, L, NULL);
+			++*next;
+		}
+	}
+}
+
+static double grad_total(DamGrad *g, const GradLoss *L, double d0, double *parts)
+{
+	double d = d0 + grad_readout_weight(L) * grad_data_loss(g, L, NULL), p = grad_settle(g, L, NULL);
 	if (parts)
 		parts[0] = d, parts[1] = p;
 	return d + p;
@@ -222,10 +253,12 @@ double grad_loss(DamGrad *g, double dt, int64_t nsteps, int output, const double
 
 double grad_loss_ex(DamGrad *g, double dt, int64_t nsteps, const GradLoss *L, double *parts)
 {
+	int64_t at = 0;
+	int next = 0;
+	double d0 = 0;
 	grad_start(g);
-	if (nsteps > 0)
-		g->k->fwd.euler(g->ws, g->x, dt, nsteps);
-	return grad_total(g, L, parts);
+	grad_forward_to(g, L, dt, &at, nsteps, &next, &d0);
+	return grad_total(g, L, d0, parts);
 }
 
 /* acc += a * v (n values). */
@@ -257,19 +290,29 @@ static void grad_step_back(DamGrad *g, const double *xn, double dt, double *grad
 	grad_vjp_rhs(g, xn, g->lam2, dt, grad, g->lam);
 }
 
-/* The direct part of dL/dtheta and lam_N = dL/dx_N, at x_N = g->x: the data
- * term through the output, the settling penalty through the right-hand side. */
-static double grad_final(DamGrad *g, const GradLoss *L, double *grad, double *parts)
+/* The data term at state x with its readout weight w, and its direct
+ * gradients: w dL/dtheta (through the output) into gtheta, w dL/dx into gx. */
+static double grad_readout(DamGrad *g, const GradLoss *L, const double *x, double w, double *gtheta, double *gx)
 {
 	const JitGradKernels *k = g->k;
 	double *mu = g->ws + k->mu_off;
 	memset(g->ws + k->lam_off, 0, g->n * sizeof *g->ws);
-	double d = grad_data_loss(g, L, mu);
-	k->o.pre(g->ws, g->x);
-	k->o.dtheta(g->ws, g->x, g->tmp);
-	k->o.dx(g->ws, g->x, g->lam);
-	memcpy(grad, g->tmp, k->ntheta_total * sizeof *grad);
+	double d = grad_data_loss_at(g, L, x, mu);
+	for (size_t i = 0; i < g->nout; i++)
+		mu[i] *= w;
+	k->o.pre(g->ws, (double *)x);
+	k->o.dtheta(g->ws, (double *)x, gtheta);
+	k->o.dx(g->ws, (double *)x, gx);
 	memset(mu, 0, g->nout * sizeof *mu);
+	return w * d;
+}
+
+/* The direct part of dL/dtheta and lam_N = dL/dx_N, at x_N = g->x: the data
+ * term through the output, the settling penalty through the right-hand side.
+ * d0: the data term of the earlier readouts. */
+static double grad_final(DamGrad *g, const GradLoss *L, double d0, double *grad, double *parts)
+{
+	double d = d0 + grad_readout(g, L, g->x, grad_readout_weight(L), grad, g->lam);
 	double p = grad_settle(g, L, g->lam2);
 	if (L->settle > 0)
 		grad_vjp_rhs(g, g->x, g->lam2, 1.0, grad, g->lam);
@@ -329,24 +372,38 @@ double grad_run_ex(DamGrad *g, double dt, int64_t nsteps, int64_t kk, const Grad
 	double *traj = dam_xrealloc(NULL, (size_t)kk * sz + sizeof(double));
 	grad_start(g);
 	bool whole = nck == 1;                         /* one segment: kept on the way forward */
+	int64_t at = 0;
+	int next = 0;
+	double d0 = 0;
 	for (int64_t c = 0; c < nck; c++) {           /* forward, keeping the checkpoints */
 		memcpy(ck + (size_t)c * n, g->x, sz);
 		int64_t len = nsteps - c * kk < kk ? nsteps - c * kk : kk;
 		if (whole && len > 0) {
 			grad_segment(g, g->x, traj, len, dt);
+			for (; next < L->nreadout; next++)     /* the earlier readouts, from the kept states */
+				d0 += grad_readout_weight(L) * grad_data_loss_at(g, L, traj + (size_t)L->readout[next] * n, NULL);
 			memcpy(g->x, traj + (size_t)(len - 1) * n, sz);
 			g->k->fwd.euler(g->ws, g->x, dt, 1);
 		} else if (len > 0) {
-			g->k->fwd.euler(g->ws, g->x, dt, len);
+			grad_forward_to(g, L, dt, &at, c * kk + len, &next, &d0);
 		}
 	}
-	double loss = grad_final(g, L, grad, parts);
+	double loss = grad_final(g, L, d0, grad, parts);
+	next = L->nreadout - 1;
 	for (int64_t c = nck - 1; c >= 0 && nsteps > 0; c--) {
 		int64_t len = nsteps - c * kk < kk ? nsteps - c * kk : kk;
 		if (!whole)                                /* the segment again, forward */
 			grad_segment(g, ck + (size_t)c * n, traj, len, dt);
-		for (int64_t s = len - 1; s >= 0; s--)
-			grad_step_back(g, traj + (size_t)s * n, dt, grad);
+		for (int64_t s = len - 1; s >= 0; s--) {
+			const double *xn = traj + (size_t)s * n;
+			grad_step_back(g, xn, dt, grad);   /* lam = dL/dx_n through the later steps */
+			if (next >= 0 && L->readout[next] == c * kk + s) {   /* ... and the readout at n */
+				grad_readout(g, L, xn, grad_readout_weight(L), g->tmp, g->dx);
+				grad_axpy(grad, 1.0, g->tmp, g->k->ntheta_total);
+				grad_axpy(g->lam, 1.0, g->dx, n);
+				next--;
+			}
+		}
 	}
 	grad_initial(g, ck, grad);
 	dam_free(ck);

@@ -54,6 +54,10 @@ typedef struct GradLoss {
 	const double *target;
 	double settle;                     /* weight of the penalty; 0: none */
 	const unsigned char *settle_layers;/* per layer, 1 penalised; NULL: all layers */
+	const int64_t *readout;            /* steps (ascending, in [1, nsteps)) at which the data term
+	                                    * is read as well as at nsteps: the data term is the
+	                                    * mean over the nreadout + 1 readouts */
+	int nreadout;
 } GradLoss;
 
 /* As grad_loss / grad_run with a GradLoss; parts (NULL or 2 doubles) gets

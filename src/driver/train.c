@@ -128,6 +128,8 @@ typedef struct TrainSpec {
 	TrScale *lrs; size_t nlrs;
 	bool project;
 	double margin;
+	double *readout; size_t nreadout;   /* train.readout: earlier readout times of the data term */
+	int64_t *readout_steps;              /* ... as Euler steps (tr_readout_steps) */
 } TrainSpec;
 
 typedef struct TrLoad {
@@ -584,6 +586,48 @@ static int tr_read_stability(lua_State *L, TrLoad *ld, TrainSpec *sp)
 	return bad ? -1 : 0;
 }
 
+/* train.readout = { t1, t2, ... }: times before t_end at which the data term
+ * is read as well (the loss is the mean over them and t_end). */
+static int tr_read_readout(lua_State *L, TrLoad *ld, TrainSpec *sp)
+{
+	int t = lua_getfield(L, -1, "readout"), bad = 0;
+	if (t == LUA_TTABLE) {
+		size_t n = (size_t)lua_rawlen(L, -1);
+		sp->readout = run_xcalloc(n + 1, sizeof *sp->readout);
+		for (size_t i = 1; i <= n && !bad; i++) {
+			if (lua_rawgeti(L, -1, (lua_Integer)i) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0) ||
+			    !isfinite(lua_tonumber(L, -1)))
+				bad = -1;
+			else
+				sp->readout[sp->nreadout++] = lua_tonumber(L, -1);
+			lua_pop(L, 1);
+		}
+	} else if (t != LUA_TNIL) {
+		bad = -1;
+	}
+	if (bad)
+		diag_error(ld->d, tr_loc(ld, "readout", NULL), "train.readout must be a list of positive times");
+	lua_pop(L, 1);
+	return bad;
+}
+
+/* The readout times as steps of dt: each in [1, nsteps) and after the one
+ * before. */
+static int tr_readout_steps(TrainSpec *sp, const Lx *lx, double dt, int64_t nsteps, Diags *d)
+{
+	sp->readout_steps = run_xcalloc(sp->nreadout + 1, sizeof *sp->readout_steps);
+	for (size_t i = 0; i < sp->nreadout; i++) {
+		int64_t n = (int64_t)llround(sp->readout[i] / dt);
+		if (n < 1 || n >= nsteps || (i > 0 && n <= sp->readout_steps[i - 1])) {
+			diag_error(d, lx_key_loc(lx, "train", "readout", NULL), "train.readout: time %g is not %s", sp->readout[i],
+			           n < 1 ? "at least one step (dt)" : n >= nsteps ? "before t_end" : "after the time before it");
+			return -1;
+		}
+		sp->readout_steps[i] = n;
+	}
+	return 0;
+}
+
 static int tr_read_table(lua_State *L, void *user)
 {
 	TrLoad *ld = user;
@@ -595,7 +639,7 @@ static int tr_read_table(lua_State *L, void *user)
 	}
 	static const char *const known[] = { "data", "validation", "output", "loss", "settle", "epochs", "batch",
 	                                     "eval_every", "checkpoint_every", "optimizer", "schedule", "init",
-	                                     "stability", NULL };
+	                                     "stability", "readout", NULL };
 	int bad = tr_unknown(L, ld, NULL, known);
 	bad |= tr_read_data(L, ld, "data", &sp->data);
 	bad |= tr_read_data(L, ld, "validation", &sp->val);
@@ -614,6 +658,7 @@ static int tr_read_table(lua_State *L, void *user)
 	}
 	free(loss);
 	bad |= tr_read_settle(L, ld, sp);
+	bad |= tr_read_readout(L, ld, sp);
 	bad |= tr_count(L, ld, NULL, "epochs", 1, TR_MAX_EPOCHS, &sp->epochs) < 0;
 	bad |= tr_count(L, ld, NULL, "batch", 0, 1L << 30, &sp->batch) < 0;
 	bad |= tr_count(L, ld, NULL, "eval_every", 1, TR_MAX_EPOCHS, &sp->eval_every) < 0;
@@ -646,6 +691,8 @@ static void tr_spec_free(TrainSpec *sp)
 		free(sp->val.v[w]);
 	}
 	free(sp->output);
+	free(sp->readout);
+	free(sp->readout_steps);
 	for (size_t i = 0; i < sp->nsettle; i++)
 		free(sp->settle_layers[i]);
 	free(sp->settle_layers);
@@ -873,7 +920,8 @@ static void tr_job(int64_t c, void *user)
 		for (int in = 0; in < m->ninputs; in++)
 			grad_set_input(G, in, T->td->rb.inputs[r * (size_t)m->ninputs + (size_t)in], (size_t)m->inputs[in].n);
 		const double *lab = T->td->labels + r * T->td->lcols;
-		GradLoss L = { T->out, T->sp->loss, lab, T->settle_w, T->settle_on };
+		GradLoss L = { T->out, T->sp->loss, lab, T->settle_w, T->settle_on, T->sp->readout_steps,
+		               (int)T->sp->nreadout };
 		double parts[2];
 		if (T->backward) {
 			grad_run_ex(G, T->dt, T->nsteps, T->ckpt, &L, T->scratch[k], parts);
@@ -1567,6 +1615,12 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 	T.dt = opts.dt;
 	T.nsteps = (int64_t)llround(opts.t_end / opts.dt);
 	T.settle_on = on;
+	if (tr_readout_steps(sp, lx, opts.dt, T.nsteps, d) < 0) {
+		tr_data_free(&tdat);
+		tr_data_free(&vdat);
+		free(on);
+		return RUN_EXIT_INPUT;
+	}
 	T.nG = threads;
 	T.G = run_xcalloc((size_t)threads, sizeof *T.G);
 	T.busy = run_xcalloc((size_t)threads, sizeof *T.busy);

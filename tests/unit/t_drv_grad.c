@@ -153,6 +153,26 @@ static void run_case(const Case *C, unsigned flags)
 	   "%s: checkpoints every sqrt(N), 1 and N steps give the same gradient bit for bit", C->what);
 	GradLoss sq = { .output = C->output, .kind = GRAD_LOSS_SQUARED, .target = C->target };
 	check_all(C, G, &sq, g, "squared error");
+	{
+		/* the data term read at a quarter, a half and the end of the run (train.readout) */
+		const int64_t at[2] = { C->nsteps / 4, C->nsteps / 2 };
+		GradLoss ro = { .output = C->output, .kind = GRAD_LOSS_SQUARED, .target = C->target, .readout = at,
+		                .nreadout = 2 };
+		double lr = grad_run_ex(G, C->dt, C->nsteps, 0, &ro, g, NULL);
+		grad_run_ex(G, C->dt, C->nsteps, 1, &ro, g2, NULL);
+		grad_run_ex(G, C->dt, C->nsteps, C->nsteps, &ro, g3, NULL);
+		double lsum = sim_loss(s, C->dt, (int)at[0], C->output, C->target) +
+		              sim_loss(s, C->dt, (int)at[1], C->output, C->target) +
+		              sim_loss(s, C->dt, C->nsteps, C->output, C->target);
+		diag("%s: readouts at steps %lld, %lld, %d: loss %.17g, mean of the simulator's %.17g", C->what,
+		     (long long)at[0], (long long)at[1], C->nsteps, lr, lsum / 3);
+		ok(fabs(lr - lsum / 3) <= 1e-12 * fmax(1.0, fabs(lsum)) && lr == grad_loss_ex(G, C->dt, C->nsteps, &ro, NULL),
+		   "%s: the loss over three readouts is the mean of the simulator's losses there", C->what);
+		ok(memcmp(g, g2, ng * sizeof *g) == 0 && memcmp(g, g3, ng * sizeof *g) == 0,
+		   "%s: with readouts, checkpoints every sqrt(N), 1 and N steps give the same gradient bit for bit", C->what);
+		check_all(C, G, &ro, g, "squared error read three times");
+		grad_run(G, C->dt, C->nsteps, 0, C->output, C->target, g);
+	}
 	if (C->xent_class >= 0) {
 		/* cross-entropy on the output plus the settling penalty on the first layer (the
 		 * weight keeps both terms of order 1, so that differences of the sum resolve each) */
