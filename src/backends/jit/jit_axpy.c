@@ -352,8 +352,6 @@ static void jit_axpy_gpass(JitEmit *E, SymId s, SymId g)
  * for bit. */
 #define JIT_AXPY_FUSED_MIN 4096
 
-/* Is s = sum(mu, A(mu, j) g(mu)), A depending on j and g not, and large?
- * Gives A and g. */
 /* Is s = sum(mu, A(mu, j) g(mu)), A depending on j and g not?  Gives A and g. */
 static bool jit_axpy_split(JitEmit *E, SymId s, SymId *a, SymId *g)
 {
