@@ -8,11 +8,13 @@ local published = "../../shared/data/published/analog-denseam-parity/"
 
 params = { weights = published .. "model_best.npz" }
 
--- Training runs Euler with dt = 5e-3 (the fixed points do not depend on dt;
--- the readout is checked with dt = 1e-3 at T = 1 ... 100).
+-- Training runs Euler with dt = 5e-3 to T = 2 and reads the logits at T = 1
+-- and T = 2 (train.readout), so that the answer must hold along the way to
+-- the fixed point, not only at one time (the fixed points do not depend on
+-- dt; the readout is checked with dt = 1e-3 at T = 1 ... 100).
 solver = "euler"
 dt = 5e-3
-t_end = 1
+t_end = 2
 
 -- A structured random initialisation, computed here (docs/training.md,
 -- init values).  Squared raw weights make every conductance >= 0, so a dense
@@ -24,7 +26,7 @@ t_end = 1
 -- patterns in each of the eight gaps between the counts of ones (p = n/8),
 -- so that the units start alive and the decoder can alternate at every count.
 local D, M = 16, 16
-math.randomseed(2)
+math.randomseed(6)
 local function randn()                           -- Box-Muller
   local u, v = 1 - math.random(), math.random()
   return math.sqrt(-2 * math.log(u)) * math.cos(2 * math.pi * v)
@@ -57,7 +59,14 @@ for mu = 1, M do
 end
 
 train = {
-  data       = { inputs = published .. "parity_data_train_X.txt", labels = published .. "parity_data_train_y.txt" },
+  -- The two strings of eight equal bits appear twice: one row each among 204
+  -- is too little weight for the narrow ends of the count (docs/training.md).
+  data       = { inputs = published .. "parity_data_train_X.txt", labels = published .. "parity_data_train_y.txt",
+                 copies = function(bits, label)
+                   local ones = 0
+                   for _, b in ipairs(bits) do ones = ones + b end
+                   return (ones == 0 or ones == 8) and 2 or 1
+                 end },
   validation = { inputs = published .. "parity_data_test_X.txt",  labels = published .. "parity_data_test_y.txt" },
   output = "logits",
   loss = "cross_entropy",
@@ -74,4 +83,5 @@ train = {
                                  Wdec = { values = wdec }, a = 0, b = 0, bdec = 0 } },
   stability = { mode = "project", margin = 0.95 },
   eval_every = 250,
+  readout = { 1 },
 }

@@ -152,6 +152,17 @@ print("# x2 vs lr 0.2: %s; max |xi - init|: %.3g moved, %.3g frozen (must be 0)"
 sys.exit(0 if a == b and moved > 1e-6 and frozen == 0 else 1)
 PY
 
+# data.copies: rows taken twice, or dropped, train exactly as the same rows written out
+cp_cfg() {  # data table
+  printf 'solver = "euler" dt = 1e-2 t_end = 2\ntrain = { data = %s, output = "y", loss = "squared", epochs = 20,\n  optimizer = { name = "adam", lr = 0.05 }, init = { seed = 3 }, eval_every = 10 }\n' "$1"
+}
+cp_cfg '{ inputs = { {0, 0}, {0, 1}, {1, 0}, {1, 1} }, labels = { 0, 1, 1, 0 },
+  copies = function(x, y) return x[1] == 1 and x[2] == 1 and 0 or (y == 1 and 2 or 1) end }' >"$tmp/cp1.lua"
+cp_cfg '{ inputs = { {0, 0}, {0, 1}, {0, 1}, {1, 0}, {1, 0} }, labels = { 0, 1, 1, 1, 1 } }' >"$tmp/cp2.lua"
+"$DAMC" train examples/xor_learn.dam -c "$tmp/cp1.lua" -o "$tmp/cp1.npz" >/dev/null 2>&1 &&
+  "$DAMC" train examples/xor_learn.dam -c "$tmp/cp2.lua" -o "$tmp/cp2.npz" >/dev/null 2>&1 && cmp -s "$tmp/cp1.npz" "$tmp/cp2.npz"
+ok $? "data.copies (x2 for label 1, 0 for the last row) trains the same bytes as the rows written out"
+
 # Bad input
 bad() {  # name, config text, expected message
   printf '%s\n' "$2" >"$tmp/bad.lua"
@@ -172,6 +183,10 @@ bad "init values of the wrong size" 'train = { data = { inputs = { {0, 0} }, lab
   init = { tensors = { xi = { values = { 1, 2, 3 } } } } }' "bad.lua:2:12: error: train.init.tensors.xi.values has 3 numbers; xi has 12"
 bad "lr_scale of a tensor that is not trained" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
   optimizer = { lr_scale = { zeta = 2 } } }' "bad.lua:2:17: error: train.optimizer.lr_scale.zeta: the model trains no tensor 'zeta'"
+bad "copies that are not a whole number" 'train = { data = { inputs = { {0, 0}, {1, 1} }, labels = { 0, 1 },
+  copies = function(x, y) return 1.5 end }, loss = "squared" }' "train.data.copies must return a whole number of times (0 to 1000000) for row 1"
+bad "copies that drop every row" 'train = { data = { inputs = { {0, 0}, {1, 1} }, labels = { 0, 1 },
+  copies = function(x, y) return 0 end }, loss = "squared" }' "train.data.copies leaves no rows"
 bad "a readout time not before t_end" 'dt = 0.01 t_end = 1 train = { data = { inputs = { {0, 0} }, labels = { 0 } },
   loss = "squared", readout = { 0.5, 2 } }' "bad.lua:2:21: error: train.readout: time 2 is not before t_end"
 bad "readout times out of order" 'dt = 0.01 t_end = 1 train = { data = { inputs = { {0, 0} }, labels = { 0 } },

@@ -303,16 +303,111 @@ static int tr_read_rows(lua_State *L, TrLoad *ld, const char *key, const char *w
 	return bad;
 }
 
-/* data = { inputs = FILE | rows, labels = FILE | rows } */
+/* Source w of src as rows in memory: a file is read here (its errors
+ * located), then held as inline rows. */
+static int tr_load_rows(TrLoad *ld, TrSrc *src, int w)
+{
+	if (!src->path[w])
+		return 0;
+	DamDataset ds;
+	DamDatasetError e;
+	if (dam_dataset_read(src->path[w], 0, &ds, &e) < 0) {
+		uint32_t file = diag_add_file(ld->d, src->path[w]);
+		if (file && e.line > 0)
+			diag_error(ld->d, (Loc){ file, (uint32_t)e.line, e.col > 0 ? (uint32_t)e.col : 1 }, "%s", e.msg);
+		else
+			diag_error(ld->d, (Loc){ 0, 0, 0 }, "%s: %s", src->path[w], file ? e.msg : strerror(errno));
+		return -1;
+	}
+	free(src->path[w]);
+	src->path[w] = NULL;
+	src->v[w] = ds.v;
+	src->rows[w] = ds.rows;
+	src->cols[w] = ds.cols;
+	return 0;
+}
+
+/* data.copies = function(inputs, label) return n end: each row (inputs as an
+ * array, label a number, or an array for several values) taken n times in a
+ * row (0 drops it), in order, before anything else sees the rows. */
+static int tr_copy_rows(lua_State *L, TrLoad *ld, const char *key, TrSrc *src)
+{
+	if (tr_load_rows(ld, src, 0) < 0 || tr_load_rows(ld, src, 1) < 0)
+		return -1;
+	if (src->rows[0] != src->rows[1]) {
+		diag_error(ld->d, tr_loc(ld, key, "copies"), "train.%s: %zu rows of inputs and %zu of labels", key,
+		           src->rows[0], src->rows[1]);
+		return -1;
+	}
+	size_t n = src->rows[0], len = 0, cap = n + 1;
+	double *v[2] = { run_xcalloc(cap * src->cols[0] + 1, sizeof(double)),
+	                 run_xcalloc(cap * src->cols[1] + 1, sizeof(double)) };
+	int bad = 0;
+	for (size_t r = 0; r < n && !bad; r++) {
+		lua_pushvalue(L, -1);
+		for (int w = 0; w < 2; w++) {
+			const double *row = src->v[w] + r * src->cols[w];
+			if (w == 1 && src->cols[1] == 1) {
+				lua_pushnumber(L, row[0]);
+				continue;
+			}
+			lua_createtable(L, (int)src->cols[w], 0);
+			for (size_t c = 0; c < src->cols[w]; c++) {
+				lua_pushnumber(L, row[c]);
+				lua_rawseti(L, -2, (lua_Integer)c + 1);
+			}
+		}
+		lua_Integer times = 0;
+		if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+			diag_error(ld->d, tr_loc(ld, key, "copies"), "train.%s.copies: %s", key, lua_tostring(L, -1));
+			bad = -1;
+		} else if (!lua_isinteger(L, -1) || (times = lua_tointeger(L, -1)) < 0 || times > 1000000) {
+			diag_error(ld->d, tr_loc(ld, key, "copies"), "train.%s.copies must return a whole number of times "
+			           "(0 to 1000000) for row %zu", key, r + 1);
+			bad = -1;
+		}
+		lua_pop(L, 1);
+		for (lua_Integer k = 0; k < times && !bad; k++, len++) {
+			if (len == cap) {
+				cap *= 2;
+				for (int w = 0; w < 2; w++)
+					if (!(v[w] = realloc(v[w], (cap * src->cols[w] + 1) * sizeof(double))))
+						exit(3);
+			}
+			for (int w = 0; w < 2; w++)
+				memcpy(v[w] + len * src->cols[w], src->v[w] + r * src->cols[w], src->cols[w] * sizeof(double));
+		}
+	}
+	if (!bad && len == 0) {
+		diag_error(ld->d, tr_loc(ld, key, "copies"), "train.%s.copies leaves no rows", key);
+		bad = -1;
+	}
+	for (int w = 0; w < 2; w++) {
+		free(src->v[w]);
+		src->v[w] = v[w];
+		src->rows[w] = len;
+	}
+	return bad;
+}
+
+/* data = { inputs = FILE | rows, labels = FILE | rows, copies = function } */
 static int tr_read_data(lua_State *L, TrLoad *ld, const char *key, TrSrc *src)
 {
 	int t = lua_getfield(L, -1, key);
 	int bad = 0;
 	if (t == LUA_TTABLE) {
-		static const char *const known[] = { "inputs", "labels", NULL };
+		static const char *const known[] = { "inputs", "labels", "copies", NULL };
 		bad |= tr_unknown(L, ld, key, known);
 		bad |= tr_read_rows(L, ld, key, "inputs", src, 0);
 		bad |= tr_read_rows(L, ld, key, "labels", src, 1);
+		int tf = lua_getfield(L, -1, "copies");
+		if (tf == LUA_TFUNCTION && !bad) {
+			bad |= tr_copy_rows(L, ld, key, src);
+		} else if (tf != LUA_TNIL && tf != LUA_TFUNCTION) {
+			diag_error(ld->d, tr_loc(ld, key, "copies"), "train.%s.copies must be a function(inputs, label)", key);
+			bad = -1;
+		}
+		lua_pop(L, 1);
 		src->set = true;
 	} else if (t != LUA_TNIL) {
 		diag_error(ld->d, tr_loc(ld, key, NULL), "train.%s must be a table { inputs = FILE, labels = FILE }", key);
