@@ -303,22 +303,35 @@ static int tr_read_rows(lua_State *L, TrLoad *ld, const char *key, const char *w
 	return bad;
 }
 
-/* Source w of src as rows in memory: a file is read here (its errors
- * located), then held as inline rows. */
-static int tr_load_rows(TrLoad *ld, TrSrc *src, int w)
+/* The rows of dataset file path (`what`: "inputs" or "labels"; want columns,
+ * 0 any), its problems located at file:line:col with hint appended. */
+static int tr_read_file(Diags *d, const char *path, const char *what, size_t want, const char *hint, DamDataset *ds)
 {
-	if (!src->path[w])
-		return 0;
-	DamDataset ds;
-	DamDatasetError e;
-	if (dam_dataset_read(src->path[w], 0, &ds, &e) < 0) {
-		uint32_t file = diag_add_file(ld->d, src->path[w]);
-		if (file && e.line > 0)
-			diag_error(ld->d, (Loc){ file, (uint32_t)e.line, e.col > 0 ? (uint32_t)e.col : 1 }, "%s", e.msg);
-		else
-			diag_error(ld->d, (Loc){ 0, 0, 0 }, "%s: %s", src->path[w], file ? e.msg : strerror(errno));
+	uint32_t file = diag_add_file(d, path);
+	if (!file) {
+		diag_error(d, (Loc){ 0, 0, 0 }, "cannot read %s '%s': %s", what, path, strerror(errno));
 		return -1;
 	}
+	DamDatasetError e;
+	if (dam_dataset_read(path, want, ds, &e) < 0) {
+		if (e.line > 0)
+			diag_error(d, (Loc){ file, (uint32_t)e.line, e.col > 0 ? (uint32_t)e.col : 1 }, "%s%s", e.msg, hint);
+		else
+			diag_error(d, (Loc){ 0, 0, 0 }, "%s: %s", path, e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Source w of src as rows in memory: a file is read here, then held as
+ * inline rows. */
+static int tr_load_rows(TrLoad *ld, TrSrc *src, int w)
+{
+	DamDataset ds;
+	if (!src->path[w])
+		return 0;
+	if (tr_read_file(ld->d, src->path[w], w ? "labels" : "inputs", 0, "", &ds) < 0)
+		return -1;
 	free(src->path[w]);
 	src->path[w] = NULL;
 	src->v[w] = ds.v;
@@ -890,21 +903,10 @@ static int tr_data(const Model *m, const TrSrc *src, const char *what, int out, 
 	double *v;
 	size_t rows;
 	if (src->path[1]) {
-		uint32_t file = diag_add_file(d, src->path[1]);
-		if (!file) {
-			diag_error(d, (Loc){ 0, 0, 0 }, "cannot read labels '%s': %s", src->path[1], strerror(errno));
-			return -1;
-		}
 		DamDataset ds;
-		DamDatasetError e;
-		if (dam_dataset_read(src->path[1], want, &ds, &e) < 0) {
-			if (e.line > 0)
-				diag_error(d, (Loc){ file, (uint32_t)e.line, e.col > 0 ? (uint32_t)e.col : 1 }, "%s%s", e.msg,
-				           loss == GRAD_LOSS_XENT ? " (one class per row)" : "");
-			else
-				diag_error(d, (Loc){ 0, 0, 0 }, "%s: %s", src->path[1], e.msg);
+		if (tr_read_file(d, src->path[1], "labels", want, loss == GRAD_LOSS_XENT ? " (one class per row)" : "",
+		                 &ds) < 0)
 			return -1;
-		}
 		v = ds.v;
 		rows = ds.rows;
 	} else {

@@ -472,6 +472,13 @@ static LLVMValueRef jit_axpy_panels(JitEmit *E, SymId s)
 	return E->axpack_sb[s] ? jit_static_block(E) : E->scratch;
 }
 
+/* acc + a g: one fma (fused sums), or a multiply and an add (the source
+ * fold of the others). */
+static LLVMValueRef jit_axpy_term(JitEmit *E, bool fma, LLVMValueRef a, LLVMValueRef g, LLVMValueRef acc)
+{
+	return fma ? jit_fma(E, a, g, acc) : LLVMBuildFAdd(E->b, acc, LLVMBuildFMul(E->b, a, g, "rp"), "racc");
+}
+
 static LLVMValueRef jit_min_i64(JitEmit *E, LLVMValueRef a, LLVMValueRef b, const char *name)
 {
 	return LLVMBuildSelect(E->b, LLVMBuildICmp(E->b, LLVMIntSLT, a, b, "lt"), a, b, name);
@@ -599,9 +606,7 @@ static void jit_axpy_group(JitEmit *E, const JitAxBlock *K, LLVMValueRef g0, LLV
 		LLVMValueRef gs = LLVMBuildInsertElement(E->b, LLVMGetUndef(vt), gk, LLVMConstInt(E->i64, 0, 0), "gi");
 		gs = LLVMBuildShuffleVector(E->b, gs, LLVMGetUndef(vt), mask, "gs");
 		for (int v = 0; v < nv; v++)
-			next[k * nv + v] = K->fma ? jit_fma(E, av[v], gs, acc[k * nv + v])
-			                          : LLVMBuildFAdd(E->b, acc[k * nv + v],
-			                                          LLVMBuildFMul(E->b, av[v], gs, "rp"), "racc");
+			next[k * nv + v] = jit_axpy_term(E, K->fma, av[v], gs, acc[k * nv + v]);
 	}
 	jit_loop_close_acc(E, sb * nv, acc, init, next);
 	jit_position_top(E);
@@ -886,11 +891,8 @@ static void jit_axpy_rows(JitEmit *E, SymId s, IdxId j, int64_t lo, int64_t hi, 
 	                                 jit_elem_ptr(E, gb, LLVMBuildNSWAdd(E->b, r, jit_i64(E, goff), "wg"), "wgp"), "g");
 	LLVMValueRef gs;
 	jit_splat(E, vt, gk, &gs);
-	for (int v = 0; v < nv; v++) {
-		LLVMValueRef av = jit_vec_load(E, vt, abase, at, (int64_t)v * vl);
-		next[v] = fused ? jit_fma(E, av, gs, acc[v])
-		                : LLVMBuildFAdd(E->b, acc[v], LLVMBuildFMul(E->b, av, gs, "wm"), "wa");
-	}
+	for (int v = 0; v < nv; v++)
+		next[v] = jit_axpy_term(E, fused, jit_vec_load(E, vt, abase, at, (int64_t)v * vl), gs, acc[v]);
 	jit_loop_close_acc(E, nv, acc, init, next);
 	jit_position_top(E);
 	LLVMValueRef bo = LLVMBuildNSWAdd(E->b, jcol, jit_i64(E, o), "wbo");

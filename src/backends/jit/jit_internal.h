@@ -188,9 +188,10 @@ void jit_loop_close_acc(JitEmit *E, int nacc, LLVMValueRef *phi, LLVMValueRef *i
  * register blocks). */
 bool jit_rows(JitEmit *E, SymId e, IdxId mu, IdxId j, bool shared, LLVMValueRef *base, int64_t *off,
               int64_t *stride);
+/* e = X[mu], an activation or a state: its base pointer and the offset of X[0]. */
+bool jit_vector_read(JitEmit *E, SymId e, IdxId mu, LLVMValueRef *base, int64_t *off);
 /* e = T[j, mu], a tensor shared by the strings of a batch, read with its rows
  * along j: element (mu, j) at offset off + j * stride + mu of base. */
-bool jit_vector_read(JitEmit *E, SymId e, IdxId mu, LLVMValueRef *base, int64_t *off);
 bool jit_rows_t(JitEmit *E, SymId e, IdxId mu, IdxId j, LLVMValueRef *base, int64_t *off, int64_t *stride);
 /* The input tensor whose values key the rows of dynamic tensor t: row r of
  * t is a function of in[r] alone, so rows with equal keys are equal (the
