@@ -12,29 +12,35 @@
 #      contexts give a sequence in which every bit is the parity of the 8
 #      before it.
 #   bench/train_parity.sh [--config TRAIN.lua] [--out CKPT.npz] [--threads N] [--skip-generate]
+#   bench/train_parity.sh --ckpt CKPT.npz [--skip-generate]   # checks 2-5 of a checkpoint, no training
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DAMC=${DAMC:-${DAM_BUILD:-build}/damc}
 W=../shared/data/published/analog-denseam-parity
-cfg=examples/parity_train.lua; out=""; threads=""; gen=1
+cfg=examples/parity_train.lua; out=""; threads=""; gen=1; given=""
 while [ $# -gt 0 ]; do
   case $1 in
     --config) cfg=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --threads) threads="--threads $2"; shift 2 ;;
     --skip-generate) gen=0; shift ;;
-    *) echo "usage: bench/train_parity.sh [--config TRAIN.lua] [--out CKPT.npz] [--threads N] [--skip-generate]" >&2; exit 2 ;;
+    --ckpt) given=$2; shift 2 ;;
+    *) echo "usage: bench/train_parity.sh [--config TRAIN.lua] [--out CKPT.npz] [--threads N] [--skip-generate] | --ckpt CKPT.npz" >&2; exit 2 ;;
   esac
 done
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 ck=${out:-$tmp/ckpt.npz}
-echo "== damc train examples/parity_et.dam -c $cfg ($(nproc) cores)"
-t0=$(date +%s.%N)
-"$DAMC" train examples/parity_et.dam -c "$cfg" -o "$ck" $threads >"$tmp/train.out" 2>"$tmp/train.err"
-t1=$(date +%s.%N)
-cat "$tmp/train.out"
-grep "^damc train:" "$tmp/train.err" || true
-python3 -c "print('wall time %.1f s (limit 600 s)' % ($t1 - $t0))"
+if [ -n "$given" ]; then
+  ck=$given
+else
+  echo "== damc train examples/parity_et.dam -c $cfg ($(nproc) cores)"
+  t0=$(date +%s.%N)
+  "$DAMC" train examples/parity_et.dam -c "$cfg" -o "$ck" $threads >"$tmp/train.out" 2>"$tmp/train.err"
+  t1=$(date +%s.%N)
+  cat "$tmp/train.out"
+  grep "^damc train:" "$tmp/train.err" || true
+  python3 -c "print('wall time %.1f s (limit 600 s)' % ($t1 - $t0))"
+fi
 
 echo "== damc check -D weights=CKPT"
 "$DAMC" check examples/parity_et.dam -D weights="$ck" >"$tmp/check" 2>&1 || true

@@ -84,4 +84,9 @@ train = {
   stability = { mode = "project", margin = 0.95 },
   eval_every = 250,
   readout = { 1 },
+  -- After epoch 2000 a dead Hopfield unit takes the pattern of a live one,
+  -- with its kink between the worst-fit string (00000000: no unit switches
+  -- between 0 and 2 ones, so the output is one affine piece there) and the
+  -- rest; the last 1000 epochs fit it in (docs/training.md, revival).
+  revive = { at = { 2000 } },
 }

@@ -18,7 +18,11 @@
 #  - bad input: a loss on an undeclared output, a dataset row of the wrong
 #    width, labels that do not match the rows, an unknown train key, init
 #    values of the wrong size, lr_scale of a tensor that is not trained (located, exit 1, no checkpoint); a learned
-#    tensor no output depends on (warning).
+#    tensor no output depends on (warning), revive epochs out of order or on
+#    a model with no ReLU layer to revive;
+#  - train.revive (tests/train/revive.dam): the dead unit takes the live
+#    unit's pattern and the bias derived by hand, is active on the worst-fit
+#    row alone, the loss falls, the same bytes twice.
 set -u
 DAMC=${DAMC:-build/damc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -163,6 +167,40 @@ cp_cfg '{ inputs = { {0, 0}, {0, 1}, {0, 1}, {1, 0}, {1, 0} }, labels = { 0, 1, 
   "$DAMC" train examples/xor_learn.dam -c "$tmp/cp2.lua" -o "$tmp/cp2.npz" >/dev/null 2>&1 && cmp -s "$tmp/cp1.npz" "$tmp/cp2.npz"
 ok $? "data.copies (x2 for label 1, 0 for the last row) trains the same bytes as the rows written out"
 
+# train.revive: the dead unit 2 of hop.h takes unit 0's pattern, with its kink
+# between the worst-fit row (1, 0) and the rest (tests/train/revive.lua derives c_2)
+R="tests/train/revive.dam -c tests/train/revive.lua"
+"$DAMC" train $R -o "$tmp/rv.npz" >/dev/null 2>"$tmp/rv.err"; st=$?
+grep "revived" "$tmp/rv.err" | sed 's/^/# /'
+python3 - "$tmp/rv.npz" "$tmp/rv.err" <<'PY'; ok $(( st != 0 || $? )) "revive: unit 2 gets unit 0's pattern and c_2 = -0.39752, the loss falls (exit $st)"
+import zipfile, struct, sys, re
+z = zipfile.ZipFile(sys.argv[1])
+def arr(k, n):
+    b = z.read(k + ".npy"); hl = struct.unpack("<H", b[8:10])[0]
+    return struct.unpack("<%dd" % n, b[10 + hl:10 + hl + 8 * n])
+P, c = arr("P", 6), arr("c", 3)
+m = re.search(r"revived hop\.h unit 2 with the pattern of unit 0, .*\(x = 1 0\); loss ([0-9.e+-]+) -> ([0-9.e+-]+)",
+              open(sys.argv[2]).read())
+print("# P[2] = %r, P[0] = %r, c = %r; |c_2 + 0.39752| = %.2g (tolerance 1e-4)" % (P[4:6], P[0:2], c, abs(c[2] + 0.39752)))
+sys.exit(0 if m and float(m.group(2)) < float(m.group(1)) and P[4:6] == P[0:2] and abs(c[2] + 0.39752) < 1e-4 else 1)
+PY
+sed -E 's|^learn ([A-Za-z_]+)(\[.*\]) = .*|learn \1\2 = load(weights, "\1")|; s|^input|param weights = "rv.npz"\ninput|' \
+  tests/train/revive.dam >"$tmp/rv.dam"
+for x in 1,0 0,1 0.5,0.5 0,0; do
+  "$DAMC" run "$tmp/rv.dam" --input x=$x --dt 2e-3 --t-end 2 --trace "$tmp/rv_$x.csv" >/dev/null 2>&1
+done
+python3 - "$tmp" <<'PY'; ok $? "revive: after the move unit 2 is active on the row (1, 0) alone"
+import csv, sys
+h = []
+for x in ("1,0", "0,1", "0.5,0.5", "0,0"):
+    r = list(csv.reader(open("%s/rv_%s.csv" % (sys.argv[1], x))))
+    h.append(float(r[-1][r[0].index("hop.h[2]")]))
+print("# h_2 at T = 2 on (1,0) (0,1) (0.5,0.5) (0,0):", " ".join("%.4f" % v for v in h))
+sys.exit(0 if h[0] > 0.05 and max(h[1:]) < 0 else 1)
+PY
+"$DAMC" train $R -o "$tmp/rv2.npz" >/dev/null 2>&1
+cmp -s "$tmp/rv.npz" "$tmp/rv2.npz"; ok $? "revive: the same config gives the same bytes"
+
 # Bad input
 bad() {  # name, config text, expected message
   printf '%s\n' "$2" >"$tmp/bad.lua"
@@ -193,6 +231,10 @@ bad "readout times out of order" 'dt = 0.01 t_end = 1 train = { data = { inputs 
   loss = "squared", readout = { 0.5, 0.25 } }' "train.readout: time 0.25 is not after the time before it"
 bad "a readout that is not a list of times" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } },
   loss = "squared", readout = 0.5 }' "bad.lua:2:21: error: train.readout must be a list of positive times"
+bad "revive epochs out of order" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
+  revive = { at = { 5, 2 } } }' "bad.lua:2:14: error: train.revive.at must list epochs (integers >= 1), ascending"
+bad "revive on a model without a ReLU layer" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
+  revive = { at = { 1 } } }' "bad.lua:2:3: error: train.revive: examples/xor_learn.dam has no ReLU layer"
 sed 's/^learn xi\[4, 3\].*/&\nlearn unused[3] = 0.1/' examples/xor_learn.dam >"$tmp/unused.dam"
 cp examples/xor_learn.npz "$tmp/"
 "$DAMC" train "$tmp/unused.dam" -c examples/xor_train.lua -o "$tmp/u.npz" --epochs 2 >/dev/null 2>"$tmp/u.err"; st=$?

@@ -64,6 +64,7 @@
 #include "dam_npy.h"
 #include "grad.h"
 #include "report.h"
+#include "revive.h"
 #include "run.h"
 #include "sema.h"
 #include "train.h"
@@ -130,6 +131,8 @@ typedef struct TrainSpec {
 	double margin;
 	double *readout; size_t nreadout;   /* train.readout: earlier readout times of the data term */
 	int64_t *readout_steps;              /* ... as Euler steps (tr_readout_steps) */
+	long *revive; size_t nrevive;        /* train.revive.at: epochs after which dead ReLU units are revived */
+	Loc revive_loc;
 } TrainSpec;
 
 typedef struct TrLoad {
@@ -736,6 +739,43 @@ static int tr_readout_steps(TrainSpec *sp, const Lx *lx, double dt, int64_t nste
 	return 0;
 }
 
+/* train.revive = { at = { E1, E2, ... } }: ascending epochs (revive.h). */
+static int tr_read_revive(lua_State *L, TrLoad *ld, TrainSpec *sp)
+{
+	int t = lua_getfield(L, -1, "revive"), bad = 0;
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	sp->revive_loc = tr_loc(ld, "revive", NULL);
+	static const char *const known[] = { "at", NULL };
+	if (t != LUA_TTABLE || tr_unknown(L, ld, "revive", known) < 0 || lua_getfield(L, -1, "at") != LUA_TTABLE) {
+		if (t == LUA_TTABLE)
+			lua_pop(L, 1);
+		diag_error(ld->d, sp->revive_loc, "train.revive must be { at = { EPOCH, ... } }");
+		lua_pop(L, 1);
+		return -1;
+	}
+	size_t n = (size_t)lua_rawlen(L, -1);
+	sp->revive = run_xcalloc(n + 1, sizeof *sp->revive);
+	for (size_t i = 1; i <= n && !bad; i++) {
+		lua_Integer e = 0;
+		if (lua_rawgeti(L, -1, (lua_Integer)i) != LUA_TNUMBER || !lua_isinteger(L, -1) ||
+		    (e = lua_tointeger(L, -1)) < 1 || e > TR_MAX_EPOCHS ||
+		    (sp->nrevive && e <= sp->revive[sp->nrevive - 1]))
+			bad = -1;
+		else
+			sp->revive[sp->nrevive++] = (long)e;
+		lua_pop(L, 1);
+	}
+	if (bad || !n) {
+		diag_error(ld->d, tr_loc(ld, "revive", "at"), "train.revive.at must list epochs (integers >= 1), ascending");
+		bad = -1;
+	}
+	lua_pop(L, 2);
+	return bad;
+}
+
 static int tr_read_table(lua_State *L, void *user)
 {
 	TrLoad *ld = user;
@@ -747,7 +787,7 @@ static int tr_read_table(lua_State *L, void *user)
 	}
 	static const char *const known[] = { "data", "validation", "output", "loss", "settle", "epochs", "batch",
 	                                     "eval_every", "checkpoint_every", "optimizer", "schedule", "init",
-	                                     "stability", "readout", NULL };
+	                                     "stability", "readout", "revive", NULL };
 	int bad = tr_unknown(L, ld, NULL, known);
 	bad |= tr_read_data(L, ld, "data", &sp->data);
 	bad |= tr_read_data(L, ld, "validation", &sp->val);
@@ -767,6 +807,7 @@ static int tr_read_table(lua_State *L, void *user)
 	free(loss);
 	bad |= tr_read_settle(L, ld, sp);
 	bad |= tr_read_readout(L, ld, sp);
+	bad |= tr_read_revive(L, ld, sp);
 	bad |= tr_count(L, ld, NULL, "epochs", 1, TR_MAX_EPOCHS, &sp->epochs) < 0;
 	bad |= tr_count(L, ld, NULL, "batch", 0, 1L << 30, &sp->batch) < 0;
 	bad |= tr_count(L, ld, NULL, "eval_every", 1, TR_MAX_EPOCHS, &sp->eval_every) < 0;
@@ -801,6 +842,7 @@ static void tr_spec_free(TrainSpec *sp)
 	free(sp->output);
 	free(sp->readout);
 	free(sp->readout_steps);
+	free(sp->revive);
 	for (size_t i = 0; i < sp->nsettle; i++)
 		free(sp->settle_layers[i]);
 	free(sp->settle_layers);
@@ -973,6 +1015,8 @@ typedef struct Trainer {
 	double *chunk_grad;    /* nchunks * ng */
 	double **scratch;      /* per module: ng */
 	TrRow *res;            /* per batch row */
+	double *states;        /* NULL, or per batch row the state the run ends at (nx doubles) */
+	size_t nx;
 } Trainer;
 
 static int tr_acquire(Trainer *T)
@@ -1031,6 +1075,8 @@ static void tr_job(int64_t c, void *user)
 			grad_loss_ex(G, T->dt, T->nsteps, &L, parts);
 		}
 		grad_outputs(G, out);
+		if (T->states)
+			memcpy(T->states + i * T->nx, grad_state(G), T->nx * sizeof *T->states);
 		const double *y = out + ooff;
 		TrRow *res = &T->res[i];
 		res->data = parts[0];
@@ -1175,6 +1221,103 @@ static void tr_project(Trainer *T, const TrProj *pl, int n, double *base)
 		}
 		tr_scale(T, &pl[b], base, lo);
 	}
+}
+
+/* ---- revival of dead units (revive.h) ----------------------------------------------- */
+
+enum { TR_REVIVE_ROWS = 8 };   /* the worst-fit inputs a revival tries to detect */
+
+/* Mean loss of the training rows at the current theta (forward only); per
+ * row data terms into loss and end states into x when they are not NULL. */
+static double tr_forward(Trainer *T, const TrData *td, const size_t *rows, size_t n, double *loss, double *x,
+                         int threads)
+{
+	T->states = x;
+	tr_pass(T, td, rows, n, false, NULL, threads);
+	T->states = NULL;
+	double sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		sum += T->res[i].data + T->res[i].penalty;
+		if (loss)
+			loss[i] = T->res[i].data;
+	}
+	free(T->res);
+	T->res = NULL;
+	return sum / (double)n;
+}
+
+/* After epoch `epoch` of train.revive.at: try every candidate move on the
+ * training rows and keep the one that lowers the loss most (none when none
+ * lowers it); its optimiser moments start again from 0.  The losses are
+ * compared before the stability projection, which the kept move then gets
+ * as after every step: a copied pattern raises sigma_max, and the rescaling
+ * of the whole block would hide the move's own effect (training undoes it;
+ * docs/training.md). */
+static void tr_revive(Trainer *T, const TrData *td, const size_t *rows, size_t n, double *m1, double *m2,
+                      const RvLayer *rl, int nrl, const TrProj *proj, int nproj, double *base, int threads,
+                      long epoch, bool tty)
+{
+	const Model *m = T->m;
+	T->nx = (size_t)model_state_size(m);
+	double *x = run_xcalloc(n * T->nx + 1, sizeof *x), *loss = run_xcalloc(n + 1, sizeof *loss);
+	size_t *cls = run_xcalloc(n + 1, sizeof *cls);
+	double cur = tr_forward(T, td, rows, n, loss, x, threads);
+	for (size_t r = 0; r < n; r++) {   /* a row's class: the first row with the same inputs */
+		cls[r] = r;
+		for (size_t q = 0; q < r && cls[r] == r; q++) {
+			bool same = true;
+			for (int in = 0; in < m->ninputs && same; in++)
+				same = !memcmp(td->rb.inputs[rows[q] * (size_t)m->ninputs + (size_t)in],
+				               td->rb.inputs[rows[r] * (size_t)m->ninputs + (size_t)in],
+				               (size_t)m->inputs[in].n * sizeof(double));
+			if (same)
+				cls[r] = q;
+		}
+	}
+	int max = 0;
+	for (int i = 0; i < nrl; i++)
+		max += (int)rl[i].n * TR_REVIVE_ROWS;
+	RvMove *mv = run_xcalloc((size_t)max + 1, sizeof *mv);
+	int nmv = rv_candidates(m, rl, nrl, x, T->nx, loss, cls, n, TR_REVIVE_ROWS, mv, max);
+	double *keep = run_xcalloc(T->ng + 1, sizeof *keep), best = cur;
+	memcpy(keep, T->theta, T->ng * sizeof *keep);
+	int bi = -1;
+	for (int k = 0; k < nmv; k++) {
+		rv_apply(T->G[0], rl, &mv[k], T->theta, NULL, NULL);
+		double l = tr_forward(T, td, rows, n, NULL, NULL, threads);
+		if (isfinite(l) && l < best) {
+			best = l;
+			bi = k;
+		}
+		memcpy(T->theta, keep, T->ng * sizeof *keep);
+	}
+	if (tty)
+		fputc('\n', stderr);
+	if (bi >= 0) {
+		rv_apply(T->G[0], rl, &mv[bi], T->theta, m1, m2);
+		if (nproj)
+			tr_project(T, proj, nproj, base);
+		fprintf(stderr, "damc train: epoch %ld: revived %s unit %lld with the pattern of unit %lld, active on the "
+		        "worst-fit training row alone (", epoch, m->layers[rl[mv[bi].layer].layer].name,
+		        (long long)mv[bi].dead, (long long)mv[bi].from);
+		for (int in = 0; in < m->ninputs; in++) {
+			const double *v = td->rb.inputs[rows[mv[bi].row] * (size_t)m->ninputs + (size_t)in];
+			fprintf(stderr, "%s%s =", in ? ", " : "", m->inputs[in].name);
+			for (int64_t j = 0; j < m->inputs[in].n && j < 16; j++)
+				fprintf(stderr, " %g", v[j]);
+			if (m->inputs[in].n > 16)
+				fputs(" ...", stderr);
+		}
+		fprintf(stderr, "); loss %.6g -> %.6g\n", cur, best);
+	} else {
+		fprintf(stderr, "damc train: epoch %ld: no revival lowers the loss (%d candidate%s)\n", epoch, nmv,
+		        nmv == 1 ? "" : "s");
+	}
+	free(keep);
+	free(mv);
+	free(cls);
+	free(loss);
+	free(x);
 }
 
 /* ---- checkpoints ------------------------------------------------------------------ */
@@ -1765,7 +1908,9 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 	TrEval *hist = run_xcalloc((size_t)sp->epochs + 2, sizeof *hist);
 	size_t nhist = 0;
 	T.theta = st.theta;
-	int nproj = 0;
+	int nproj = 0, nrl = 0;
+	size_t ri = 0;   /* the next train.revive.at epoch */
+	RvLayer *rl = NULL;
 	TrProj *proj = NULL;
 	if (ta->resume) {
 		if (tr_resume(&T, ta->resume, &st, d) < 0) {
@@ -1782,6 +1927,17 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 		proj = tr_proj_plan(&T, &nproj);
 		if (!ta->resume)
 			tr_project(&T, proj, nproj, base);
+	}
+	if (sp->nrevive) {
+		rl = rv_plan(m, T.G[0], &nrl);
+		if (!nrl) {
+			diag_error(d, sp->revive_loc, "train.revive: %s has no ReLU layer with a learned bias c[j] and a "
+			           "block made elementwise from a learned tensor, so no unit can be revived", ra->model);
+			status = RUN_EXIT_INPUT;
+			goto free_state;
+		}
+		while (ri < sp->nrevive && sp->revive[ri] <= st.epoch)
+			ri++;
 	}
 	bool tty = isatty(2) != 0;
 	struct sigaction sa, old;
@@ -1840,6 +1996,10 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 		if (stopped)
 			break;
 		st.epoch = epoch;
+		if (nrl && ri < sp->nrevive && sp->revive[ri] == epoch) {
+			ri++;
+			tr_revive(&T, &tdat, order, ntr, st.m1, st.m2, rl, nrl, proj, nproj, base, threads, epoch, tty);
+		}
 		tr_state_copy(&good, &st, ng);
 		ev.loss = ev.data + ev.penalty;
 		ev.train_acc = (double)ev.train_ok / (double)ntr;
@@ -1900,6 +2060,7 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 		}
 	}
 free_state:
+	free(rl);
 	for (int b = 0; b < nproj; b++)
 		free(proj[b].params);
 	free(proj);
