@@ -233,6 +233,8 @@ bad "a readout that is not a list of times" 'train = { data = { inputs = { {0, 0
   loss = "squared", readout = 0.5 }' "bad.lua:2:21: error: train.readout must be a list of positive times"
 bad "revive epochs out of order" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
   revive = { at = { 5, 2 } } }' "bad.lua:2:14: error: train.revive.at must list epochs (integers >= 1), ascending"
+bad "an unknown key in revive" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
+  revive = { at = { 1 }, every = 3 } }' "bad.lua:2:26: error: unknown key 'every' in 'train.revive'"
 bad "revive on a model without a ReLU layer" 'train = { data = { inputs = { {0, 0} }, labels = { 0 } }, loss = "squared",
   revive = { at = { 1 } } }' "bad.lua:2:3: error: train.revive: examples/xor_learn.dam has no ReLU layer"
 sed 's/^learn xi\[4, 3\].*/&\nlearn unused[3] = 0.1/' examples/xor_learn.dam >"$tmp/unused.dam"

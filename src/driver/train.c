@@ -749,11 +749,13 @@ static int tr_read_revive(lua_State *L, TrLoad *ld, TrainSpec *sp)
 	}
 	sp->revive_loc = tr_loc(ld, "revive", NULL);
 	static const char *const known[] = { "at", NULL };
-	if (t != LUA_TTABLE || tr_unknown(L, ld, "revive", known) < 0 || lua_getfield(L, -1, "at") != LUA_TTABLE) {
-		if (t == LUA_TTABLE)
-			lua_pop(L, 1);
-		diag_error(ld->d, sp->revive_loc, "train.revive must be { at = { EPOCH, ... } }");
+	if (t == LUA_TTABLE && tr_unknown(L, ld, "revive", known) < 0) {
 		lua_pop(L, 1);
+		return -1;
+	}
+	if (t != LUA_TTABLE || lua_getfield(L, -1, "at") != LUA_TTABLE) {
+		lua_pop(L, t == LUA_TTABLE ? 2 : 1);   /* at (when read), revive */
+		diag_error(ld->d, sp->revive_loc, "train.revive must be { at = { EPOCH, ... } }");
 		return -1;
 	}
 	size_t n = (size_t)lua_rawlen(L, -1);
