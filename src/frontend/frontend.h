@@ -17,7 +17,8 @@ typedef struct FrontendOptions {
 	const char *stdlib_dir;       /* NULL: $DAMC_STDLIB, else the built-in path */
 	FILE *dump_ast;               /* non-NULL: print the AST of the main file */
 	int64_t eval_limit;           /* work (elements x expression nodes) of evaluating one
-	                               * tensor at compile time; 0: the default, 2^31 */
+	                               * tensor at compile time, and its elements (4x that for
+	                               * all such tensors together); 0: the default, 2^31 */
 } FrontendOptions;
 
 Model *dam_frontend_compile(const char *path, const FrontendOptions *opt, Diags *d, Arena *a);

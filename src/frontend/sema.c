@@ -109,6 +109,7 @@ typedef struct Sema {
 	bool syntax_errors;
 	VEC(uint32_t) imported;
 	int anon;              /* counter for anonymous tensors */
+	double eval_elems;     /* elements of the tensors evaluated at compile time so far */
 } Sema;
 
 /* ---- symbol table ------------------------------------------------------ */
@@ -346,10 +347,21 @@ static double *eval_tensor(Sema *S, SymId e, int rank, const IdxId *idx, const i
 	int64_t n = shape_elems(rank, shape);
 	if (n < 0)
 		return NULL;
+	double limit = (double)(S->o && S->o->eval_limit > 0 ? S->o->eval_limit : EVAL_LIMIT);
+	/* Writing the elements is work too, even for a constant fill: at most
+	 * `limit` per tensor and 4 x limit in all (with the default limit, 2^31,
+	 * only MAX_ELEMS binds; a smaller one, e.g. the fuzzer's, bounds memory). */
+	if ((double)n > limit || S->eval_elems + (double)n > 4.0 * limit) {
+		if (loc)
+			diag_error(S->d, *loc, "this tensor has %lld elements, more than the %.0f that compile-time "
+			           "tensors may hold %s: give a smaller tensor or load it from a file", (long long)n,
+			           (double)n > limit ? limit : 4.0 * limit, (double)n > limit ? "each" : "in all");
+		return NULL;
+	}
+	S->eval_elems += (double)n;
 	double *out = arena_alloc(S->a, (size_t)n * sizeof *out);
 	if (rank >= 1 && eval_fast(S, e, rank, idx, shape, n, out))
 		return out;
-	double limit = (double)(S->o && S->o->eval_limit > 0 ? S->o->eval_limit : EVAL_LIMIT);
 	if ((double)n * eval_work(S, e, limit / (double)(n ? n : 1), 0) > limit) {
 		if (loc)
 			diag_error(S->d, *loc, "evaluating this tensor at compile time takes more than %.0f "

@@ -56,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	arena_init(&a);
 	diags_init(&d, &a);
 	diag_add_text(&d, FUZZ_NAME, (const char *)data, size);
-	/* 2^24 nodes evaluated per tensor: a few seconds under the sanitizers
+	/* 2^24 nodes evaluated per tensor, and 2^24 elements per tensor (2^26 in
+	 * all, even for a constant fill): a few seconds under the sanitizers
 	 * (libFuzzer's timeout is 10 s); the default allows 2^31. */
 	FrontendOptions fo = { NULL, 0, DAM_STDLIB_DIR, NULL, (int64_t)1 << 24 };
 	Model *m = dam_frontend_compile(FUZZ_NAME, &fo, &d, &a);
