@@ -179,7 +179,7 @@ def arr(k, n):
     b = z.read(k + ".npy"); hl = struct.unpack("<H", b[8:10])[0]
     return struct.unpack("<%dd" % n, b[10 + hl:10 + hl + 8 * n])
 P, c = arr("P", 6), arr("c", 3)
-m = re.search(r"revived hop\.h unit 2 with the pattern of unit 0, .*\(x = 1 0\); loss ([0-9.e+-]+) -> ([0-9.e+-]+)",
+m = re.search(r"revived hop\.h unit 2 with the pattern of unit 0 \(x 1\), .*\(x = 1 0\); loss ([0-9.e+-]+) -> ([0-9.e+-]+)",
               open(sys.argv[2]).read())
 print("# P[2] = %r, P[0] = %r, c = %r; |c_2 + 0.39752| = %.2g (tolerance 1e-4)" % (P[4:6], P[0:2], c, abs(c[2] + 0.39752)))
 sys.exit(0 if m and float(m.group(2)) < float(m.group(1)) and P[4:6] == P[0:2] and abs(c[2] + 0.39752) < 1e-4 else 1)

@@ -31,13 +31,14 @@ static int rv_relu_bias(const Model *m, const DamGrad *G, const MLayer *L)
 }
 
 /* Is row mu of the block's weights w a function of row mu of parameter P
- * alone, elementwise?  Tried on G: rows 0 and 1 of P made equal must make
- * rows 0 and 1 of w equal, and made different, different. */
-static bool rv_rowwise(const Model *m, DamGrad *G, int p, TensorId w, int64_t cols)
+ * alone?  Tried on G: rows 0 and 1 of P made equal must make rows 0 and 1
+ * of w equal, made different, different, and leave the other rows of w as
+ * they were. */
+static bool rv_rowwise(const Model *m, DamGrad *G, int p, TensorId w, int64_t rows, int64_t cols)
 {
 	TensorId t = grad_param(G, p);
-	size_t len = (size_t)sym_tensor_size(m->sym, t);
-	double *v = run_xcalloc(len, sizeof *v);
+	size_t len = (size_t)sym_tensor_size(m->sym, t), rest = (size_t)((rows - 2) * cols);
+	double *v = run_xcalloc(len, sizeof *v), *other = run_xcalloc(rest + 1, sizeof *other);
 	bool ok = true;
 	for (int trial = 0; trial < 2 && ok; trial++) {
 		memcpy(v, m->tensors[t].data, len * sizeof *v);
@@ -48,8 +49,13 @@ static bool rv_rowwise(const Model *m, DamGrad *G, int p, TensorId w, int64_t co
 		grad_set_tensor(G, t, v);
 		const double *wv = grad_eval_tensor(G, w);
 		ok = wv && (memcmp(wv, wv + cols, (size_t)cols * sizeof *wv) == 0) == (trial == 0);
+		if (ok && trial == 0)
+			memcpy(other, wv + 2 * cols, rest * sizeof *other);
+		else if (ok)
+			ok = memcmp(other, wv + 2 * cols, rest * sizeof *other) == 0;
 	}
 	grad_set_tensor(G, t, m->tensors[t].data);
+	free(other);
 	free(v);
 	return ok;
 }
@@ -75,7 +81,7 @@ RvLayer *rv_plan(const Model *m, DamGrad *G, int *n)
 				const int64_t *sh = sym_tensor_shape(m->sym, t);
 				if (sym_tensor_rank(m->sym, t) == 2 && sh[0] == L->n && sh[1] == cols &&
 				    (t == B->w || (W->def && sym_uses_tensor(m->sym, W->def, t))) &&
-				    rv_rowwise(m, G, i, B->w, cols))
+				    rv_rowwise(m, G, i, B->w, L->n, cols))
 					p = i;
 			}
 			if (p < 0)
@@ -85,7 +91,7 @@ RvLayer *rv_plan(const Model *m, DamGrad *G, int *n)
 				memcpy(grown, out, (size_t)*n * sizeof *grown);
 			free(out);
 			out = grown;
-			out[(*n)++] = (RvLayer){ l, c, p, L->n, cols };
+			out[(*n)++] = (RvLayer){ l, c, p, L->n, cols, B->w };
 			break;
 		}
 	}
@@ -123,7 +129,7 @@ int rv_candidates(const Model *m, const RvLayer *L, int nl, const double *x, siz
 					if (cls[r] != cls[worst] && h[r * nx + (size_t)u] > second)
 						second = h[r * nx + (size_t)u];
 				if (top > second && isfinite(second))
-					out[k++] = (RvMove){ i, dead, u, -0.5 * (top + second), worst };
+					out[k++] = (RvMove){ i, dead, u, 0.5 * (top + second), worst, 1.0 };
 			}
 			free(live);
 		}
@@ -132,17 +138,37 @@ int rv_candidates(const Model *m, const RvLayer *L, int nl, const double *x, siz
 	return k;
 }
 
-void rv_apply(const DamGrad *G, const RvLayer *L, const RvMove *mv, double *theta, double *m1, double *m2)
+int rv_apply(DamGrad *G, const RvLayer *L, const RvMove *mv, double *theta, double *m1, double *m2)
 {
 	const RvLayer *l = &L[mv->layer];
+	TensorId pt = grad_param(G, l->p_param);
 	size_t po = grad_param_offset(G, l->p_param), co = grad_param_offset(G, l->c_param);
 	size_t cols = (size_t)l->cols, d = (size_t)mv->dead, f = (size_t)mv->from;
-	memcpy(theta + po + d * cols, theta + po + f * cols, cols * sizeof *theta);
-	theta[co + d] = theta[co + f] + mv->dc;
+	for (size_t k = 0; k < cols; k++)
+		theta[po + d * cols + k] = mv->scale * theta[po + f * cols + k];
+	/* alpha: row `dead` of W over row `from` (1 for scale 1), read off the
+	 * module; the move needs the two rows proportional */
+	grad_set_tensor(G, pt, theta + po);
+	const double *w = grad_eval_tensor(G, l->w);
+	if (!w)
+		return -1;
+	size_t big = 0;
+	for (size_t k = 1; k < cols; k++)
+		if (fabs(w[f * cols + k]) > fabs(w[f * cols + big]))
+			big = k;
+	if (!(fabs(w[f * cols + big]) > 0))
+		return -1;
+	double alpha = w[d * cols + big] / w[f * cols + big];
+	for (size_t k = 0; k < cols; k++)
+		if (fabs(w[d * cols + k] - alpha * w[f * cols + k]) > 1e-12 * fabs(w[f * cols + big]))
+			return -1;
+	/* h_dead(r) = alpha (h_from(r) - c_from) + c_dead, zero at mid */
+	theta[co + d] = alpha * (theta[co + f] - mv->mid);
 	double *mom[2] = { m1, m2 };
 	for (int i = 0; i < 2; i++)
 		if (mom[i]) {
 			memset(mom[i] + po + d * cols, 0, cols * sizeof *mom[i]);
 			mom[i][co + d] = 0;
 		}
+	return 0;
 }

@@ -12,6 +12,7 @@
  *
  * (h_2: the largest h_nu over the rows whose inputs differ from r*'s; nu is
  * a candidate when h_nu(r*) > h_2), so that mu is a detector of r* alone.
+ * The pattern may be taken scaled (rv_apply), the bias scaled with it.
  * The caller evaluates each candidate's loss and keeps the best one only if
  * it lowers the loss.  Only the tensors of the model's IR and the gradient
  * module's flat parameter vector are read.
@@ -31,13 +32,15 @@ typedef struct RvLayer {
 	int layer;
 	int c_param, p_param;  /* grad_param indices of c and P */
 	int64_t n, cols;       /* units; columns of P */
+	TensorId w;            /* the block's weights */
 } RvLayer;
 
 typedef struct RvMove {
 	int layer;             /* index into the RvLayer array */
 	int64_t dead, from;    /* unit revived, live unit whose pattern it takes */
-	double dc;             /* the new bias: c_dead = c_from + dc */
+	double mid;            /* where the kink goes, on from's pre-activation: (h(r*) + h_2) / 2 */
 	size_t row;            /* the worst-fit row it detects (index into the rows given) */
+	double scale;          /* row `dead` of P = scale x row `from` */
 } RvMove;
 
 /* The revivable layers of m (malloc'd array, *n of them; NULL when none).
@@ -54,8 +57,12 @@ RvLayer *rv_plan(const Model *m, DamGrad *G, int *n);
 int rv_candidates(const Model *m, const RvLayer *L, int nl, const double *x, size_t nx, const double *loss,
                   const size_t *cls, size_t nrows, int nworst, RvMove *out, int max);
 
-/* Apply a move to theta (grad_size doubles) and zero the optimiser moments
- * m1, m2 (may be NULL) of the entries it changes. */
-void rv_apply(const DamGrad *G, const RvLayer *L, const RvMove *mv, double *theta, double *m1, double *m2);
+/* Apply a move to theta (grad_size doubles): row `dead` of P becomes scale
+ * x row `from`, and with alpha = W[dead, k] / W[from, k] (the rows must be
+ * proportional; read off G, whose P it sets) the bias c_dead = alpha (c_from
+ * - mid), so that h_dead = alpha (h_from - c_from) + c_dead is 0 at mid.
+ * Zeroes the optimiser moments m1, m2 (may be NULL) of the entries it
+ * changes.  -1 (theta partly changed) when the rows are not proportional. */
+int rv_apply(DamGrad *G, const RvLayer *L, const RvMove *mv, double *theta, double *m1, double *m2);
 
 #endif

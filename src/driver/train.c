@@ -1228,6 +1228,7 @@ static void tr_project(Trainer *T, const TrProj *pl, int n, double *base)
 /* ---- revival of dead units (revive.h) ----------------------------------------------- */
 
 enum { TR_REVIVE_ROWS = 8 };   /* the worst-fit inputs a revival tries to detect */
+#define TR_REVIVE_GUARD 2.0      /* a move whose projected loss is above this x the loss is refused */
 
 /* Mean loss of the training rows at the current theta (forward only); per
  * row data terms into loss and end states into x when they are not NULL. */
@@ -1248,13 +1249,16 @@ static double tr_forward(Trainer *T, const TrData *td, const size_t *rows, size_
 	return sum / (double)n;
 }
 
-/* After epoch `epoch` of train.revive.at: try every candidate move on the
- * training rows and keep the one that lowers the loss most (none when none
- * lowers it); its optimiser moments start again from 0.  The losses are
- * compared before the stability projection, which the kept move then gets
- * as after every step: a copied pattern raises sigma_max, and the rescaling
- * of the whole block would hide the move's own effect (training undoes it;
- * docs/training.md). */
+/* After epoch `epoch` of train.revive.at: try every candidate move, its
+ * pattern at 1, 0.5 and 0.25 times the live unit's, on the training rows,
+ * and keep the one that lowers the loss most (none when none lowers it);
+ * its optimiser moments start again from 0.  The losses are compared
+ * before the stability projection (a copied pattern raises sigma_max, and
+ * the rescaling of the whole block would hide the move's own effect, which
+ * training then undoes), but a move whose projected loss is above
+ * TR_REVIVE_GUARD x the loss is refused: its pattern lies along the block's
+ * top singular direction, and the rescaling would undo the training so far
+ * (docs/training.md). */
 static void tr_revive(Trainer *T, const TrData *td, const size_t *rows, size_t n, double *m1, double *m2,
                       const RvLayer *rl, int nrl, const TrProj *proj, int nproj, double *base, int threads,
                       long epoch, bool tty)
@@ -1284,24 +1288,34 @@ static void tr_revive(Trainer *T, const TrData *td, const size_t *rows, size_t n
 	double *keep = run_xcalloc(T->ng + 1, sizeof *keep), best = cur;
 	memcpy(keep, T->theta, T->ng * sizeof *keep);
 	int bi = -1;
-	for (int k = 0; k < nmv; k++) {
-		rv_apply(T->G[0], rl, &mv[k], T->theta, NULL, NULL);
-		double l = tr_forward(T, td, rows, n, NULL, NULL, threads);
-		if (isfinite(l) && l < best) {
-			best = l;
-			bi = k;
+	static const double scales[] = { 1.0, 0.5, 0.25 };
+	for (int k = 0; k < nmv; k++)
+		for (size_t si = 0; si < sizeof scales / sizeof *scales; si++) {
+			RvMove cand = mv[k];
+			cand.scale = scales[si];
+			if (rv_apply(T->G[0], rl, &cand, T->theta, NULL, NULL) == 0) {
+				double own = tr_forward(T, td, rows, n, NULL, NULL, threads), proj_l = own;
+				if (nproj) {
+					tr_project(T, proj, nproj, base);
+					proj_l = tr_forward(T, td, rows, n, NULL, NULL, threads);
+				}
+				if (isfinite(own) && own < best && isfinite(proj_l) && proj_l <= TR_REVIVE_GUARD * cur) {
+					best = own;
+					bi = k;
+					mv[k].scale = scales[si];
+				}
+			}
+			memcpy(T->theta, keep, T->ng * sizeof *keep);
 		}
-		memcpy(T->theta, keep, T->ng * sizeof *keep);
-	}
 	if (tty)
 		fputc('\n', stderr);
 	if (bi >= 0) {
 		rv_apply(T->G[0], rl, &mv[bi], T->theta, m1, m2);
 		if (nproj)
 			tr_project(T, proj, nproj, base);
-		fprintf(stderr, "damc train: epoch %ld: revived %s unit %lld with the pattern of unit %lld, active on the "
-		        "worst-fit training row alone (", epoch, m->layers[rl[mv[bi].layer].layer].name,
-		        (long long)mv[bi].dead, (long long)mv[bi].from);
+		fprintf(stderr, "damc train: epoch %ld: revived %s unit %lld with the pattern of unit %lld (x %g), active "
+		        "on the worst-fit training row alone (", epoch, m->layers[rl[mv[bi].layer].layer].name,
+		        (long long)mv[bi].dead, (long long)mv[bi].from, mv[bi].scale);
 		for (int in = 0; in < m->ninputs; in++) {
 			const double *v = td->rb.inputs[rows[mv[bi].row] * (size_t)m->ninputs + (size_t)in];
 			fprintf(stderr, "%s%s =", in ? ", " : "", m->inputs[in].name);
