@@ -22,7 +22,8 @@
 #    a model with no ReLU layer to revive;
 #  - train.revive (tests/train/revive.dam): the dead unit takes the live
 #    unit's pattern and the bias derived by hand, is active on the worst-fit
-#    row alone, the loss falls, the same bytes twice.
+#    row alone, the loss falls, the same bytes twice, and a resumed run
+#    revives as the straight one.
 set -u
 DAMC=${DAMC:-build/damc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -200,6 +201,12 @@ sys.exit(0 if h[0] > 0.05 and max(h[1:]) < 0 else 1)
 PY
 "$DAMC" train $R -o "$tmp/rv2.npz" >/dev/null 2>&1
 cmp -s "$tmp/rv.npz" "$tmp/rv2.npz"; ok $? "revive: the same config gives the same bytes"
+sed 's/epochs = 1,/epochs = 2,/; s/at = { 1 }/at = { 2 }/' tests/train/revive.lua >"$tmp/rv2.lua"
+"$DAMC" train tests/train/revive.dam -c "$tmp/rv2.lua" -o "$tmp/rvs.npz" >/dev/null 2>"$tmp/rvs.err"
+"$DAMC" train tests/train/revive.dam -c "$tmp/rv2.lua" -o "$tmp/rvr.npz" --epochs 1 >/dev/null 2>&1
+"$DAMC" train tests/train/revive.dam -c "$tmp/rv2.lua" -o "$tmp/rvr.npz" --resume "$tmp/rvr.npz" >/dev/null 2>"$tmp/rvr.err"
+grep -q "epoch 2: revived" "$tmp/rvs.err" && grep -q "epoch 2: revived" "$tmp/rvr.err" && cmp -s "$tmp/rvs.npz" "$tmp/rvr.npz"
+ok $? "revive at epoch 2: 1 epoch, then --resume to 2, revives too and gives the bytes of 2 straight"
 
 # Bad input
 bad() {  # name, config text, expected message
