@@ -1293,6 +1293,7 @@ static void tr_revive(Trainer *T, const TrData *td, const size_t *rows, size_t n
 		for (size_t si = 0; si < sizeof scales / sizeof *scales; si++) {
 			RvMove cand = mv[k];
 			cand.scale = scales[si];
+			tr_put_theta(T, T->G[0]);   /* rv_apply reads W off G[0]: all of it from theta */
 			if (rv_apply(T->G[0], rl, &cand, T->theta, NULL, NULL) == 0) {
 				double own = tr_forward(T, td, rows, n, NULL, NULL, threads), proj_l = own;
 				if (nproj) {
@@ -1310,6 +1311,7 @@ static void tr_revive(Trainer *T, const TrData *td, const size_t *rows, size_t n
 	if (tty)
 		fputc('\n', stderr);
 	if (bi >= 0) {
+		tr_put_theta(T, T->G[0]);
 		rv_apply(T->G[0], rl, &mv[bi], T->theta, m1, m2);
 		if (nproj)
 			tr_project(T, proj, nproj, base);
