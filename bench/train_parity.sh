@@ -29,10 +29,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-ck=${out:-$tmp/ckpt.npz}
-if [ -n "$given" ]; then
-  ck=$given
-else
+ck=${given:-${out:-$tmp/ckpt.npz}}
+if [ -z "$given" ]; then
   echo "== damc train examples/parity_et.dam -c $cfg ($(nproc) cores)"
   t0=$(date +%s.%N)
   "$DAMC" train examples/parity_et.dam -c "$cfg" -o "$ck" $threads >"$tmp/train.out" 2>"$tmp/train.err"

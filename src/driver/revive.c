@@ -62,8 +62,7 @@ static bool rv_rowwise(const Model *m, DamGrad *G, int p, TensorId w, int64_t ro
 
 RvLayer *rv_plan(const Model *m, DamGrad *G, int *n)
 {
-	RvLayer *out = NULL;
-	*n = 0;
+	VEC(RvLayer) out = { 0 };
 	for (int l = 0; l < m->nlayers; l++) {
 		const MLayer *L = &m->layers[l];
 		int c = L->n >= 2 ? rv_relu_bias(m, G, L) : -1;
@@ -86,21 +85,33 @@ RvLayer *rv_plan(const Model *m, DamGrad *G, int *n)
 			}
 			if (p < 0)
 				continue;
-			RvLayer *grown = run_xcalloc((size_t)*n + 1, sizeof *grown);
-			if (*n)
-				memcpy(grown, out, (size_t)*n * sizeof *grown);
-			free(out);
-			out = grown;
-			out[(*n)++] = (RvLayer){ l, c, p, L->n, cols, B->w };
+			vec_push(&out, ((RvLayer){ l, c, p, L->n, cols, B->w }));
 			break;
 		}
 	}
-	return out;
+	*n = (int)out.n;
+	return out.v;
 }
 
 int rv_candidates(const Model *m, const RvLayer *L, int nl, const double *x, size_t nx, const double *loss,
                   const size_t *cls, size_t nrows, int nworst, RvMove *out, int max)
 {
+	/* per layer: which units are live on some row, and the first dead one */
+	size_t units = 0;
+	for (int i = 0; i < nl; i++)
+		units += (size_t)L[i].n;
+	bool *live = run_xcalloc(units + 1, sizeof *live);
+	int64_t *dead = run_xcalloc((size_t)nl + 1, sizeof *dead);
+	for (int i = 0, off = 0; i < nl; off += (int)L[i].n, i++) {
+		const double *h = x + model_layer_offset(m, L[i].layer);
+		dead[i] = -1;
+		for (int64_t u = 0; u < L[i].n; u++) {
+			for (size_t r = 0; r < nrows && !live[off + u]; r++)
+				live[off + u] = h[r * nx + (size_t)u] > 0;
+			if (!live[off + u] && dead[i] < 0)
+				dead[i] = u;
+		}
+	}
 	int k = 0;
 	bool *seen = run_xcalloc(nrows + 1, sizeof *seen);   /* classes already taken as a worst row */
 	for (int w = 0; w < nworst && k < max; w++) {
@@ -111,30 +122,23 @@ int rv_candidates(const Model *m, const RvLayer *L, int nl, const double *x, siz
 		if (worst == nrows)
 			break;
 		seen[cls[worst]] = true;
-		for (int i = 0; i < nl && k < max; i++) {
+		for (int i = 0, off = 0; i < nl && k < max; off += (int)L[i].n, i++) {
 			const double *h = x + model_layer_offset(m, L[i].layer);
-			int64_t dead = -1;
-			bool *live = run_xcalloc((size_t)L[i].n, sizeof *live);
-			for (int64_t u = 0; u < L[i].n; u++) {
-				for (size_t r = 0; r < nrows && !live[u]; r++)
-					live[u] = h[r * nx + (size_t)u] > 0;
-				if (!live[u] && dead < 0)
-					dead = u;
-			}
-			for (int64_t u = 0; u < L[i].n && dead >= 0 && k < max; u++) {
-				if (!live[u])
+			for (int64_t u = 0; u < L[i].n && dead[i] >= 0 && k < max; u++) {
+				if (!live[off + u])
 					continue;
 				double top = h[worst * nx + (size_t)u], second = -INFINITY;
 				for (size_t r = 0; r < nrows; r++)
 					if (cls[r] != cls[worst] && h[r * nx + (size_t)u] > second)
 						second = h[r * nx + (size_t)u];
 				if (top > second && isfinite(second))
-					out[k++] = (RvMove){ i, dead, u, 0.5 * (top + second), worst, 1.0 };
+					out[k++] = (RvMove){ i, dead[i], u, 0.5 * (top + second), worst, 1.0 };
 			}
-			free(live);
 		}
 	}
 	free(seen);
+	free(dead);
+	free(live);
 	return k;
 }
 

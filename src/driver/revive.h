@@ -43,7 +43,7 @@ typedef struct RvMove {
 	double scale;          /* row `dead` of P = scale x row `from` */
 } RvMove;
 
-/* The revivable layers of m (malloc'd array, *n of them; NULL when none).
+/* The revivable layers of m (*n of them; NULL when none; free with dam_free).
  * G is used to check that copying a row of P copies that row of the block's
  * weights (its parameter values are changed and must be set again). */
 RvLayer *rv_plan(const Model *m, DamGrad *G, int *n);

@@ -1018,7 +1018,7 @@ typedef struct Trainer {
 	double **scratch;      /* per module: ng */
 	TrRow *res;            /* per batch row */
 	double *states;        /* NULL, or per batch row the state the run ends at (nx doubles) */
-	size_t nx;
+	size_t nx;             /* model_state_size */
 } Trainer;
 
 static int tr_acquire(Trainer *T)
@@ -1264,7 +1264,6 @@ static void tr_revive(Trainer *T, const TrData *td, const size_t *rows, size_t n
                       long epoch, bool tty)
 {
 	const Model *m = T->m;
-	T->nx = (size_t)model_state_size(m);
 	double *x = run_xcalloc(n * T->nx + 1, sizeof *x), *loss = run_xcalloc(n + 1, sizeof *loss);
 	size_t *cls = run_xcalloc(n + 1, sizeof *cls);
 	double cur = tr_forward(T, td, rows, n, loss, x, threads);
@@ -1873,6 +1872,7 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 	T.dt = opts.dt;
 	T.nsteps = (int64_t)llround(opts.t_end / opts.dt);
 	T.settle_on = on;
+	T.nx = (size_t)model_state_size(m);
 	if (tr_readout_steps(sp, lx, opts.dt, T.nsteps, d) < 0) {
 		tr_data_free(&tdat);
 		tr_data_free(&vdat);
@@ -2078,7 +2078,7 @@ static int tr_body(TrainArgs *ta, TrainSpec *sp, const Lx *lx, const RunConfig *
 		}
 	}
 free_state:
-	free(rl);
+	dam_free(rl);
 	for (int b = 0; b < nproj; b++)
 		free(proj[b].params);
 	free(proj);
